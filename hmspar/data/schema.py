@@ -1,0 +1,172 @@
+"""The on-disk schema of a raw dataset (``data/raw/<dataset>/``), shared by every generator and importer.
+
+A raw dataset holds only what a model may see (the observed input window) plus the labels, which the
+generator derived from a future window or a latent cause that is *not* stored. Files:
+
+``series.npy``
+    float32, shape (N, C, T): per entity, C channels over T observed periods. ``0`` means no activity in
+    the period; ``NaN`` means the period was not observed (a reporting gap).
+``entities.parquet``
+    one row per entity, in the same order: ``id`` (str), ``text`` (str, a description of the observed
+    window), optional ``group`` (str, e.g. the merchant's industry), ``static__<name>`` columns (str for
+    categorical, float for numeric attributes) and ``label__<task>`` columns (int8, 0/1).
+``meta.json``
+    dataset name, kind, channel names, period frequency, task definitions and class balance.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from hmspar.errors import HmsparError
+
+STATIC_PREFIX = "static__"
+LABEL_PREFIX = "label__"
+
+
+@dataclasses.dataclass
+class RawDataset:
+    """In-memory form of a raw dataset. See the module docstring for the meaning of each field.
+
+    Attributes
+    ----------
+    name : str
+    series : np.ndarray
+        float32 (N, C, T); 0 = inactive period, NaN = unobserved period.
+    channels : list[str]
+        C channel names, e.g. ``["spend", "transactions"]``.
+    ids : np.ndarray
+        (N,) entity ids as strings.
+    text : list[str]
+        N descriptions built from the observed window only.
+    static : pd.DataFrame
+        N rows of static attributes (categorical as str, numeric as float); may have no columns.
+    labels : dict[str, np.ndarray]
+        task name -> (N,) int8 labels in {0, 1}.
+    label_definitions : dict[str, str]
+        task name -> one-sentence definition of the label (for the README and meta.json).
+    frequency : str
+        ``"day"``, ``"week"`` or ``"month"``.
+    groups : np.ndarray | None
+        (N,) group names (e.g. ``Industry-0``) for datasets whose tasks are run per group.
+    """
+
+    name: str
+    series: np.ndarray
+    channels: list[str]
+    ids: np.ndarray
+    text: list[str]
+    static: pd.DataFrame
+    labels: dict[str, np.ndarray]
+    label_definitions: dict[str, str]
+    frequency: str
+    groups: np.ndarray | None = None
+    extra_meta: dict[str, Any] = dataclasses.field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self.validate()
+
+    @property
+    def n(self) -> int:
+        return int(self.series.shape[0])
+
+    def validate(self) -> None:
+        s = self.series
+        where = f"dataset {self.name!r}"
+        if s.ndim != 3:
+            raise HmsparError(f"{where}: series must have shape (N, C, T), got {s.shape}")
+        n, c, _ = s.shape
+        if n == 0:
+            raise HmsparError(f"{where}: no entities")
+        if len(self.channels) != c:
+            raise HmsparError(f"{where}: {c} series channels but {len(self.channels)} channel names")
+        if len(self.ids) != n or len(self.text) != n or len(self.static) != n:
+            raise HmsparError(f"{where}: ids, text and static must have one row per entity ({n})")
+        if len(set(map(str, self.ids))) != n:
+            raise HmsparError(f"{where}: entity ids are not unique")
+        if self.groups is not None and len(self.groups) != n:
+            raise HmsparError(f"{where}: groups must have one entry per entity ({n})")
+        if not self.labels:
+            raise HmsparError(f"{where}: no tasks")
+        for task, y in self.labels.items():
+            if y.shape != (n,):
+                raise HmsparError(f"{where}: labels of task {task!r} must have shape ({n},), got {y.shape}")
+            values = set(np.unique(y).tolist())
+            if not values <= {0, 1}:
+                raise HmsparError(f"{where}: labels of task {task!r} must be 0/1, found {sorted(values)}")
+            if task not in self.label_definitions:
+                raise HmsparError(f"{where}: task {task!r} has no label definition")
+
+    def class_balance(self) -> dict[str, float]:
+        """Fraction of positives per task."""
+        return {t: float(np.mean(y)) for t, y in self.labels.items()}
+
+    def save(self, directory: str | Path) -> None:
+        """Write the dataset into ``directory`` (expected to be a fresh, e.g. atomic, directory)."""
+        directory = Path(directory)
+        directory.mkdir(parents=True, exist_ok=True)
+        np.save(directory / "series.npy", np.ascontiguousarray(self.series, dtype=np.float32))
+        frame = pd.DataFrame({"id": np.asarray(self.ids).astype(str), "text": list(self.text)})
+        if self.groups is not None:
+            frame["group"] = np.asarray(self.groups).astype(str)
+        for col in self.static.columns:
+            frame[STATIC_PREFIX + str(col)] = self.static[col].to_numpy()
+        for task, y in self.labels.items():
+            frame[LABEL_PREFIX + task] = np.asarray(y, dtype=np.int8)
+        frame.to_parquet(directory / "entities.parquet", index=False)
+        meta = {
+            "name": self.name,
+            "n_entities": self.n,
+            "channels": list(self.channels),
+            "length": int(self.series.shape[2]),
+            "frequency": self.frequency,
+            "tasks": {t: {"definition": self.label_definitions[t], "positive_rate": round(r, 4)}
+                      for t, r in self.class_balance().items()},
+            "groups": sorted(set(map(str, self.groups))) if self.groups is not None else None,
+            "static_columns": [str(c) for c in self.static.columns],
+            "zero_fraction": round(float(np.mean(self.series == 0)), 4),
+            "missing_fraction": round(float(np.mean(np.isnan(self.series))), 4),
+            **self.extra_meta,
+        }
+        with open(directory / "meta.json", "w") as fh:
+            json.dump(meta, fh, indent=2, sort_keys=True)
+            fh.write("\n")
+
+    @classmethod
+    def load(cls, directory: str | Path, mmap: bool = False) -> "RawDataset":
+        """Read a dataset written by :meth:`save`, with errors naming the missing file or column."""
+        directory = Path(directory)
+        for fname in ("series.npy", "entities.parquet", "meta.json"):
+            if not (directory / fname).exists():
+                raise HmsparError(f"{directory / fname}: missing (run the generate stage first)")
+        with open(directory / "meta.json") as fh:
+            meta = json.load(fh)
+        series = np.load(directory / "series.npy", mmap_mode="r" if mmap else None)
+        frame = pd.read_parquet(directory / "entities.parquet")
+        for col in ("id", "text"):
+            if col not in frame.columns:
+                raise HmsparError(f"{directory / 'entities.parquet'}: missing column {col!r}")
+        static_cols = [c for c in frame.columns if c.startswith(STATIC_PREFIX)]
+        static = frame[static_cols].rename(columns=lambda c: c[len(STATIC_PREFIX):])
+        labels = {c[len(LABEL_PREFIX):]: frame[c].to_numpy(np.int8) for c in frame.columns if c.startswith(LABEL_PREFIX)}
+        known = {"name", "n_entities", "channels", "length", "frequency", "tasks", "groups",
+                 "static_columns", "zero_fraction", "missing_fraction"}
+        return cls(
+            name=meta["name"],
+            series=series,
+            channels=list(meta["channels"]),
+            ids=frame["id"].to_numpy(str),
+            text=frame["text"].tolist(),
+            static=static,
+            labels=labels,
+            label_definitions={t: v["definition"] for t, v in meta["tasks"].items()},
+            frequency=meta["frequency"],
+            groups=frame["group"].to_numpy(str) if "group" in frame.columns else None,
+            extra_meta={k: v for k, v in meta.items() if k not in known},
+        )

@@ -1,0 +1,12 @@
+"""DVC stage `convert@<dataset>`: see :func:`hmspar.pipeline.convert`."""
+
+from hmspar import cli, pipeline
+from hmspar.params import load_params
+
+
+def _run(argv: list[str]) -> None:
+    pipeline.convert(argv[0], load_params())
+
+
+if __name__ == "__main__":
+    cli.main(_run, "python -m stages.convert <dataset>", n_args=1)

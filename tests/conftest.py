@@ -1,0 +1,59 @@
+"""Shared fixtures: a copy of the project in a temporary git repository, for end-to-end DVC tests."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+TINY_PARAMS = ROOT / "tests" / "params_tiny.yaml"
+
+
+def project_files() -> list[str]:
+    """Files a fresh clone would have: tracked plus untracked-but-not-ignored ones."""
+    out = subprocess.run(["git", "ls-files", "-co", "--exclude-standard"], cwd=ROOT, check=True,
+                         capture_output=True, text=True).stdout
+    return [line for line in out.splitlines() if line and (ROOT / line).is_file()]
+
+
+def run(cmd: list[str], cwd: Path, check: bool = True) -> subprocess.CompletedProcess:
+    """Run a command with this interpreter's environment first on PATH (so `python` and `dvc` match)."""
+    env = dict(os.environ)
+    env["PATH"] = str(Path(sys.executable).parent) + os.pathsep + env.get("PATH", "")
+    env.setdefault("GIT_AUTHOR_NAME", "test")
+    env.setdefault("GIT_AUTHOR_EMAIL", "test@example.com")
+    env.setdefault("GIT_COMMITTER_NAME", "test")
+    env.setdefault("GIT_COMMITTER_EMAIL", "test@example.com")
+    env["DVC_NO_ANALYTICS"] = "1"
+    proc = subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True)
+    if check and proc.returncode != 0:
+        raise AssertionError(f"{' '.join(cmd)} failed ({proc.returncode}):\n{proc.stdout[-4000:]}\n{proc.stderr[-4000:]}")
+    return proc
+
+
+def make_project(dest: Path) -> Path:
+    """Copy the project into ``dest`` with the tiny params profile, as a committed git repository."""
+    for rel in project_files():
+        if rel.startswith(("data/", "results/", "dvclive/", "metrics/", "plots/")) or rel == "dvc.lock":
+            continue
+        target = dest / rel
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(ROOT / rel, target)
+    shutil.copy2(TINY_PARAMS, dest / "params.yaml")
+    run(["git", "init", "-q"], dest)
+    run(["git", "add", "-A"], dest)
+    run(["git", "commit", "-q", "-m", "tiny project"], dest)
+    return dest
+
+
+@pytest.fixture(scope="session")
+def tiny_project(tmp_path_factory) -> Path:
+    """The project on the tiny profile, reproduced once with ``dvc repro`` (shared by the pipeline tests)."""
+    dest = make_project(tmp_path_factory.mktemp("project"))
+    run(["dvc", "repro", "--quiet"], dest)
+    return dest
