@@ -107,7 +107,11 @@ def build(cls: type[T], data: Mapping[str, Any] | None, where: str) -> T:
     try:
         return cls(**kwargs)
     except (ValueError, TypeError) as exc:  # raised by __post_init__ validation
-        raise HmsparError(f"{where}: {exc}") from None
+        message = str(exc)
+        first = message.split(" ", 1)[0]
+        if first in fields:  # "n_entities must be positive" -> "datasets.retail.n_entities: must be positive"
+            raise HmsparError(f"{where}.{first}: {message.split(' ', 1)[1] if ' ' in message else message}") from None
+        raise HmsparError(f"{where}: {message}") from None
 
 
 def require_positive(where: str, **values: float) -> None:
