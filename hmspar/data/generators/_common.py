@@ -1,0 +1,437 @@
+"""Shared machinery of the dataset simulators: seeded entity blocks, ids, reporting gaps, a latent customer
+process and bucketed text descriptions.
+
+Every simulator works through entities in blocks of :data:`BLOCK_SIZE`; block ``b`` draws all its random
+numbers from ``np.random.default_rng([seed, b])``, so a dataset depends on its config alone (not on the
+machine, the number of blocks already drawn or any global random state) and memory per block is bounded.
+
+Descriptions are built from small integer "descriptor codes" (buckets of the observed window and static
+attributes). :func:`render_texts` formats each distinct combination of codes once, so the number of
+distinct strings is bounded by the product of the bucket counts whatever the number of entities.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from collections.abc import Callable, Iterator, Sequence
+
+import numpy as np
+from tqdm.auto import tqdm
+
+#: Entities per block. A module constant (not a config value) so that results never depend on it.
+BLOCK_SIZE = 4096
+
+_TINY = 1e-9
+
+
+def check_fields(cfg: object, min_length: int = 2) -> None:
+    """Validate settings every simulator shares beyond :class:`DatasetConfig` (``seed``, ``length``,
+    ``horizon`` and ``missing_rate`` where present).
+
+    Raises
+    ------
+    ValueError
+        Naming the offending field (turned into an ``HmsparError`` naming ``datasets.<name>`` by the config
+        builder).
+    """
+    if cfg.seed < 0:
+        raise ValueError(f"seed must be a non-negative integer, got {cfg.seed!r}")
+    if cfg.length < min_length:
+        raise ValueError(f"length must be at least {min_length}, got {cfg.length!r}")
+    if hasattr(cfg, "horizon") and cfg.horizon < 1:
+        raise ValueError(f"horizon must be at least 1, got {cfg.horizon!r}")
+    if hasattr(cfg, "missing_rate") and not 0.0 <= cfg.missing_rate < 0.5:
+        raise ValueError(f"missing_rate must lie in [0, 0.5), got {cfg.missing_rate!r}")
+
+
+def iter_blocks(n: int, seed: int, progress: bool, desc: str) -> Iterator[tuple[int, int, np.random.Generator]]:
+    """Yield ``(start, stop, rng)`` for consecutive blocks of :data:`BLOCK_SIZE` entities.
+
+    Parameters
+    ----------
+    n : int
+        Number of entities.
+    seed : int
+        The dataset seed; block ``b`` uses ``np.random.default_rng([seed, b])``.
+    progress : bool
+        Show a tqdm progress bar over blocks.
+    desc : str
+        Label of the progress bar.
+    """
+    n_blocks = math.ceil(n / BLOCK_SIZE)
+    for b in tqdm(range(n_blocks), desc=desc, unit="block", disable=not progress):
+        start = b * BLOCK_SIZE
+        yield start, min(n, start + BLOCK_SIZE), np.random.default_rng([seed, b])
+
+
+def make_ids(prefix: str, n: int) -> np.ndarray:
+    """Entity ids ``<prefix>000001`` ... (at least six digits, more when ``n`` needs them)."""
+    width = max(6, len(str(n)))
+    return np.array([f"{prefix}{i:0{width}d}" for i in range(1, n + 1)])
+
+
+def gap_mask(rng: np.random.Generator, n: int, length: int, rate: float) -> np.ndarray:
+    """Boolean (n, length) mask of unobserved periods, about ``rate`` of all cells.
+
+    Half the rate comes from isolated missing periods, half from runs of two consecutive missing periods
+    (a reporting outage), placed independently of everything else.
+    """
+    mask = rng.random((n, length)) < rate / 2
+    if length >= 2 and rate > 0:
+        has_run = rng.random(n) < min(1.0, rate * length / 4)
+        start = rng.integers(0, length - 1, size=n)
+        rows = np.flatnonzero(has_run)
+        mask[rows, start[rows]] = True
+        mask[rows, start[rows] + 1] = True
+    return mask
+
+
+def categorical(rng: np.random.Generator, n: int, probs: Sequence[float]) -> np.ndarray:
+    """Draw ``n`` category indices with the given probabilities (int64)."""
+    p = np.asarray(probs, dtype=float)
+    return np.searchsorted(np.cumsum(p / p.sum()), rng.random(n), side="right").clip(0, len(p) - 1)
+
+
+# --------------------------------------------------------------------------------------------------------
+# Latent customer process
+# --------------------------------------------------------------------------------------------------------
+
+
+@dataclasses.dataclass(frozen=True)
+class CustomerProcess:
+    """Parameters of the latent customer simulation shared by retail, cdnow, instacart and tafeng.
+
+    A customer is acquired in period ``start`` (0, or later for a fraction ``acquired_fraction`` acquired
+    inside the observed window; ``cohort_periods > 0`` instead draws every start from the first
+    ``cohort_periods`` periods). From then on it stays *alive* for a geometric number of periods (per-period
+    dropout probability ``hazard ~ Beta(hazard_a, hazard_b)`` times a static multiplier); with
+    ``first_purchase`` the acquisition period of a customer acquired in the window (or of every customer of
+    a cohort) has at least one purchase. While alive, its log purchase rate is ``log_rate + drift * t +
+    random walk`` plus the calendar season, and the purchase count per period is Poisson of that rate.
+    Spend per period is ``count * basket`` with a per-customer lognormal basket level and period-to-period
+    lognormal noise (heavy-tailed amounts).
+    """
+
+    log_rate_mean: float
+    log_rate_sd: float
+    drift_mean: float
+    drift_sd: float
+    walk_sd: float
+    hazard_a: float
+    hazard_b: float
+    basket_log_mean: float
+    basket_log_sd: float
+    basket_noise_sd: float
+    acquired_fraction: float = 0.0
+    cohort_periods: int = 0
+    first_purchase: bool = False
+
+
+@dataclasses.dataclass
+class CustomerPaths:
+    """Simulated paths over observed + future periods: ``counts`` int64, ``spend`` float64, ``alive`` bool,
+    all (n, periods); ``start`` (n,) acquisition period."""
+
+    counts: np.ndarray
+    spend: np.ndarray
+    alive: np.ndarray
+    start: np.ndarray
+
+
+def simulate_customers(
+    rng: np.random.Generator,
+    n: int,
+    periods: int,
+    observed: int,
+    proc: CustomerProcess,
+    season: np.ndarray,
+    rate_shift: np.ndarray,
+    hazard_mult: np.ndarray,
+    basket_shift: np.ndarray,
+) -> CustomerPaths:
+    """Simulate ``n`` customers over ``periods`` periods (the first ``observed`` of which the model sees).
+
+    Parameters
+    ----------
+    rng : np.random.Generator
+        The block's generator.
+    n, periods, observed : int
+        Number of customers, simulated periods (observed + horizon) and observed periods.
+    proc : CustomerProcess
+        Process parameters.
+    season : np.ndarray
+        (periods,) additive calendar effect on the log purchase rate.
+    rate_shift, hazard_mult, basket_shift : np.ndarray
+        (n,) per-customer effects of static attributes on log rate, dropout probability and log basket.
+
+    Returns
+    -------
+    CustomerPaths
+    """
+    t = np.arange(periods)[None, :]
+    log_rate = proc.log_rate_mean + proc.log_rate_sd * rng.standard_normal(n) + rate_shift
+    drift = proc.drift_mean + proc.drift_sd * rng.standard_normal(n)
+    walk = np.cumsum(proc.walk_sd * rng.standard_normal((n, periods)), axis=1)
+    log_lam = np.clip(log_rate[:, None] + drift[:, None] * t + walk + season[None, :], -7.0, 3.5)
+
+    hazard = np.clip(rng.beta(proc.hazard_a, proc.hazard_b, size=n) * hazard_mult, 1e-4, 0.95)
+    if proc.cohort_periods > 0:
+        start = rng.integers(0, min(proc.cohort_periods, observed), size=n)
+    else:
+        late = rng.random(n) < proc.acquired_fraction
+        start = np.where(late, rng.integers(1, max(2, observed), size=n), 0)
+    lifetime = rng.geometric(hazard)  # >= 1 alive periods
+    alive = (t >= start[:, None]) & (t < (start + lifetime)[:, None])
+
+    counts = rng.poisson(np.exp(log_lam)) * alive
+    if proc.first_purchase:  # acquisition is a purchase (customers present from period 0 excepted)
+        rows = np.flatnonzero((start > 0) | (proc.cohort_periods > 0))
+        counts[rows, start[rows]] = np.maximum(counts[rows, start[rows]], 1)
+    basket = proc.basket_log_mean + proc.basket_log_sd * rng.standard_normal(n) + basket_shift
+    noise = proc.basket_noise_sd * rng.standard_normal((n, periods)) - proc.basket_noise_sd**2 / 2
+    spend = counts * np.exp(basket[:, None] + noise)
+    return CustomerPaths(counts=counts, spend=spend, alive=alive, start=start)
+
+
+# --------------------------------------------------------------------------------------------------------
+# Descriptors of the observed window (all vectorised; NaN = unobserved)
+# --------------------------------------------------------------------------------------------------------
+
+
+def activity_code(x: np.ndarray) -> np.ndarray:
+    """Bucket the share of observed periods with activity: 0 none, 1 <=25%, 2 <=50%, 3 <=85%, 4 more."""
+    obs = ~np.isnan(x)
+    active = (np.nan_to_num(x) > 0).sum(axis=1)
+    share = active / np.maximum(obs.sum(axis=1), 1)
+    return np.where(active == 0, 0, np.digitize(share, [0.25 + _TINY, 0.5 + _TINY, 0.85 + _TINY]) + 1)
+
+
+def trend_code(x: np.ndarray) -> np.ndarray:
+    """Bucket the change between the first and last third of the observed window (unobserved periods
+    counted as 0) relative to the window mean: 0 falling, 1 stable, 2 rising (no activity gives 1)."""
+    length = x.shape[1]
+    k = max(1, length // 3)
+    v = np.nan_to_num(x)
+    first = v[:, :k].mean(axis=1)
+    last = v[:, -k:].mean(axis=1)
+    scale = v.mean(axis=1) + _TINY
+    change = (last - first) / scale
+    return np.digitize(change, [-0.4, 0.4])
+
+
+def level_code(x: np.ndarray, cuts: Sequence[float]) -> np.ndarray:
+    """Bucket the geometric mean of the positive observed values against fixed ``cuts``
+    (0 = no activity, 1.. = above each successive cut)."""
+    pos = np.nan_to_num(x) > 0
+    logs = np.where(pos, np.log(np.where(pos, x, 1.0)), 0.0)
+    n_pos = pos.sum(axis=1)
+    gmean = np.exp(logs.sum(axis=1) / np.maximum(n_pos, 1))
+    return np.where(n_pos == 0, 0, np.digitize(gmean, cuts) + 1)
+
+
+def volatility_code(x: np.ndarray, cuts: Sequence[float] = (0.45, 0.9)) -> np.ndarray:
+    """Bucket the coefficient of variation of the positive observed values: 0 steady, 1 uneven, 2 erratic
+    (fewer than two active periods count as steady)."""
+    pos = np.nan_to_num(x) > 0
+    v = np.where(pos, x, 0.0)
+    n_pos = np.maximum(pos.sum(axis=1), 1)
+    mean = v.sum(axis=1) / n_pos
+    var = np.where(pos, (v - mean[:, None]) ** 2, 0.0).sum(axis=1) / n_pos
+    cv = np.sqrt(var) / (mean + _TINY)
+    return np.where(pos.sum(axis=1) < 2, 0, np.digitize(cv, cuts))
+
+
+def render_texts(
+    codes: np.ndarray, radices: Sequence[int], fmt: Callable[[tuple[int, ...], int], str]
+) -> tuple[list[str], int]:
+    """Turn per-entity descriptor codes into description strings, formatting each distinct combination once.
+
+    Parameters
+    ----------
+    codes : np.ndarray
+        (n, k) small non-negative ints; column j lies in ``[0, radices[j])``.
+    radices : sequence of int
+        Number of values of each descriptor.
+    fmt : callable
+        ``fmt(parts, variant) -> str`` for one combination; ``variant`` is a stable integer derived from
+        the combination, used to vary the wording without multiplying the number of distinct strings.
+
+    Returns
+    -------
+    texts : list of str
+        One description per entity.
+    n_distinct : int
+        Number of distinct descriptions.
+    """
+    codes = np.asarray(codes, dtype=np.int64)
+    combined = np.zeros(codes.shape[0], dtype=np.int64)
+    for j, r in enumerate(radices):
+        combined = combined * int(r) + codes[:, j]
+    uniq, inverse = np.unique(combined, return_inverse=True)
+    rendered = []
+    for value in uniq.tolist():
+        parts = []
+        rest = value
+        for r in reversed(radices):
+            parts.append(rest % int(r))
+            rest //= int(r)
+        variant = (value * 2654435761) % 97
+        rendered.append(fmt(tuple(reversed(parts)), variant))
+    table = np.array(rendered, dtype=object)
+    return table[inverse.ravel()].tolist(), len(set(rendered))
+
+
+# --------------------------------------------------------------------------------------------------------
+# Customer datasets (retail, cdnow, instacart, tafeng): one assembly, parameterised by a spec
+# --------------------------------------------------------------------------------------------------------
+
+
+@dataclasses.dataclass(frozen=True)
+class CustomerSpec:
+    """What distinguishes one customer dataset from another.
+
+    ``amount``/``count`` are the channel names of the per-period amount (spend, items) and count (orders,
+    transactions); ``count_first`` puts the count channel first. ``season(periods)`` gives the calendar
+    effect on the log purchase rate. Static attributes: ``regions`` (with their effect on the log rate and the
+    log basket), ``age_groups`` (with a multiplier on the dropout probability) and one numeric attribute drawn
+    by ``numeric(rng, n) -> (values, rate_shift, hazard_mult)``. ``level_cuts`` bucket the typical amount
+    per active period for the text into ``level_words``.
+    """
+
+    name: str
+    id_prefix: str
+    frequency: str
+    amount: str
+    count: str
+    process: CustomerProcess
+    season: Callable[[int], np.ndarray]
+    regions: tuple[str, ...]
+    region_probs: tuple[float, ...]
+    region_rate: tuple[float, ...]
+    region_basket: tuple[float, ...]
+    age_groups: tuple[str, ...]
+    age_probs: tuple[float, ...]
+    age_hazard: tuple[float, ...]
+    numeric_name: str
+    numeric: Callable[[np.random.Generator, int], tuple[np.ndarray, np.ndarray, np.ndarray]]
+    level_cuts: tuple[float, ...]
+    level_words: tuple[str, ...]
+    count_first: bool = False
+    integer_amount: bool = False
+
+
+#: Task labels of a block: ``labels(paths, amount, observed_amount, cfg) -> {task: bool (n,)}``, where
+#: ``amount`` is the full simulated amount path (n, length + horizon) and ``observed_amount`` the stored
+#: window (n, length) with its gaps.
+LabelFn = Callable[[CustomerPaths, np.ndarray, np.ndarray, object], dict]
+
+_ACTIVITY = (
+    ("no activity in the window", "no recorded activity", "inactive throughout"),
+    ("active in few {u}s", "rarely active", "seen in only a few {u}s"),
+    ("active in some {u}s", "occasionally active", "active in under half the {u}s"),
+    ("active in most {u}s", "regularly active", "active in most of the {u}s"),
+    ("active nearly every {u}", "consistently active", "active in almost every {u}"),
+)
+_TREND = (("falling", "declining", "trending down"), ("stable", "steady", "flat"), ("rising", "growing", "trending up"))
+
+
+def customer_dataset(cfg, spec: CustomerSpec, labels: LabelFn, definitions: dict[str, str], progress: bool):
+    """Simulate a customer dataset (see :class:`CustomerProcess`) and assemble its :class:`RawDataset`.
+
+    Parameters
+    ----------
+    cfg : DatasetConfig
+        The module's config; uses ``seed``, ``n_entities``, ``length``, ``horizon`` and ``missing_rate``.
+    spec : CustomerSpec
+        Dataset-specific constants.
+    labels : callable
+        Computes the task labels of a block from the full simulated paths (observed + horizon).
+    definitions : dict
+        Task -> one-sentence label definition, a template formatted with the fields of ``cfg``.
+    progress : bool
+        Show a progress bar over blocks.
+
+    Returns
+    -------
+    RawDataset
+    """
+    import pandas as pd
+
+    from hmspar.data.schema import RawDataset
+
+    n, length = cfg.n_entities, cfg.length
+    periods = length + cfg.horizon
+    season = spec.season(periods)
+    series = np.empty((n, 2, length), dtype=np.float32)
+    ia, ic = (1, 0) if spec.count_first else (0, 1)
+    region = np.empty(n, dtype=np.int64)
+    age = np.empty(n, dtype=np.int64)
+    numeric = np.empty(n, dtype=np.float64)
+    codes = np.empty((n, 5), dtype=np.int64)
+    out_labels = {task: np.empty(n, dtype=np.int8) for task in definitions}
+    for start, stop, rng in iter_blocks(n, cfg.seed, progress, f"generate {spec.name}"):
+        m = stop - start
+        reg = categorical(rng, m, spec.region_probs)
+        ag = categorical(rng, m, spec.age_probs)
+        num, num_rate, num_hazard = spec.numeric(rng, m)
+        paths = simulate_customers(
+            rng, m, periods, length, spec.process, season,
+            rate_shift=np.asarray(spec.region_rate)[reg] + num_rate,
+            hazard_mult=np.asarray(spec.age_hazard)[ag] * num_hazard,
+            basket_shift=np.asarray(spec.region_basket)[reg],
+        )
+        amount = paths.spend
+        if spec.integer_amount:
+            amount = rng.poisson(amount).astype(np.float64)
+            amount[(paths.counts > 0) & (amount == 0)] = 1.0
+        gaps = gap_mask(rng, m, length, cfg.missing_rate)
+        obs_amount = np.where(gaps, np.nan, amount[:, :length])
+        obs_count = np.where(gaps, np.nan, paths.counts[:, :length].astype(np.float64))
+        for task, y in labels(paths, amount, obs_amount, cfg).items():
+            out_labels[task][start:stop] = y
+        series[start:stop, ia] = obs_amount
+        series[start:stop, ic] = obs_count
+        region[start:stop], age[start:stop], numeric[start:stop] = reg, ag, num
+        codes[start:stop] = np.stack(
+            [reg, ag, activity_code(obs_count), trend_code(obs_amount), level_code(obs_amount, spec.level_cuts)],
+            axis=1,
+        )
+
+    unit = spec.frequency
+
+    def fmt(parts: tuple[int, ...], variant: int) -> str:
+        reg, ag, act, trend, level = parts
+        who = spec.regions[reg]
+        aged = spec.age_groups[ag]
+        head = (f"Customer from region {who}, aged {aged}", f"Customer (region {who}, age group {aged})",
+                f"A customer in region {who}, age {aged}")[variant % 3]
+        activity = _ACTIVITY[act][(variant // 3) % 3].format(u=unit)
+        if act == 0:
+            return f"{head}; {activity}."
+        trend_word = _TREND[trend][(variant // 9) % 3]
+        level_word = spec.level_words[level - 1]
+        tail = (f"{spec.amount} {trend_word}, typical {unit}ly {spec.amount} {level_word}",
+                f"{spec.amount} per active {unit} {level_word}, {trend_word} over the window")[(variant // 27) % 2]
+        return f"{head}; {activity}, {tail}."
+
+    radices = (len(spec.regions), len(spec.age_groups), len(_ACTIVITY), 3, len(spec.level_words) + 1)
+    texts, n_distinct = render_texts(codes, radices, fmt)
+    static = pd.DataFrame({
+        "region": np.asarray(spec.regions, dtype=object)[region],
+        "age_group": np.asarray(spec.age_groups, dtype=object)[age],
+        spec.numeric_name: numeric.round(2),
+    })
+    channels = [spec.count, spec.amount] if spec.count_first else [spec.amount, spec.count]
+    return RawDataset(
+        name=spec.name,
+        series=series,
+        channels=channels,
+        ids=make_ids(spec.id_prefix, n),
+        text=texts,
+        static=static,
+        labels=out_labels,
+        label_definitions={t: d.format(**dataclasses.asdict(cfg)) for t, d in definitions.items()},
+        frequency=spec.frequency,
+        extra_meta={"distinct_texts": n_distinct, "horizon": cfg.horizon},
+    )
