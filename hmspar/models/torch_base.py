@@ -1,0 +1,188 @@
+"""Base class of every torch model: builds the module from the data, trains it with the shared
+:class:`~hmspar.training.trainer.Trainer`, and predicts in eval mode in batches.
+
+Subclasses implement :meth:`TorchClassifier.build_module` and carry a :class:`TrainConfig` (by default
+the ``train`` field of their ``Config``).
+"""
+
+from __future__ import annotations
+
+import abc
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from hmspar.errors import HmsparError
+from hmspar.models.base import Model
+from hmspar.training.trainer import (
+    Trainer,
+    TrainConfig,
+    logits_to_proba,
+    n_outputs_for,
+    predict_logits,
+    resolve_device,
+)
+
+
+def stratified_holdout(y: np.ndarray, fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Split row indices into (train, holdout), ``fraction`` of each class held out (at least one per
+    class when the class has two or more rows), shuffled with ``np.random.default_rng(seed)``.
+
+    Returns
+    -------
+    (np.ndarray, np.ndarray)
+        Sorted train and holdout indices.
+    """
+    y = np.asarray(y)
+    rng = np.random.default_rng(seed)
+    hold = []
+    for value in np.unique(y):
+        idx = np.flatnonzero(y == value)
+        idx = idx[rng.permutation(idx.size)]
+        k = int(round(fraction * idx.size))
+        if idx.size >= 2:
+            k = min(max(k, 1), idx.size - 1)
+        else:
+            k = 0
+        hold.append(idx[:k])
+    hold_idx = np.sort(np.concatenate(hold)) if hold else np.zeros(0, dtype=np.int64)
+    mask = np.ones(y.size, dtype=bool)
+    mask[hold_idx] = False
+    return np.flatnonzero(mask), hold_idx
+
+
+class TorchClassifier(Model):
+    """A :class:`Model` whose network is an ``nn.Module`` trained by the shared Trainer.
+
+    Subclasses implement :meth:`build_module`. The fitted module is kept on the CPU (so the pickled
+    model loads anywhere) and moved to the configured device for prediction.
+
+    Attributes
+    ----------
+    module_ : nn.Module
+        The trained network, holding the best validation epoch's weights.
+    history_ : list of dict
+        Per-epoch ``train_loss, val_loss, val_roc_auc, lr``.
+    best_epoch_ : int
+        1-based epoch whose weights were kept.
+    callback : callable or None
+        ``callback(epoch, metrics)`` passed to the Trainer (e.g. DVCLive logging); not pickled.
+    progress : bool
+        Show a tqdm bar over epochs during ``fit``.
+    """
+
+    #: Fraction of the training data held out for early stopping when ``fit`` gets no validation data.
+    holdout_fraction: float = 0.1
+
+    def __init__(self, cfg: Any, seed: int = 0) -> None:
+        super().__init__(cfg, seed)
+        self.module_: nn.Module | None = None
+        self.history_: list[dict[str, float]] = []
+        self.best_epoch_: int = 0
+        self.callback: Callable[[int, dict], None] | None = None
+        self.progress: bool = False
+
+    @property
+    def train_config(self) -> TrainConfig:
+        """Training settings: ``cfg.train`` by default (a :class:`TrainConfig`)."""
+        train = getattr(self.cfg, "train", None)
+        if train is None:
+            return TrainConfig()
+        if not isinstance(train, TrainConfig):
+            raise HmsparError(f"{type(self).__name__}: cfg.train must be a TrainConfig, got {type(train).__name__}")
+        return train
+
+    @abc.abstractmethod
+    def build_module(self, X: dict[str, np.ndarray], n_outputs: int) -> nn.Module:
+        """Build the network for inputs shaped like ``X`` (the training arrays this model uses).
+
+        Parameters
+        ----------
+        X : dict of str to np.ndarray
+            Training arrays (only the modalities in ``uses``, plus ``mask`` with ``series``); read sizes
+            (and, if wanted, statistics) from them.
+        n_outputs : int
+            1 for binary tasks, K for K > 2 classes.
+
+        Returns
+        -------
+        nn.Module
+            ``forward(batch: dict[str, Tensor]) -> (B, n_outputs)`` logits; may set ``self.aux_loss``
+            (a scalar tensor) in every forward, which the Trainer adds to the loss.
+        """
+
+    def make_module(self, X: dict[str, np.ndarray], n_outputs: int) -> nn.Module:
+        """Call :meth:`build_module` with torch's RNG seeded from ``self.seed`` inside ``fork_rng``,
+        so parameter initialisation is deterministic and the caller's global state is untouched."""
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(self.seed)
+            module = self.build_module(X, n_outputs)
+        if not isinstance(module, nn.Module):
+            raise HmsparError(f"{type(self).__name__}.build_module must return an nn.Module, "
+                              f"got {type(module).__name__}")
+        return module
+
+    def fit(self, X: dict[str, np.ndarray], y: np.ndarray,
+            X_val: dict[str, np.ndarray] | None = None, y_val: np.ndarray | None = None) -> "TorchClassifier":
+        """Build and train the module; validation data drive early stopping only.
+
+        Without ``X_val``/``y_val``, a stratified ``holdout_fraction`` of the training rows (drawn with
+        ``self.seed``) is held out for early stopping.
+        """
+        X = self.select_inputs(X)
+        codes = self._fit_classes(y)
+        if self.n_rows(X) != codes.size:
+            raise HmsparError(f"{type(self).__name__}: X has {self.n_rows(X)} rows but y has {codes.size}")
+        if (X_val is None) != (y_val is None):
+            raise HmsparError(f"{type(self).__name__}: give both X_val and y_val, or neither")
+        if X_val is None:
+            tr, ho = stratified_holdout(codes, self.holdout_fraction, self.seed)
+            if ho.size == 0:
+                raise HmsparError(f"{type(self).__name__}: too few training rows to hold out validation data")
+            X_tr = {k: v[tr] for k, v in X.items()}
+            X_va = {k: v[ho] for k, v in X.items()}
+            y_tr, y_va = codes[tr], codes[ho]
+        else:
+            X_tr, y_tr = X, codes
+            X_va = self.select_inputs(X_val)
+            y_va = self._encode_labels(y_val)
+            if self.n_rows(X_va) != y_va.size:
+                raise HmsparError(f"{type(self).__name__}: X_val has {self.n_rows(X_va)} rows "
+                                  f"but y_val has {y_va.size}")
+        n_outputs = n_outputs_for(self.classes_.size)
+        module = self.make_module(X_tr, n_outputs)
+        trainer = Trainer(self.train_config, seed=self.seed, callback=self.callback, progress=self.progress)
+        result = trainer.fit(module, X_tr, y_tr, X_va, y_va)
+        self.module_ = result.module.cpu().eval()
+        self.history_ = result.history
+        self.best_epoch_ = result.best_epoch
+        return self
+
+    def predict_proba(self, X: dict[str, np.ndarray]) -> np.ndarray:
+        """(n, K) class probabilities from the module in eval mode, in ``eval_batch_size`` batches."""
+        self._check_fitted()
+        if self.module_ is None:
+            raise HmsparError(f"{type(self).__name__}: predict_proba called before fit")
+        X = self.select_inputs(X)
+        cfg = self.train_config
+        device = resolve_device(cfg.device)
+        module = self.module_.to(device)
+        try:
+            logits = predict_logits(module, X, cfg.eval_batch_size, device, cfg.amp)
+        finally:
+            self.module_ = module.cpu()
+        proba = logits_to_proba(logits)
+        if proba.shape[1] != self.classes_.size:
+            raise HmsparError(f"{type(self).__name__}: module gives {proba.shape[1]} probability columns "
+                              f"for {self.classes_.size} classes")
+        return proba
+
+    def __getstate__(self) -> dict[str, Any]:
+        state = self.__dict__.copy()
+        state["callback"] = None  # may hold an open DVCLive logger
+        if state.get("module_") is not None:
+            state["module_"] = state["module_"].cpu()
+        return state

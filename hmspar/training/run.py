@@ -1,0 +1,205 @@
+"""Train and evaluate one model on one run (dataset, task, optional group) for several seeds, writing
+``seed<k>/{predictions.csv, metrics.json, model.pkl}`` under an output directory replaced atomically.
+
+Used by both the ``train`` (HMSPAR) and ``baseline`` stages, so every model is fitted on the same split,
+its threshold chosen on validation the same way, and its test metrics computed by the same code.
+The model sees the training and validation splits in ``fit`` (validation for early stopping only) and the
+test split only in ``predict_proba``.
+"""
+
+from __future__ import annotations
+
+import shutil
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from hmspar.errors import HmsparError
+from hmspar.io import atomic_dir, write_json
+
+RUN_SPEC_KEYS = ("dataset", "task", "group")
+
+
+def _check_run_spec(run_name: str, run_spec: dict[str, Any]) -> tuple[str, str, str | None]:
+    where = f"runs.{run_name}"
+    if not isinstance(run_spec, dict):
+        raise HmsparError(f"{where}: expected a mapping with keys dataset, task, group")
+    unknown = sorted(set(run_spec) - set(RUN_SPEC_KEYS))
+    if unknown:
+        raise HmsparError(f"{where}.{unknown[0]}: unknown key (accepted keys: {', '.join(RUN_SPEC_KEYS)})")
+    for key in ("dataset", "task"):
+        if not isinstance(run_spec.get(key), str) or not run_spec[key]:
+            raise HmsparError(f"{where}.{key}: required string is missing")
+    group = run_spec.get("group")
+    if group is not None and not isinstance(group, str):
+        raise HmsparError(f"{where}.group: expected a string or null, got {group!r}")
+    return run_spec["dataset"], run_spec["task"], group
+
+
+def _live_callback(live_dir: Path) -> tuple[Any, Callable[[int, dict], None]]:
+    """A DVCLive logger in ``live_dir`` and a Trainer callback logging each epoch's finite metrics."""
+    from dvclive import Live
+
+    shutil.rmtree(live_dir, ignore_errors=True)
+    try:
+        live = Live(dir=str(live_dir), dvcyaml=False, save_dvc_exp=False, report=None)
+    except Exception as exc:  # dvclive 3.x fails in a git repository without commits
+        if "Empty git repo" in str(exc):
+            raise HmsparError(f"{live_dir}: DVCLive needs a git repository with at least one commit "
+                              "(commit first, or run outside the repository)") from exc
+        raise
+
+    def callback(epoch: int, metrics: dict) -> None:
+        for name in ("train_loss", "val_loss", "val_roc_auc"):
+            value = metrics.get(name)
+            if value is not None and np.isfinite(value):
+                live.log_metric(name, float(value))
+        live.next_step()
+
+    return live, callback
+
+
+def _predictions_frame(parts: list[tuple[str, Any, np.ndarray]], classes: np.ndarray):
+    import pandas as pd
+
+    frames = []
+    for split, data, proba in parts:
+        frame = {"id": np.asarray(data.ids).astype(str), "split": split, "y_true": np.asarray(data.y)}
+        if classes.size == 2:
+            frame["prob"] = proba[:, 1]
+        else:
+            for k in range(classes.size):
+                frame[f"prob_{classes[k]}"] = proba[:, k]
+        frames.append(pd.DataFrame(frame))
+    return pd.concat(frames, ignore_index=True)
+
+
+def run_model(model_name: str, model_section: dict[str, Any] | None, where: str, features_dir: Path,
+              run_name: str, run_spec: dict[str, Any], seeds: list[int], out_dir: Path,
+              live_dir: Path | None = None, progress: bool = True) -> list[dict[str, Any]]:
+    """Fit ``model_name`` once per seed on the run's train split and evaluate it on validation and test.
+
+    Parameters
+    ----------
+    model_name : str
+        A key of :data:`hmspar.models.registry.REGISTRY`.
+    model_section : dict or None
+        The model's params section (``model`` or ``baselines.<name>``).
+    where : str
+        Dotted params path of that section, for error messages.
+    features_dir : Path
+        ``data/features/<dataset>/`` of the run's dataset.
+    run_name : str
+        Name of the run (``runs.<run_name>`` in params.yaml).
+    run_spec : dict
+        ``{dataset, task, group?}``.
+    seeds : list of int
+        One independent fit per seed, written to ``out_dir/seed<k>/``.
+    out_dir : Path
+        Replaced atomically once every seed has succeeded (a failure leaves it untouched or absent).
+    live_dir : Path, optional
+        For torch models: per-epoch ``train_loss, val_loss, val_roc_auc`` logged with DVCLive to
+        ``live_dir/seed<k>/``.
+    progress : bool
+        Show progress bars (epochs) and one summary line per seed.
+
+    Returns
+    -------
+    list of dict
+        The ``metrics.json`` content of each seed.
+    """
+    from hmspar.data.loader import load_task
+    from hmspar.models.registry import make_model
+    from hmspar.training.metrics import binary_metrics, choose_threshold, json_safe, multiclass_metrics
+
+    dataset, task, group = _check_run_spec(run_name, run_spec)
+    if not seeds:
+        raise HmsparError(f"{where}: no seeds given")
+    if len(set(seeds)) != len(seeds):
+        raise HmsparError(f"seeds: duplicates in {list(seeds)}")
+    features_dir, out_dir = Path(features_dir), Path(out_dir)
+    data = None
+    results: list[dict[str, Any]] = []
+    with atomic_dir(out_dir) as tmp:
+        for seed in seeds:
+            model = make_model(model_name, model_section, int(seed), where)
+            if data is None:
+                data = load_task(features_dir, task, group, modalities=model.uses)
+            train, val, test = data["train"], data["val"], data["test"]
+            live = None
+            if _is_torch_model(model):
+                model.progress = progress
+                if live_dir is not None:
+                    live, model.callback = _live_callback(Path(live_dir) / f"seed{seed}")
+            try:
+                t0 = time.perf_counter()
+                model.fit(train.X, train.y, val.X, val.y)
+                fit_seconds = time.perf_counter() - t0
+            finally:
+                if live is not None:
+                    live.end()
+                    model.callback = None
+            t0 = time.perf_counter()
+            p_val = _check_proba(model.predict_proba(val.X), len(val), model_name)
+            p_test = _check_proba(model.predict_proba(test.X), len(test), model_name)
+            predict_seconds = time.perf_counter() - t0
+            classes = np.asarray(model.classes_)
+            metrics: dict[str, Any] = {
+                "model": model_name, "run": run_name, "dataset": dataset, "task": task, "group": group,
+                "seed": int(seed), "inputs": list(model.uses),
+                "n_train": len(train), "n_val": len(val), "n_test": len(test),
+                "fit_seconds": round(fit_seconds, 3), "predict_seconds": round(predict_seconds, 3),
+                "best_epoch": getattr(model, "best_epoch_", None),
+            }
+            if classes.size == 2:
+                y_val = (val.y == classes[1]).astype(np.int64)
+                y_test = (test.y == classes[1]).astype(np.int64)
+                threshold = choose_threshold(y_val, p_val[:, 1])
+                metrics.update({
+                    "threshold": threshold,
+                    "test": binary_metrics(y_test, p_test[:, 1], threshold),
+                    "test_at_0.5": binary_metrics(y_test, p_test[:, 1], 0.5),
+                    "val": binary_metrics(y_val, p_val[:, 1], threshold),
+                })
+            else:
+                metrics.update({
+                    "threshold": None,
+                    "test": multiclass_metrics(np.searchsorted(classes, test.y), p_test),
+                    "test_at_0.5": None,
+                    "val": multiclass_metrics(np.searchsorted(classes, val.y), p_val),
+                })
+            metrics = json_safe(metrics)
+            seed_dir = tmp / f"seed{seed}"
+            seed_dir.mkdir()
+            _predictions_frame([("val", val, p_val), ("test", test, p_test)], classes).to_csv(
+                seed_dir / "predictions.csv", index=False, float_format="%.8g")
+            write_json(seed_dir / "metrics.json", metrics)
+            model.save(seed_dir / "model.pkl")
+            results.append(metrics)
+            if progress:
+                test_m = metrics["test"]
+                print(f"{model_name} {run_name} seed {seed}: test roc_auc={test_m.get('roc_auc')} "
+                      f"f1={test_m.get('f1', test_m.get('f1_macro'))} fit {fit_seconds:.1f}s", flush=True)
+    return results
+
+
+def _is_torch_model(model: Any) -> bool:
+    import sys
+
+    if "hmspar.models.torch_base" not in sys.modules:  # no torch model was imported
+        return False
+    from hmspar.models.torch_base import TorchClassifier
+
+    return isinstance(model, TorchClassifier)
+
+
+def _check_proba(proba: Any, n: int, model_name: str) -> np.ndarray:
+    proba = np.asarray(proba, dtype=np.float64)
+    if proba.ndim != 2 or proba.shape[0] != n or proba.shape[1] < 2:
+        raise HmsparError(f"model {model_name!r}: predict_proba returned shape {proba.shape}, expected ({n}, K)")
+    if not np.all(np.isfinite(proba)) or np.any(proba < -1e-9) or not np.allclose(proba.sum(axis=1), 1, atol=1e-5):
+        raise HmsparError(f"model {model_name!r}: predict_proba rows must be probabilities summing to one")
+    return proba

@@ -1,0 +1,391 @@
+"""The one Trainer for every torch model: AdamW, cosine schedule, gradient clipping, BCE or focal loss,
+early stopping on validation ROC-AUC, and a deep copy of the best weights.
+
+Torch is imported inside functions, so importing :class:`TrainConfig` (nested in model configs) is cheap.
+Randomness comes from the run seed only: batches are shuffled with a seeded ``torch.Generator``, and the
+whole fit runs inside ``torch.random.fork_rng`` seeded from the same seed (so dropout is reproducible)
+without leaking into the caller's global random state.
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import math
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, Literal
+
+import numpy as np
+
+from hmspar.errors import HmsparError
+
+if TYPE_CHECKING:  # pragma: no cover
+    import torch
+    from torch import nn
+
+
+@dataclasses.dataclass(frozen=True)
+class TrainConfig:
+    """Optimisation settings shared by every torch model (a nested ``train`` section of its params).
+
+    Parameters
+    ----------
+    epochs : int
+        Maximum number of passes over the training data.
+    batch_size, eval_batch_size : int
+        Rows per training step / per inference batch.
+    lr, weight_decay : float
+        AdamW learning rate (peak of the cosine schedule) and decoupled weight decay.
+    grad_clip : float
+        Maximum global gradient norm; 0 disables clipping.
+    patience : int
+        Epochs without a better validation ROC-AUC before training stops.
+    loss : {"bce", "focal"}
+        Binary cross-entropy (cross-entropy for multi-class) or focal loss.
+    focal_gamma : float
+        Focusing parameter of the focal loss.
+    class_weight : bool
+        Weight classes by their inverse frequency in the *training* labels (BCE ``pos_weight``, focal
+        ``alpha``, multi-class class weights).
+    device : {"auto", "cpu", "cuda"}
+        ``auto`` picks CUDA when available.
+    amp : bool
+        Mixed precision (CUDA only; ignored on CPU).
+    num_threads : int
+        ``torch.set_num_threads`` during the fit (0 leaves torch's default).
+    """
+
+    epochs: int = 30
+    batch_size: int = 256
+    eval_batch_size: int = 1024
+    lr: float = 1e-3
+    weight_decay: float = 1e-4
+    grad_clip: float = 1.0
+    patience: int = 5
+    loss: Literal["bce", "focal"] = "bce"
+    focal_gamma: float = 2.0
+    class_weight: bool = True
+    device: Literal["auto", "cpu", "cuda"] = "cpu"
+    amp: bool = False
+    num_threads: int = 0
+
+    def __post_init__(self) -> None:
+        for name in ("epochs", "batch_size", "eval_batch_size", "patience"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ValueError(f"{name}: must be a positive integer, got {value!r}")
+        if not self.lr > 0:
+            raise ValueError(f"lr: must be positive, got {self.lr!r}")
+        for name in ("weight_decay", "grad_clip", "focal_gamma"):
+            if not getattr(self, name) >= 0:
+                raise ValueError(f"{name}: must be non-negative, got {getattr(self, name)!r}")
+        if self.loss not in ("bce", "focal"):
+            raise ValueError(f"loss: expected 'bce' or 'focal', got {self.loss!r}")
+        if self.device not in ("auto", "cpu", "cuda"):
+            raise ValueError(f"device: expected 'auto', 'cpu' or 'cuda', got {self.device!r}")
+        if isinstance(self.num_threads, bool) or not isinstance(self.num_threads, int) or self.num_threads < 0:
+            raise ValueError(f"num_threads: must be a non-negative integer, got {self.num_threads!r}")
+
+
+@dataclasses.dataclass
+class TrainResult:
+    """Outcome of :meth:`Trainer.fit`.
+
+    Attributes
+    ----------
+    module : nn.Module
+        The trained module holding the best epoch's weights (in eval mode, on the training device).
+    best_epoch : int
+        1-based epoch whose weights were kept.
+    best_score : float
+        Validation ROC-AUC of that epoch (minus the validation loss if ROC-AUC is undefined).
+    history : list of dict
+        One dict per epoch: ``epoch, train_loss, val_loss, val_roc_auc, lr``.
+    """
+
+    module: Any
+    best_epoch: int
+    best_score: float
+    history: list[dict[str, float]]
+
+
+def resolve_device(device: str) -> "torch.device":
+    """Map ``auto``/``cpu``/``cuda`` to a ``torch.device``; asking for CUDA without one raises."""
+    import torch
+
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if device == "cuda" and not torch.cuda.is_available():
+        raise HmsparError("train.device: 'cuda' requested but no CUDA device is available")
+    return torch.device(device)
+
+
+def to_tensor(array: np.ndarray, device: "torch.device") -> "torch.Tensor":
+    """A batch of a numpy (or memmap) array as a tensor: floats become float32, integers int64."""
+    import torch
+
+    array = np.asarray(array)
+    if np.issubdtype(array.dtype, np.floating):
+        array = np.ascontiguousarray(array, dtype=np.float32)
+    elif np.issubdtype(array.dtype, np.integer) or array.dtype == np.bool_:
+        array = np.ascontiguousarray(array, dtype=np.int64)
+    else:
+        raise HmsparError(f"cannot convert an array of dtype {array.dtype} to a tensor")
+    return torch.from_numpy(array).to(device, non_blocking=True)
+
+
+def batch_slices(n: int, batch_size: int) -> list[tuple[int, int]]:
+    """Split ``range(n)`` into nearly equal consecutive chunks of at most ``batch_size`` rows.
+
+    Equal chunks avoid a final batch of a single row (which breaks batch normalisation).
+    """
+    if n <= 0:
+        return []
+    n_batches = math.ceil(n / batch_size)
+    bounds = np.linspace(0, n, n_batches + 1).round().astype(int)
+    return [(int(a), int(b)) for a, b in zip(bounds[:-1], bounds[1:]) if b > a]
+
+
+def take_batch(X: dict[str, np.ndarray], idx: np.ndarray, device: "torch.device") -> dict[str, "torch.Tensor"]:
+    """Index every modality array with ``idx`` (sorted first, which keeps memmap reads sequential)."""
+    return {k: to_tensor(v[idx], device) for k, v in X.items()}
+
+
+def n_outputs_for(n_classes: int) -> int:
+    """Logit columns for ``n_classes`` classes: 1 for binary, ``n_classes`` otherwise."""
+    return 1 if n_classes == 2 else int(n_classes)
+
+
+def logits_to_proba(logits: np.ndarray) -> np.ndarray:
+    """(n, 1) binary logits -> (n, 2); (n, K) logits -> softmax (n, K); float64, rows sum to one."""
+    logits = np.asarray(logits, dtype=np.float64)
+    if logits.ndim == 1:
+        logits = logits[:, None]
+    if logits.shape[1] == 1:
+        p1 = 1.0 / (1.0 + np.exp(-np.clip(logits[:, 0], -700, 700)))
+        return np.stack([1.0 - p1, p1], axis=1)
+    z = logits - logits.max(axis=1, keepdims=True)
+    e = np.exp(z)
+    return e / e.sum(axis=1, keepdims=True)
+
+
+def predict_logits(module: "nn.Module", X: dict[str, np.ndarray], batch_size: int,
+                   device: "torch.device", amp: bool = False) -> np.ndarray:
+    """Run ``module`` in eval mode over ``X`` in batches; returns (n, n_outputs) float32 logits."""
+    import torch
+
+    n = int(np.shape(next(iter(X.values())))[0])
+    module.eval()
+    out = []
+    with torch.no_grad():
+        for a, b in batch_slices(n, batch_size):
+            batch = {k: to_tensor(v[a:b], device) for k, v in X.items()}
+            with _autocast(device, amp):
+                logits = module(batch)  # (B, n_outputs)
+            if logits.ndim == 1:
+                logits = logits[:, None]
+            out.append(logits.float().cpu().numpy())
+    if not out:
+        return np.zeros((0, 1), dtype=np.float32)
+    return np.concatenate(out, axis=0)
+
+
+def _autocast(device: "torch.device", amp: bool):
+    import contextlib
+
+    import torch
+
+    if amp and device.type == "cuda":
+        dtype = torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+        return torch.autocast(device_type="cuda", dtype=dtype)
+    return contextlib.nullcontext()
+
+
+def validation_auc(y: np.ndarray, proba: np.ndarray) -> float:
+    """ROC-AUC of (n, K) probabilities: binary on column 1, macro one-vs-rest otherwise; NaN if undefined."""
+    from sklearn.metrics import roc_auc_score
+
+    y = np.asarray(y)
+    k = proba.shape[1]
+    if np.unique(y).size < k or not np.all(np.isfinite(proba)):
+        return float("nan")
+    if k == 2:
+        return float(roc_auc_score(y, proba[:, 1]))
+    return float(roc_auc_score(y, proba, multi_class="ovr", average="macro", labels=np.arange(k)))
+
+
+class Trainer:
+    """Train a module whose ``forward(batch)`` returns logits, with early stopping on validation ROC-AUC.
+
+    Parameters
+    ----------
+    cfg : TrainConfig
+        Optimisation settings.
+    seed : int
+        Seeds the batch-shuffling generator and (inside ``fork_rng``) dropout and other layer randomness.
+    callback : callable, optional
+        ``callback(epoch, metrics)`` after every epoch, ``metrics`` holding ``train_loss, val_loss,
+        val_roc_auc, lr`` (used for DVCLive).
+    progress : bool
+        Show a tqdm bar over epochs.
+    """
+
+    def __init__(self, cfg: TrainConfig, seed: int, callback: Callable[[int, dict], None] | None = None,
+                 progress: bool = False) -> None:
+        if not isinstance(cfg, TrainConfig):
+            raise HmsparError(f"Trainer: cfg must be a TrainConfig, got {type(cfg).__name__}")
+        self.cfg = cfg
+        self.seed = int(seed)
+        self.callback = callback
+        self.progress = progress
+
+    def fit(self, module: "nn.Module", X_train: dict[str, np.ndarray], y_train: np.ndarray,
+            X_val: dict[str, np.ndarray], y_val: np.ndarray) -> TrainResult:
+        """Train ``module`` and return it holding the best validation epoch's weights.
+
+        Parameters
+        ----------
+        module : nn.Module
+            ``forward(batch: dict[str, Tensor]) -> (B, n_outputs)`` logits; may set ``aux_loss``.
+        X_train, X_val : dict of str to np.ndarray
+            Modality arrays (numpy or memmap); batches are indexed, then converted.
+        y_train, y_val : np.ndarray
+            (n,) labels encoded as 0..K-1; K = 2 needs ``n_outputs = 1``.
+
+        Returns
+        -------
+        TrainResult
+        """
+        import torch
+
+        y_train = np.asarray(y_train, dtype=np.int64)
+        y_val = np.asarray(y_val, dtype=np.int64)
+        if y_train.ndim != 1 or y_train.size == 0:
+            raise HmsparError("Trainer: y_train must be a non-empty 1-D array")
+        for name, X, y in (("train", X_train, y_train), ("val", X_val, y_val)):
+            if not X:
+                raise HmsparError(f"Trainer: X_{name} holds no modality")
+            for k, v in X.items():
+                if np.shape(v)[0] != y.shape[0]:
+                    raise HmsparError(f"Trainer: X_{name}[{k!r}] has {np.shape(v)[0]} rows, y_{name} {y.shape[0]}")
+        device = resolve_device(self.cfg.device)
+        devices = [device.index or 0] if device.type == "cuda" else []
+        old_threads = torch.get_num_threads()
+        if self.cfg.num_threads > 0:
+            torch.set_num_threads(self.cfg.num_threads)
+        try:
+            with torch.random.fork_rng(devices=devices):
+                torch.manual_seed(self.seed)  # restored on leaving fork_rng: no global state leaks
+                return self._fit(module, X_train, y_train, X_val, y_val, device)
+        finally:
+            if self.cfg.num_threads > 0:
+                torch.set_num_threads(old_threads)
+
+    # ------------------------------------------------------------------
+    def _fit(self, module, X_train, y_train, X_val, y_val, device) -> TrainResult:
+        import torch
+
+        from hmspar.training.losses import make_loss
+
+        cfg = self.cfg
+        module = module.to(device)
+        n_classes = max(2, int(y_train.max()) + 1)
+        n_outputs = n_outputs_for(n_classes)
+        if y_train.min() < 0 or (y_val.size and (y_val.min() < 0 or y_val.max() >= n_classes)):
+            raise HmsparError(f"Trainer: labels must be encoded 0..{n_classes - 1} (as seen in y_train)")
+        loss_fn = make_loss(cfg.loss, y_train, n_classes, class_weight=cfg.class_weight,
+                            gamma=cfg.focal_gamma).to(device)
+        params = [p for p in module.parameters() if p.requires_grad]
+        if not params:
+            raise HmsparError("Trainer: the module has no trainable parameters")
+        optimiser = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
+        n = y_train.size
+        steps_per_epoch = len(batch_slices(n, cfg.batch_size))
+        total_steps = max(1, cfg.epochs * steps_per_epoch)
+        scheduler = torch.optim.lr_scheduler.LambdaLR(
+            optimiser, lambda step: 0.5 * (1.0 + math.cos(math.pi * min(step, total_steps) / total_steps)))
+        use_amp = cfg.amp and device.type == "cuda"
+        scaler = None
+        if use_amp and not torch.cuda.is_bf16_supported():
+            scaler = torch.amp.GradScaler("cuda")
+        generator = torch.Generator().manual_seed(self.seed)
+        y_train_t = torch.from_numpy(y_train)
+        use_auc = np.unique(y_val).size == n_classes
+
+        best_score, best_epoch, best_state, bad_epochs = -math.inf, 0, None, 0
+        history: list[dict[str, float]] = []
+        epochs = range(1, cfg.epochs + 1)
+        bar = None
+        if self.progress:
+            from tqdm.auto import tqdm
+
+            bar = tqdm(epochs, desc="epochs", leave=False)
+            epochs = bar
+        for epoch in epochs:
+            module.train()
+            perm = torch.randperm(n, generator=generator).numpy()
+            total, seen = 0.0, 0
+            for a, b in batch_slices(n, cfg.batch_size):
+                idx = np.sort(perm[a:b])
+                batch = take_batch(X_train, idx, device)
+                target = y_train_t[idx].to(device)
+                if hasattr(module, "aux_loss"):
+                    module.aux_loss = None
+                with _autocast(device, use_amp):
+                    logits = module(batch)  # (B, n_outputs)
+                if logits.ndim == 1:
+                    logits = logits[:, None]
+                if logits.shape != (b - a, n_outputs):
+                    raise HmsparError(f"Trainer: module returned logits of shape {tuple(logits.shape)}, "
+                                      f"expected {(b - a, n_outputs)} for {n_classes} classes")
+                loss = loss_fn(logits.float(), target)
+                aux = getattr(module, "aux_loss", None)
+                if aux is not None:
+                    loss = loss + aux.float()
+                if not torch.isfinite(loss):
+                    raise HmsparError(f"Trainer: loss became {loss.item()} at epoch {epoch}; "
+                                      "try a lower train.lr")
+                optimiser.zero_grad(set_to_none=True)
+                if scaler is not None:
+                    scaler.scale(loss).backward()
+                    scaler.unscale_(optimiser)
+                else:
+                    loss.backward()
+                if cfg.grad_clip > 0:
+                    torch.nn.utils.clip_grad_norm_(params, cfg.grad_clip)
+                if scaler is not None:
+                    scaler.step(optimiser)
+                    scaler.update()
+                else:
+                    optimiser.step()
+                scheduler.step()
+                total += float(loss.detach()) * (b - a)
+                seen += b - a
+            lr = float(optimiser.param_groups[0]["lr"])
+            logits_val = predict_logits(module, X_val, cfg.eval_batch_size, device, use_amp)
+            with torch.no_grad():
+                val_loss = float(loss_fn(torch.from_numpy(logits_val).to(device),
+                                         torch.from_numpy(y_val).to(device)))
+            val_auc = validation_auc(y_val, logits_to_proba(logits_val)) if use_auc else float("nan")
+            metrics = {"epoch": epoch, "train_loss": total / max(seen, 1), "val_loss": val_loss,
+                       "val_roc_auc": val_auc, "lr": lr}
+            history.append(metrics)
+            score = val_auc if use_auc else -val_loss
+            if not math.isfinite(score):
+                score = -math.inf
+            if best_state is None or score > best_score:
+                best_score, best_epoch, bad_epochs = score, epoch, 0
+                best_state = copy.deepcopy(module.state_dict())
+            else:
+                bad_epochs += 1
+            if bar is not None:
+                bar.set_postfix(loss=f"{metrics['train_loss']:.4f}", val_auc=f"{val_auc:.4f}")
+            if self.callback is not None:
+                self.callback(epoch, {k: v for k, v in metrics.items() if k != "epoch"})
+            if bad_epochs >= cfg.patience:
+                break
+        if bar is not None:
+            bar.close()
+        module.load_state_dict(best_state)
+        module.eval()
+        return TrainResult(module=module, best_epoch=best_epoch, best_score=float(best_score), history=history)
