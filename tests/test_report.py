@@ -1,0 +1,270 @@
+"""Tests of the evaluate stage (hmspar.report) on a small synthetic results tree and features folder."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from sklearn.metrics import (accuracy_score, average_precision_score, brier_score_loss, f1_score, precision_score,
+                             recall_score, roc_auc_score)
+
+from hmspar.errors import HmsparError
+from hmspar.report import bootstrap, leaderboard, readme_table
+
+ROOT = Path(__file__).resolve().parents[1]
+
+# run -> (dataset, task, group); one run per dataset so that the GAF figure has two rows.
+RUNS = {"alpha-churn": ("alpha", "churn", None), "beta-risk-G0": ("beta", "risk", "G0")}
+# model -> (signal strength, results sub-folder, inputs)
+MODELS = {
+    "hmspar": (2.0, "hmspar/{run}", ["series", "image", "text", "static"]),
+    "lgbm": (1.2, "baselines/{dataset}/lgbm/{run}", ["static", "series"]),
+    "logreg": (0.6, "baselines/{dataset}/logreg/{run}", ["static"]),
+    "hmspar[series+text]": (1.5, "ablation/series_text/{run}", ["series", "text"]),
+}
+SEEDS = (0, 1)
+N_ENTITIES = 240
+PARAMS = {"evaluate": {"bootstrap_samples": 300, "seed": 3, "confidence": 0.95, "curve_points": 50}}
+
+
+def _write_features(root: Path, dataset: str, task: str, rng: np.random.Generator) -> dict[str, np.ndarray]:
+    folder = root / dataset
+    folder.mkdir(parents=True)
+    ids = np.array([f"{dataset}-{i:04d}" for i in range(N_ENTITIES)])
+    y = (rng.random(N_ENTITIES) < 0.35).astype(np.int8)
+    split = rng.choice([0, 1, 2], size=N_ENTITIES, p=[0.5, 0.2, 0.3]).astype(np.int8)
+    image = rng.uniform(-1, 1, size=(N_ENTITIES, 2, 8, 8)).astype(np.float32)
+    np.save(folder / "ids.npy", ids)
+    np.save(folder / "image.npy", image)
+    np.savez(folder / "labels.npz", **{task: y})
+    np.savez(folder / "splits.npz", **{task: split})
+    (folder / "meta.json").write_text(json.dumps({"channels": ["spend"], "tasks": [task]}))
+    return {"ids": ids, "y": y, "split": split}
+
+
+def _write_run(folder: Path, model: str, run: str, seed: int, data: dict, signal: float, inputs: list[str],
+               rng: np.random.Generator) -> None:
+    dataset, task, group = RUNS[run]
+    keep = data["split"] > 0
+    y = data["y"][keep].astype(int)
+    logits = signal * (2 * y - 1) + rng.normal(0.0, 1.5, size=y.size)
+    prob = 1.0 / (1.0 + np.exp(-logits))
+    frame = pd.DataFrame({"id": data["ids"][keep], "split": np.where(data["split"][keep] == 1, "val", "test"),
+                          "y_true": y, "prob": prob})
+    folder.mkdir(parents=True)
+    frame.sample(frac=1.0, random_state=seed).to_csv(folder / "predictions.csv", index=False)  # any row order
+    zeros = dict.fromkeys(leaderboard.METRICS, 0.0)  # deliberately wrong: evaluate must recompute
+    meta = {"model": model, "run": run, "dataset": dataset, "task": task, "group": group, "seed": seed,
+            "inputs": inputs, "threshold": 0.45, "test": zeros, "test_at_0.5": zeros, "val": zeros,
+            "n_train": int((data["split"] == 0).sum()), "n_val": int((data["split"] == 1).sum()),
+            "n_test": int((data["split"] == 2).sum()), "fit_seconds": 0.1, "predict_seconds": 0.01}
+    (folder / "metrics.json").write_text(json.dumps(meta))
+
+
+def _build_tree(base: Path, with_ablation: bool = True) -> tuple[Path, Path]:
+    rng = np.random.default_rng(0)
+    results, features = base / "results", base / "features"
+    for run, (dataset, task, _) in RUNS.items():
+        data = _write_features(features, dataset, task, rng)
+        for model, (signal, sub, inputs) in MODELS.items():
+            if model.startswith("hmspar[") and (not with_ablation or run != "alpha-churn"):
+                continue
+            for seed in SEEDS:
+                folder = results / sub.format(run=run, dataset=dataset) / f"seed{seed}"
+                _write_run(folder, model, run, seed, data, signal, inputs, rng)
+    return results, features
+
+
+@pytest.fixture(scope="module")
+def evaluated(tmp_path_factory) -> Path:
+    base = tmp_path_factory.mktemp("report")
+    results, features = _build_tree(base)
+    leaderboard.evaluate(results, features, PARAMS, base / "metrics", base / "plots", date="2024-01-02")
+    return base
+
+
+def _read(base: Path, name: str):
+    return json.loads((base / "metrics" / name).read_text())
+
+
+def test_leaderboard_has_one_row_per_run_and_model(evaluated):
+    board = _read(evaluated, "leaderboard.json")
+    keys = sorted((r["run"], r["model"]) for r in board["rows"])
+    expected = sorted([(run, m) for run in RUNS for m in ("hmspar", "lgbm", "logreg")]
+                      + [("alpha-churn", "hmspar[series+text]")])
+    assert keys == expected
+    assert all(r["n_seeds"] == 2 and r["seeds"] == [0, 1] for r in board["rows"])
+    assert next(r for r in board["rows"] if r["model"] == "lgbm")["inputs"] == ["static", "series"]
+    csv = pd.read_csv(evaluated / "metrics" / "leaderboard.csv")
+    assert sorted(zip(csv["run"], csv["model"])) == expected
+    assert {"roc_auc_mean", "roc_auc_std", "brier_mean", "n_seeds", "inputs"} <= set(csv.columns)
+
+
+def test_metrics_match_independent_sklearn_recomputation(evaluated):
+    board = _read(evaluated, "leaderboard.json")
+    row = next(r for r in board["rows"] if (r["run"], r["model"]) == ("beta-risk-G0", "lgbm"))
+    per_seed = {name: [] for name in leaderboard.METRICS}
+    for seed in SEEDS:
+        folder = evaluated / "results" / "baselines" / "beta" / "lgbm" / "beta-risk-G0" / f"seed{seed}"
+        threshold = json.loads((folder / "metrics.json").read_text())["threshold"]
+        test = pd.read_csv(folder / "predictions.csv").query("split == 'test'")
+        y, p = test["y_true"].to_numpy(), test["prob"].to_numpy()
+        pred = (p >= threshold).astype(int)
+        per_seed["roc_auc"].append(roc_auc_score(y, p))
+        per_seed["auprc"].append(average_precision_score(y, p))
+        per_seed["f1"].append(f1_score(y, pred))
+        per_seed["precision"].append(precision_score(y, pred))
+        per_seed["recall"].append(recall_score(y, pred))
+        per_seed["accuracy"].append(accuracy_score(y, pred))
+        per_seed["brier"].append(brier_score_loss(y, p))
+    for name, values in per_seed.items():
+        assert row[name]["mean"] == pytest.approx(np.mean(values), abs=1e-12), name
+        assert row[name]["std"] == pytest.approx(np.std(values, ddof=1), abs=1e-12), name
+    assert row["roc_auc"]["mean"] > 0.5  # the synthetic predictions carry signal
+
+
+def test_headline_and_significance(evaluated):
+    board = _read(evaluated, "leaderboard.json")
+    headline = _read(evaluated, "headline.json")
+    sig = _read(evaluated, "significance.json")
+    assert set(headline) == set(RUNS) == set(sig["runs"])
+    for run, entry in sig["runs"].items():
+        baselines = [r for r in board["rows"] if r["run"] == run and r["model"] in ("lgbm", "logreg")]
+        best = max(baselines, key=lambda r: r["roc_auc"]["mean"])
+        assert entry["baseline"] == best["model"] == headline[run]["best_baseline"]
+        assert headline[run]["best_baseline_auc"] == round(best["roc_auc"]["mean"], 4)
+        assert entry["ci_low"] <= entry["auc_difference"] <= entry["ci_high"]
+        assert entry["ci_low"] < entry["ci_high"]
+        assert entry["n_resamples_used"] == 300 and entry["seeds"] == [0, 1]
+        assert len(entry["per_seed"]) == 2 and isinstance(entry["holds_across_seeds"], bool)
+        hm = next(r for r in board["rows"] if r["run"] == run and r["model"] == "hmspar")
+        assert headline[run]["hmspar_auc"] == round(hm["roc_auc"]["mean"], 4)
+        assert entry["auc_difference"] == pytest.approx(hm["roc_auc"]["mean"] - best["roc_auc"]["mean"], abs=1e-12)
+    assert "crc32(run)" in sig["procedure"]
+
+
+def test_bootstrap_auc_matches_sklearn_and_is_deterministic():
+    rng = np.random.default_rng(1)
+    y = rng.integers(0, 2, 60)
+    score = np.round(rng.random(60), 1)  # many ties
+    counts = np.bincount(rng.integers(0, 60, 60), minlength=60)
+    assert bootstrap.auc_from_counts(y, score, counts[None])[0] == pytest.approx(
+        roc_auc_score(y, score, sample_weight=counts), abs=1e-12)
+    args = (y, [score], [score[::-1]], 50, 0.9)
+    first = bootstrap.paired_bootstrap(*args, bootstrap.run_rng(0, "r"))
+    assert first == bootstrap.paired_bootstrap(*args, bootstrap.run_rng(0, "r"))
+
+
+def test_plot_data_for_dvc(evaluated):
+    plots = evaluated / "plots"
+    roc = json.loads((plots / "roc" / "alpha-churn.json").read_text())
+    pr = json.loads((plots / "pr" / "beta-risk-G0.json").read_text())
+    assert {p["model"] for p in roc} == {"hmspar", "lgbm", "logreg", "hmspar[series+text]"}
+    assert set(roc[0]) == {"model", "fpr", "tpr", "point"} and set(pr[0]) == {"model", "recall", "precision", "point"}
+    for model in ("hmspar", "lgbm"):
+        pts = [p for p in roc if p["model"] == model]
+        assert 2 <= len(pts) <= PARAMS["evaluate"]["curve_points"]
+        assert (pts[0]["fpr"], pts[0]["tpr"], pts[-1]["fpr"], pts[-1]["tpr"]) == (0.0, 0.0, 1.0, 1.0)
+    confusion = pd.read_csv(plots / "confusion" / "alpha-churn.csv")
+    assert list(confusion.columns) == ["actual", "predicted"]
+    assert len(confusion) == _read(evaluated, "leaderboard.json")["rows"][0]["n_test"]
+
+
+def test_png_figures_are_readable(evaluated):
+    from matplotlib.image import imread
+
+    for name in ("leaderboard_heatmap.png", "ablation.png", "gaf_examples.png"):
+        path = evaluated / "plots" / name
+        assert path.stat().st_size > 1000, name
+        image = imread(path)
+        assert image.ndim == 3 and image.shape[2] in (3, 4) and min(image.shape[:2]) > 200, (name, image.shape)
+        assert image.std() > 0.01, name  # not a blank canvas
+
+
+def test_no_ablation_figure_without_ablation_results(tmp_path):
+    results, features = _build_tree(tmp_path, with_ablation=False)
+    stale = tmp_path / "plots" / "ablation.png"
+    stale.parent.mkdir(parents=True)
+    stale.write_bytes(b"stale")
+    params = {"evaluate": {"bootstrap_samples": 20}}
+    written = leaderboard.evaluate(results, features, params, tmp_path / "metrics", tmp_path / "plots")
+    assert "ablation" not in written and not stale.exists()
+    assert (tmp_path / "plots" / "leaderboard_heatmap.png").exists()
+
+
+def test_results_table_and_readme_markers(evaluated, tmp_path):
+    table = (evaluated / "metrics" / "results_table.md").read_text()
+    assert table.startswith("| Run | Model |") and "2024-01-02" in table and "**" in table
+    assert sum(line.startswith("| ") for line in table.splitlines()) == 1 + 7  # header + one per leaderboard row
+    readme = tmp_path / "README.md"
+    readme.write_text("# Title\n\n<!-- results:start -->\nold table\n<!-- results:end -->\n\nAfter.\n")
+    readme_table.update_readme(readme, table)
+    text = readme.read_text()
+    assert "old table" not in text and table.strip() in text
+    assert text.startswith("# Title\n") and text.endswith("<!-- results:end -->\n\nAfter.\n")
+    readme_table.update_readme(readme, table)  # idempotent
+    assert readme.read_text() == text
+    assert readme_table.main(["--table", str(evaluated / "metrics" / "results_table.md"), "--readme", str(readme)]) == 0
+    readme.write_text("# No markers here\n")
+    with pytest.raises(HmsparError, match="README.md: expected the marker '<!-- results:start -->'"):
+        readme_table.update_readme(readme, table)
+
+
+def test_missing_results_give_clear_errors(tmp_path):
+    with pytest.raises(HmsparError, match="results directory not found"):
+        leaderboard.evaluate(tmp_path / "results", tmp_path, {}, tmp_path / "m", tmp_path / "p")
+    (tmp_path / "results" / "hmspar" / "r" / "seed0").mkdir(parents=True)
+    with pytest.raises(HmsparError, match="no metrics.json found"):
+        leaderboard.evaluate(tmp_path / "results", tmp_path, {}, tmp_path / "m", tmp_path / "p")
+    (tmp_path / "results" / "hmspar" / "r" / "seed0" / "metrics.json").write_text(
+        json.dumps({"model": "hmspar", "run": "r", "dataset": "d", "task": "t", "seed": 0, "threshold": 0.5}))
+    with pytest.raises(HmsparError, match=r"seed0/predictions.csv: missing"):
+        leaderboard.evaluate(tmp_path / "results", tmp_path, {}, tmp_path / "m", tmp_path / "p")
+    for bad, message in (({"bootstrap_sample": 5}, "evaluate.bootstrap_sample: unknown key"),
+                         ({"confidence": 1.5}, "evaluate.confidence: must lie strictly between 0 and 1")):
+        with pytest.raises(HmsparError, match=message):
+            leaderboard.evaluate(tmp_path / "results", tmp_path, {"evaluate": bad}, tmp_path / "m", tmp_path / "p")
+    assert not (tmp_path / "m").exists()
+
+
+def test_mismatched_test_sets_are_rejected(tmp_path):
+    results, features = _build_tree(tmp_path, with_ablation=False)
+    path = results / "baselines" / "alpha" / "lgbm" / "alpha-churn" / "seed1" / "predictions.csv"
+    frame = pd.read_csv(path)
+    frame.drop(index=frame.index[frame["split"] == "test"][0]).to_csv(path, index=False)
+    with pytest.raises(HmsparError, match="test entities differ"):
+        leaderboard.discover_results(results)
+
+
+def test_stage_exits_2_with_error_message(tmp_path):
+    (tmp_path / "params.yaml").write_text("evaluate:\n  bootstrap_samples: 10\n")
+    env = dict(os.environ, PYTHONPATH=str(ROOT))
+    proc = subprocess.run([sys.executable, "-m", "stages.evaluate"], cwd=tmp_path, env=env,
+                          capture_output=True, text=True)
+    assert proc.returncode == 2
+    assert proc.stderr.startswith("error: results: results directory not found"), proc.stderr
+
+
+def test_dvc_template_renders_curves_by_model(evaluated):
+    import copy
+
+    from dvc_render import VegaRenderer
+    from dvc_render.vega_templates import Template
+
+    from hmspar.report.plots import DVC_BY_MODEL_TEMPLATE
+
+    points = json.loads((evaluated / "plots" / "roc" / "alpha-churn.json").read_text())
+    datapoints = [dict(p, rev="workspace") for p in points]
+    template = Template(copy.deepcopy(DVC_BY_MODEL_TEMPLATE), name="by_model")
+    renderer = VegaRenderer(datapoints, "roc", template=template, x="fpr", y="tpr")
+    spec = renderer.get_filled_template()
+    assert spec["encoding"]["color"]["field"] == "model"
+    assert spec["encoding"]["x"]["field"] == "fpr" and spec["encoding"]["y"]["field"] == "tpr"
+    assert len(spec["data"]["values"]) == len(points)
+    assert "<DVC_METRIC" not in json.dumps(spec)
