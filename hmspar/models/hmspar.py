@@ -1,0 +1,415 @@
+"""HMSPAR: the project's multimodal classifier for sparse retail sequences.
+
+One encoder per modality maps an entity to a ``d_model`` embedding; a Progressive Layered Extraction
+(PLE) block fuses the embeddings and an MLP head gives the logits:
+
+- ``series``: the standardised series and its activity mask, concatenated per time step, go through a
+  :class:`~hmspar.models.layers.taylor_kan.TaylorKANEncoder` (polynomial KAN layers applied at every
+  step, then temporal pooling) and a linear map to ``d_model``;
+- ``image``: the ISA-GAF images ``(2C, S, S)`` go through a ResNet-18
+  (:mod:`hmspar.models.layers.resnet`, 3x3 stem without max-pool when ``S < 32``) whose ``fc`` maps to
+  ``d_model``; optionally initialised from a local torchvision checkpoint;
+- ``text``: the sentence embedding goes through ``Linear -> GELU -> Dropout -> Linear``;
+- ``static``: the static attributes go through the same kind of MLP.
+
+Each embedding is layer-normalised, so the fusion gates compare vectors on one scale. The PLE load
+balancing loss, weighted by ``fusion.load_balance_weight``, is exposed as ``module.aux_loss`` and added
+to the classification loss by the shared Trainer.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any, Literal
+
+import numpy as np
+import torch
+from torch import nn
+
+from hmspar.errors import HmsparError
+from hmspar.models.base import MODALITIES
+from hmspar.models.layers.ple import PLE
+from hmspar.models.layers.resnet import load_torchvision_state_dict, resnet18
+from hmspar.models.layers.taylor_kan import TaylorKANEncoder
+from hmspar.models.torch_base import TorchClassifier
+from hmspar.training.trainer import TrainConfig
+
+#: Images smaller than this (in pixels per side) use the 3x3 stride-1 ResNet stem when ``small_input: auto``.
+SMALL_IMAGE = 32
+
+
+def _positive(name: str, value: Any) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ValueError(f"{name}: must be a positive integer, got {value!r}")
+
+
+def _dropout(name: str, value: float) -> None:
+    if not 0.0 <= value < 1.0:
+        raise ValueError(f"{name}: must be in [0, 1), got {value!r}")
+
+
+@dataclasses.dataclass(frozen=True)
+class SeriesConfig:
+    """``model.series``: the Taylor-KAN series encoder.
+
+    Parameters
+    ----------
+    hidden : int
+        Width of the Taylor-KAN layers.
+    n_layers : int
+        Number of Taylor-KAN layers.
+    order : int
+        Highest power of each edge polynomial (3 = cubic; the constant is the bias).
+    pooling : {"attention", "mean"}
+        Temporal pooling of the per-step features.
+    dropout : float
+        Dropout inside the encoder.
+    positional : bool
+        Feed the relative time position as an extra per-step input (otherwise the encoder ignores
+        the order of the periods).
+    """
+
+    hidden: int = 32
+    n_layers: int = 2
+    order: int = 3
+    pooling: Literal["attention", "mean"] = "attention"
+    dropout: float = 0.1
+    positional: bool = True
+
+    def __post_init__(self) -> None:
+        for name in ("hidden", "n_layers", "order"):
+            _positive(name, getattr(self, name))
+        _dropout("dropout", self.dropout)
+
+
+@dataclasses.dataclass(frozen=True)
+class ImageConfig:
+    """``model.image``: the ResNet-18 image encoder.
+
+    Parameters
+    ----------
+    width : int
+        Channels of the first ResNet stage (64 = standard ResNet-18; 16 is about 16x cheaper).
+    pretrained_path : str or None
+        Local torchvision ``resnet18`` state-dict file to initialise from (needs ``width: 64``);
+        ``null`` trains from scratch.
+    small_input : bool or "auto"
+        3x3 stride-1 stem without max-pool; ``auto`` uses it for images smaller than 32x32.
+    """
+
+    width: int = 16
+    pretrained_path: str | None = None
+    small_input: bool | Literal["auto"] = "auto"
+
+    def __post_init__(self) -> None:
+        _positive("width", self.width)
+        if self.pretrained_path is not None and self.width != 64:
+            raise ValueError(f"width: must be 64 to load torchvision weights from pretrained_path, "
+                             f"got {self.width}")
+
+
+@dataclasses.dataclass(frozen=True)
+class MLPConfig:
+    """``model.static`` / ``model.head`` (and base of ``model.text``): a two-layer MLP.
+
+    Parameters
+    ----------
+    hidden : int
+        Hidden width.
+    dropout : float
+        Dropout after the hidden activation.
+    """
+
+    hidden: int = 64
+    dropout: float = 0.1
+
+    def __post_init__(self) -> None:
+        _positive("hidden", self.hidden)
+        _dropout("dropout", self.dropout)
+
+
+@dataclasses.dataclass(frozen=True)
+class TextConfig(MLPConfig):
+    """``model.text``: the text-embedding projection (an :class:`MLPConfig` with ``hidden=128``)."""
+
+    hidden: int = 128
+
+
+@dataclasses.dataclass(frozen=True)
+class FusionConfig:
+    """``model.fusion``: the PLE fusion block (see :mod:`hmspar.models.layers.ple`).
+
+    Parameters
+    ----------
+    n_levels : int
+        Extraction levels.
+    n_shared : int
+        Shared experts per level.
+    n_specific : int
+        Experts per modality per level.
+    top_k : int
+        0 = dense gates; k > 0 keeps the k largest gate logits (noisy top-k routing).
+    noise : float
+        Standard deviation of the gaussian noise added to gate logits while training.
+    load_balance_weight : float
+        Weight of the Switch-style load-balancing loss added to the training loss (0 disables it).
+    dropout : float
+        Dropout inside the experts.
+    output : {"concat", "mean"}
+        Concatenate or average the last level's modality and shared outputs.
+    """
+
+    n_levels: int = 2
+    n_shared: int = 2
+    n_specific: int = 1
+    top_k: int = 0
+    noise: float = 0.0
+    load_balance_weight: float = 0.01
+    dropout: float = 0.1
+    output: Literal["concat", "mean"] = "concat"
+
+    def __post_init__(self) -> None:
+        _positive("n_levels", self.n_levels)
+        for name in ("n_shared", "n_specific", "top_k"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+                raise ValueError(f"{name}: must be a non-negative integer, got {value!r}")
+        if self.n_shared + self.n_specific < 1:
+            raise ValueError("n_shared: n_shared + n_specific must be at least 1")
+        if self.noise < 0:
+            raise ValueError(f"noise: must be non-negative, got {self.noise!r}")
+        if self.load_balance_weight < 0:
+            raise ValueError(f"load_balance_weight: must be non-negative, got {self.load_balance_weight!r}")
+        _dropout("dropout", self.dropout)
+
+
+@dataclasses.dataclass(frozen=True)
+class HMSPARConfig:
+    """Settings of :class:`HMSPAR`: the ``model`` section of ``params.yaml`` plus the ``train`` section.
+
+    Parameters
+    ----------
+    modalities : list of str
+        Modalities to encode and fuse, in order (subset of ``series, image, text, static``). Dropping
+        one removes its encoder (ablation). Every listed modality must be present in ``X``.
+    d_model : int
+        Size of every modality embedding and of every PLE expert.
+    series, image, text, static, fusion, head
+        Sub-sections; see :class:`SeriesConfig`, :class:`ImageConfig`, :class:`TextConfig`,
+        :class:`MLPConfig` (static and head) and :class:`FusionConfig`.
+    train : TrainConfig
+        Optimisation settings. ``params.yaml`` keeps them in the top-level ``train:`` section; the
+        train stage passes ``{**model_section, "train": train_section}`` (see
+        :func:`hmspar.pipeline.train`).
+
+    The base contract's ``inputs`` is a read-only alias of ``modalities``.
+    """
+
+    modalities: list[str] = dataclasses.field(default_factory=lambda: list(MODALITIES))
+    d_model: int = 64
+    series: SeriesConfig = dataclasses.field(default_factory=SeriesConfig)
+    image: ImageConfig = dataclasses.field(default_factory=ImageConfig)
+    text: TextConfig = dataclasses.field(default_factory=TextConfig)
+    static: MLPConfig = dataclasses.field(default_factory=MLPConfig)
+    fusion: FusionConfig = dataclasses.field(default_factory=FusionConfig)
+    head: MLPConfig = dataclasses.field(default_factory=MLPConfig)
+    train: TrainConfig = dataclasses.field(default_factory=TrainConfig)
+
+    def __post_init__(self) -> None:
+        mods = list(self.modalities)
+        if not mods:
+            raise ValueError("modalities: list at least one of " + ", ".join(MODALITIES))
+        for m in mods:
+            if m not in MODALITIES:
+                raise ValueError(f"modalities: unknown modality {m!r} (known: {', '.join(MODALITIES)})")
+        if len(set(mods)) != len(mods):
+            raise ValueError(f"modalities: listed twice in {mods!r}")
+        _positive("d_model", self.d_model)
+
+    @property
+    def inputs(self) -> list[str]:
+        """The base contract's name for :attr:`modalities`."""
+        return list(self.modalities)
+
+
+class MLPEncoder(nn.Module):
+    """``Linear(d_in, hidden) -> GELU -> Dropout -> Linear(hidden, d_out)`` for vector modalities.
+
+    Parameters
+    ----------
+    d_in, hidden, d_out : int
+        Sizes.
+    dropout : float
+        Dropout after the activation.
+    """
+
+    def __init__(self, d_in: int, hidden: int, d_out: int, dropout: float):
+        super().__init__()
+        self.net = nn.Sequential(nn.Linear(d_in, hidden), nn.GELU(), nn.Dropout(dropout), nn.Linear(hidden, d_out))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """``(B, d_in) -> (B, d_out)``."""
+        return self.net(x)
+
+
+class SeriesEncoder(nn.Module):
+    """Series and mask ``(B, C, T)`` each -> ``(B, d_model)`` via a :class:`TaylorKANEncoder`.
+
+    Parameters
+    ----------
+    n_channels : int
+        Series channels ``C``.
+    d_model : int
+        Output size.
+    cfg : SeriesConfig
+        Encoder settings.
+    """
+
+    def __init__(self, n_channels: int, d_model: int, cfg: SeriesConfig):
+        super().__init__()
+        self.kan = TaylorKANEncoder(2 * n_channels, cfg.hidden, cfg.n_layers, cfg.order, cfg.pooling,
+                                    cfg.dropout, cfg.positional)
+        self.proj = nn.Linear(cfg.hidden, d_model)
+
+    def forward(self, series: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        """``(B, C, T), (B, C, T) -> (B, d_model)``."""
+        z = torch.cat([series, mask], dim=1).transpose(1, 2)  # (B, C, T) x 2 -> (B, T, 2C)
+        return self.proj(self.kan(z))  # (B, T, 2C) -> (B, hidden) -> (B, d_model)
+
+
+class HMSPARNet(nn.Module):
+    """The HMSPAR network: per-modality encoders, PLE fusion and an MLP head.
+
+    Parameters
+    ----------
+    encoders : dict of str to nn.Module
+        One encoder per modality, in fusion order; each maps its input to ``(B, d_model)``.
+    d_model : int
+        Embedding size.
+    fusion : FusionConfig
+        PLE settings.
+    head : MLPConfig
+        Head settings.
+    n_outputs : int
+        Logit columns (1 for binary tasks).
+
+    Attributes
+    ----------
+    aux_loss : Tensor or None
+        ``load_balance_weight * balance`` from the latest forward (a scalar).
+    balance_ : Tensor or None
+        The unweighted balance loss of the latest forward (1.0 = balanced routing).
+    """
+
+    def __init__(self, encoders: dict[str, nn.Module], d_model: int, fusion: FusionConfig, head: MLPConfig,
+                 n_outputs: int):
+        super().__init__()
+        self.modalities = list(encoders)
+        self.encoders = nn.ModuleDict(encoders)
+        self.norms = nn.ModuleDict({m: nn.LayerNorm(d_model) for m in encoders})
+        self.fusion = PLE(len(encoders), d_model, fusion.n_levels, fusion.n_shared, fusion.n_specific,
+                          fusion.top_k, fusion.noise, fusion.dropout, fusion.output)
+        self.head = MLPEncoder(self.fusion.out_features, head.hidden, n_outputs, head.dropout)
+        self.load_balance_weight = fusion.load_balance_weight
+        self.aux_loss: torch.Tensor | None = None
+        self.balance_: torch.Tensor | None = None
+
+    def embed(self, batch: dict[str, torch.Tensor]) -> list[torch.Tensor]:
+        """Per-modality embeddings: ``M x (B, d_model)``, in :attr:`modalities` order."""
+        out = []
+        for m in self.modalities:
+            enc = self.encoders[m]
+            if m == "series":
+                e = enc(batch["series"], batch["mask"])  # (B, C, T) x 2 -> (B, d)
+            else:
+                e = enc(batch[m])  # (B, K, S, S) | (B, D) | (B, F) -> (B, d)
+            out.append(self.norms[m](e))  # (B, d) -> (B, d)
+        return out
+
+    def forward(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+        """``batch`` of modality tensors -> logits ``(B, n_outputs)``; sets :attr:`aux_loss`."""
+        fused, balance = self.fusion(self.embed(batch))  # M x (B, d) -> (B, d_fused), ()
+        self.balance_ = balance.detach()
+        self.aux_loss = self.load_balance_weight * balance
+        return self.head(fused)  # (B, d_fused) -> (B, n_outputs)
+
+    def __getstate__(self) -> dict[str, Any]:
+        state = self.__dict__.copy()
+        state["aux_loss"] = None  # may hold an autograd graph
+        return state
+
+
+class HMSPAR(TorchClassifier):
+    """HMSPAR: Taylor-KAN series, ResNet-18 ISA-GAF images, text and static encoders fused by PLE.
+
+    Built from the ``model`` section of ``params.yaml`` with the top-level ``train`` section merged in as
+    ``model.train`` by the train stage (``section = {**model_section, "train": train_section}``), so
+    ``registry.make_model("hmspar", section, seed, where="model")`` gives a fully configured model.
+
+    Parameters
+    ----------
+    cfg : HMSPARConfig
+        Settings; ``cfg.modalities`` (alias ``inputs``) says which encoders exist.
+    seed : int
+        Seeds parameter initialisation, batch order, dropout and routing noise.
+    """
+
+    Config = HMSPARConfig
+    name = "hmspar"
+
+    @classmethod
+    def test_params(cls) -> dict[str, Any]:
+        """A tiny configuration that trains in seconds on CPU."""
+        return {
+            "d_model": 16,
+            "series": {"hidden": 16, "n_layers": 2, "order": 3},
+            "image": {"width": 4},
+            "text": {"hidden": 16},
+            "static": {"hidden": 8},
+            "fusion": {"n_levels": 1, "n_shared": 1, "n_specific": 1},
+            "head": {"hidden": 16},
+            "train": {"epochs": 3, "batch_size": 64, "patience": 2},
+        }
+
+    def build_module(self, X: dict[str, np.ndarray], n_outputs: int) -> nn.Module:
+        """Build the encoders for the listed modalities from the array shapes in ``X``.
+
+        Raises
+        ------
+        HmsparError
+            If a listed modality is missing from ``X`` or has the wrong rank, if ``static`` has no
+            columns, or if the pretrained image checkpoint cannot be loaded.
+        """
+        cfg: HMSPARConfig = self.cfg
+        encoders: dict[str, nn.Module] = {}
+        for m in cfg.modalities:
+            if m not in X:
+                raise HmsparError(f"model.modalities lists {m!r}, but the data has no {m!r} array "
+                                  f"(given: {', '.join(sorted(X))})")
+        for m in cfg.modalities:
+            shape = np.shape(X[m])
+            if m == "series":
+                if len(shape) != 3 or "mask" not in X or np.shape(X["mask"]) != shape:
+                    raise HmsparError(f"HMSPAR: series must be (n, C, T) with a mask of the same shape, got "
+                                      f"{shape} and {np.shape(X['mask']) if 'mask' in X else 'no mask'}")
+                encoders[m] = SeriesEncoder(shape[1], cfg.d_model, cfg.series)
+            elif m == "image":
+                if len(shape) != 4:
+                    raise HmsparError(f"HMSPAR: image must be (n, K, S, S), got {shape}")
+                small = cfg.image.small_input
+                if small == "auto":
+                    small = min(shape[2], shape[3]) < SMALL_IMAGE
+                net = resnet18(in_channels=shape[1], num_classes=cfg.d_model, small_input=bool(small),
+                               width=cfg.image.width)
+                if cfg.image.pretrained_path is not None:
+                    load_torchvision_state_dict(net, cfg.image.pretrained_path)
+                encoders[m] = net
+            elif m in ("text", "static"):
+                if len(shape) != 2:
+                    raise HmsparError(f"HMSPAR: {m} must be (n, D), got {shape}")
+                if shape[1] == 0:
+                    raise HmsparError(f"HMSPAR: the {m!r} matrix has no columns for this dataset; "
+                                      f"remove {m!r} from model.modalities")
+                sub = cfg.text if m == "text" else cfg.static
+                encoders[m] = MLPEncoder(shape[1], sub.hidden, cfg.d_model, sub.dropout)
+        return HMSPARNet(encoders, cfg.d_model, cfg.fusion, cfg.head, n_outputs)
