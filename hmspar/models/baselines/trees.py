@@ -1,0 +1,282 @@
+"""Gradient-boosted trees (XGBoost, LightGBM, CatBoost) and a random forest on the flattened table.
+
+Every tree model reads the same table, :func:`hmspar.models.tabular.flatten_inputs` of its ``inputs``
+(default ``[series, static]``: standardised series, activity mask, static attributes; add ``text`` to
+append the sentence embedding as extra columns), and handles class imbalance the same way: with
+``class_weight: true`` (the default) each training row is weighted ``n / (K * n_class)`` from the
+*training* labels ("balanced"). Validation data, when given, is used only for early stopping (ROC-AUC
+for binary tasks, multi-class log loss otherwise) of the boosted models; the forest ignores it. The test
+split is never seen.
+
+Determinism: every model is seeded from the run seed (``random_state``/``random_seed``). Results are
+reproducible for a fixed ``n_jobs``: XGBoost's CPU ``hist`` method and CatBoost's CPU training are
+deterministic given seed and thread count, LightGBM is run with ``deterministic=True`` and
+``force_row_wise=True`` (its documented recipe for run-to-run stability); changing ``n_jobs`` may change
+LightGBM's and XGBoost's floating-point summation order and so the last digits of predictions.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+import numpy as np
+
+from hmspar.errors import HmsparError
+from hmspar.models.base import Model
+from hmspar.models.tabular import check_inputs, flatten_inputs
+
+
+def _default_inputs() -> list[str]:
+    return ["series", "static"]
+
+
+def balanced_sample_weight(codes: np.ndarray, n_classes: int) -> np.ndarray:
+    """Per-row weights ``n / (K * count[y])`` from encoded training labels ``codes`` (0..K-1).
+
+    Returns
+    -------
+    np.ndarray
+        (n,) float64 weights averaging to 1.
+    """
+    counts = np.bincount(codes, minlength=n_classes).astype(np.float64)
+    return (codes.size / (n_classes * counts))[codes]
+
+
+@dataclasses.dataclass(frozen=True)
+class _TreeConfig:
+    """Fields shared by every tree model."""
+
+    inputs: list[str] = dataclasses.field(default_factory=_default_inputs)
+    include_mask: bool = True
+    class_weight: bool = True
+    n_jobs: int = 2
+
+    def __post_init__(self) -> None:
+        check_inputs(self.inputs)
+        if self.n_jobs < 1:
+            raise ValueError(f"n_jobs: must be at least 1, got {self.n_jobs}")
+
+
+class _TreeModel(Model):
+    """Shared fit/predict plumbing: flatten, encode labels, weight, delegate to :meth:`_fit_estimator`."""
+
+    def _table(self, X: dict[str, np.ndarray]) -> np.ndarray:
+        return flatten_inputs(self.select_inputs(X), self.cfg.inputs, self.cfg.include_mask)
+
+    def fit(self, X, y, X_val=None, y_val=None):
+        """Fit on the flattened training table; validation data only for early stopping.
+
+        Parameters
+        ----------
+        X : dict of str to np.ndarray
+            Training modalities.
+        y : np.ndarray
+            (n,) labels.
+        X_val, y_val : optional
+            Validation modalities and labels (both or neither).
+        """
+        if (X_val is None) != (y_val is None):
+            raise HmsparError(f"{type(self).__name__}: give both X_val and y_val, or neither")
+        codes = self._fit_classes(y)
+        table = self._table(X)
+        if table.shape[0] != codes.size:
+            raise HmsparError(f"{type(self).__name__}: X has {table.shape[0]} rows but y has {codes.size}")
+        self.n_features_in_ = int(table.shape[1])
+        k = int(self.classes_.size)
+        weight = balanced_sample_weight(codes, k) if self.cfg.class_weight else None
+        val = None
+        if X_val is not None:
+            val = (self._table(X_val), self._encode_labels(y_val))
+        self.estimator_ = self._fit_estimator(table, codes, weight, val, k)
+        return self
+
+    def predict_proba(self, X):
+        """(n, K) class probabilities, columns ordered as ``classes_``."""
+        self._check_fitted()
+        table = self._table(X)
+        if table.shape[1] != self.n_features_in_:
+            raise HmsparError(f"{type(self).__name__}: X gives {table.shape[1]} features, "
+                              f"the model was fitted on {self.n_features_in_}")
+        proba = np.asarray(self.estimator_.predict_proba(table), dtype=np.float64)
+        proba = np.clip(proba, 0.0, 1.0)
+        return proba / proba.sum(axis=1, keepdims=True)
+
+    def _fit_estimator(self, table: np.ndarray, codes: np.ndarray, weight: np.ndarray | None,
+                       val: tuple[np.ndarray, np.ndarray] | None, n_classes: int) -> Any:
+        raise NotImplementedError
+
+
+# --------------------------------------------------------------------------------------------- XGBoost
+@dataclasses.dataclass(frozen=True)
+class XGBoostConfig(_TreeConfig):
+    """``baselines.xgboost``: :class:`xgboost.XGBClassifier` settings (``hist`` trees)."""
+
+    n_estimators: int = 500
+    learning_rate: float = 0.05
+    max_depth: int = 6
+    min_child_weight: float = 1.0
+    subsample: float = 0.8
+    colsample_bytree: float = 0.8
+    reg_lambda: float = 1.0
+    early_stopping_rounds: int = 50
+
+
+class XGBoostModel(_TreeModel):
+    """XGBoost on the flattened table, early-stopped on validation ROC-AUC."""
+
+    Config = XGBoostConfig
+    name = "xgboost"
+
+    @classmethod
+    def test_params(cls) -> dict[str, Any]:
+        return {"n_estimators": 40, "learning_rate": 0.2, "max_depth": 3, "early_stopping_rounds": 10, "n_jobs": 1}
+
+    def _fit_estimator(self, table, codes, weight, val, n_classes):
+        import xgboost as xgb
+
+        c = self.cfg
+        early = c.early_stopping_rounds if (val is not None and c.early_stopping_rounds > 0) else None
+        est = xgb.XGBClassifier(
+            n_estimators=c.n_estimators, learning_rate=c.learning_rate, max_depth=c.max_depth,
+            min_child_weight=c.min_child_weight, subsample=c.subsample, colsample_bytree=c.colsample_bytree,
+            reg_lambda=c.reg_lambda, tree_method="hist", n_jobs=c.n_jobs, random_state=self.seed,
+            eval_metric="auc" if n_classes == 2 else "mlogloss", early_stopping_rounds=early,
+        )
+        est.fit(table, codes, sample_weight=weight,
+                eval_set=[val] if val is not None else None, verbose=False)
+        # predict_proba uses the best iteration automatically after early stopping.
+        self.n_estimators_ = int(est.best_iteration) + 1 if early is not None else c.n_estimators
+        return est
+
+
+# -------------------------------------------------------------------------------------------- LightGBM
+@dataclasses.dataclass(frozen=True)
+class LightGBMConfig(_TreeConfig):
+    """``baselines.lightgbm``: :class:`lightgbm.LGBMClassifier` settings (``max_depth: -1`` = no limit)."""
+
+    n_estimators: int = 500
+    learning_rate: float = 0.05
+    num_leaves: int = 31
+    max_depth: int = -1
+    min_child_samples: int = 20
+    subsample: float = 0.8
+    colsample_bytree: float = 0.8
+    reg_lambda: float = 1.0
+    early_stopping_rounds: int = 50
+
+
+class LightGBMModel(_TreeModel):
+    """LightGBM on the flattened table, deterministic mode, early-stopped on validation ROC-AUC."""
+
+    Config = LightGBMConfig
+    name = "lightgbm"
+
+    @classmethod
+    def test_params(cls) -> dict[str, Any]:
+        return {"n_estimators": 40, "learning_rate": 0.2, "num_leaves": 7, "min_child_samples": 5,
+                "early_stopping_rounds": 10, "n_jobs": 1}
+
+    def _fit_estimator(self, table, codes, weight, val, n_classes):
+        import lightgbm as lgb
+
+        c = self.cfg
+        est = lgb.LGBMClassifier(
+            n_estimators=c.n_estimators, learning_rate=c.learning_rate, num_leaves=c.num_leaves,
+            max_depth=c.max_depth, min_child_samples=c.min_child_samples, subsample=c.subsample,
+            subsample_freq=1 if c.subsample < 1.0 else 0, colsample_bytree=c.colsample_bytree,
+            reg_lambda=c.reg_lambda, random_state=self.seed, n_jobs=c.n_jobs, deterministic=True,
+            force_row_wise=True, verbose=-1, metric="auc" if n_classes == 2 else "multi_logloss",
+        )
+        callbacks = []
+        if val is not None and c.early_stopping_rounds > 0:
+            callbacks.append(lgb.early_stopping(c.early_stopping_rounds, first_metric_only=True, verbose=False))
+        if val is not None:
+            est.fit(table, codes, sample_weight=weight, eval_X=(val[0],), eval_y=(val[1],), callbacks=callbacks)
+        else:
+            est.fit(table, codes, sample_weight=weight)
+        # predict_proba uses best_iteration_ automatically after early stopping.
+        self.n_estimators_ = int(est.best_iteration_) if callbacks and est.best_iteration_ else c.n_estimators
+        return est
+
+
+# -------------------------------------------------------------------------------------------- CatBoost
+@dataclasses.dataclass(frozen=True)
+class CatBoostConfig(_TreeConfig):
+    """``baselines.catboost``: :class:`catboost.CatBoostClassifier` settings (Bernoulli row subsampling,
+    ``rsm`` = fraction of features per split)."""
+
+    n_estimators: int = 1000
+    learning_rate: float = 0.05
+    depth: int = 6
+    l2_leaf_reg: float = 3.0
+    subsample: float = 0.8
+    rsm: float = 1.0
+    early_stopping_rounds: int = 50
+
+
+class CatBoostModel(_TreeModel):
+    """CatBoost (oblivious trees) on the flattened table, early-stopped on validation ROC-AUC."""
+
+    Config = CatBoostConfig
+    name = "catboost"
+
+    @classmethod
+    def test_params(cls) -> dict[str, Any]:
+        return {"n_estimators": 60, "learning_rate": 0.2, "depth": 3, "early_stopping_rounds": 10, "n_jobs": 1}
+
+    def _fit_estimator(self, table, codes, weight, val, n_classes):
+        from catboost import CatBoostClassifier
+
+        c = self.cfg
+        early = val is not None and c.early_stopping_rounds > 0
+        est = CatBoostClassifier(
+            iterations=c.n_estimators, learning_rate=c.learning_rate, depth=c.depth, l2_leaf_reg=c.l2_leaf_reg,
+            bootstrap_type="Bernoulli", subsample=c.subsample, rsm=c.rsm, random_seed=self.seed,
+            thread_count=c.n_jobs, loss_function="Logloss" if n_classes == 2 else "MultiClass",
+            eval_metric="AUC" if n_classes == 2 else "MultiClass", verbose=False, allow_writing_files=False,
+            early_stopping_rounds=c.early_stopping_rounds if early else None, use_best_model=early,
+        )
+        est.fit(table, codes, sample_weight=weight, eval_set=val if early else None)
+        self.n_estimators_ = int(est.tree_count_)
+        return est
+
+
+# -------------------------------------------------------------------------------------- random forest
+@dataclasses.dataclass(frozen=True)
+class RandomForestConfig(_TreeConfig):
+    """``baselines.random_forest``: :class:`sklearn.ensemble.RandomForestClassifier` settings
+    (``max_depth: null`` = grow fully; ``max_features`` a fraction or ``sqrt``/``log2``)."""
+
+    n_estimators: int = 300
+    max_depth: int | None = None
+    min_samples_leaf: int = 1
+    max_features: float | str = "sqrt"
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if isinstance(self.max_features, str) and self.max_features not in ("sqrt", "log2"):
+            raise ValueError(f"max_features: expected a fraction, 'sqrt' or 'log2', got {self.max_features!r}")
+
+
+class RandomForestModel(_TreeModel):
+    """scikit-learn random forest on the flattened table (no early stopping; validation ignored)."""
+
+    Config = RandomForestConfig
+    name = "random_forest"
+
+    @classmethod
+    def test_params(cls) -> dict[str, Any]:
+        return {"n_estimators": 50, "min_samples_leaf": 2, "n_jobs": 1}
+
+    def _fit_estimator(self, table, codes, weight, val, n_classes):
+        from sklearn.ensemble import RandomForestClassifier
+
+        c = self.cfg
+        est = RandomForestClassifier(
+            n_estimators=c.n_estimators, max_depth=c.max_depth, min_samples_leaf=c.min_samples_leaf,
+            max_features=c.max_features, n_jobs=c.n_jobs, random_state=self.seed,
+        )
+        est.fit(table, codes, sample_weight=weight)
+        self.n_estimators_ = c.n_estimators
+        return est
