@@ -479,6 +479,7 @@ def evaluate(
     plots_dir: str | os.PathLike,
     readme_path: str | os.PathLike | None = None,
     date: str | None = None,
+    live_root: str | os.PathLike = "dvclive",
 ) -> dict[str, Path]:
     """Run the whole evaluate stage.
 
@@ -503,6 +504,8 @@ def evaluate(
         (:func:`hmspar.report.readme_table.update_readme`). The DVC stage leaves it out.
     date : str, optional
         Date printed under the table (default: today in UTC, or ``$SOURCE_DATE_EPOCH``).
+    live_root : path
+        DVCLive folder of the train stage; its per-epoch curves go to ``plots/curves/<run>.json``.
 
     Returns
     -------
@@ -538,6 +541,7 @@ def evaluate(
     write_json(written["headline"], _json_safe(headline))
 
     written.update(plots.write_plot_data(results, leaderboard, plots_dir, cfg.curve_points))
+    written.update(plots.write_training_curves(live_root, plots_dir))
     written["heatmap"] = plots.leaderboard_heatmap(leaderboard, plots_dir / "leaderboard_heatmap.png")
     ablation = plots.ablation_chart(leaderboard, plots_dir / "ablation.png")
     if ablation is not None:

@@ -24,6 +24,7 @@ inside the functions and drawn with the non-interactive Agg canvas (no pyplot, n
 from __future__ import annotations
 
 import io
+import json
 import math
 import os
 from collections.abc import Mapping, Sequence
@@ -55,8 +56,54 @@ DVC_BY_MODEL_TEMPLATE: dict[str, Any] = {
 }
 
 
+#: Vega-Lite template for HMSPAR's training curves: one line per curve (colour), free y scale.
+DVC_CURVES_TEMPLATE: dict[str, Any] = {
+    "$schema": "https://vega.github.io/schema/vega-lite/v5.json",
+    "data": {"values": "<DVC_METRIC_DATA>"},
+    "title": "<DVC_METRIC_TITLE>",
+    "width": 360,
+    "height": 300,
+    "mark": {"type": "line", "point": True, "tooltip": {"content": "data"}},
+    "encoding": {
+        "x": {"field": "<DVC_METRIC_X>", "type": "quantitative", "title": "<DVC_METRIC_X_LABEL>"},
+        "y": {"field": "<DVC_METRIC_Y>", "type": "quantitative", "title": "<DVC_METRIC_Y_LABEL>",
+              "scale": {"zero": False}},
+        "color": {"field": "curve", "type": "nominal"},
+        "strokeDash": {"field": "rev", "type": "nominal"},
+    },
+}
+
+
 # --------------------------------------------------------------------------------------------------
 # Curve data.
+
+def write_training_curves(live_root: str | os.PathLike, plots_dir: str | os.PathLike) -> dict[str, Path]:
+    """Collect HMSPAR's per-epoch DVCLive curves into ``plots/curves/<run>.json``.
+
+    DVCLive writes ``<live_root>/<run>/seed<k>/plots/metrics/<name>.tsv`` (columns ``step``, ``<name>``);
+    each run's curves of every seed become one long-format list of ``{epoch, value, curve}`` records,
+    ``curve`` being ``"<name> seed<k>"``, drawn with :data:`DVC_CURVES_TEMPLATE` (``template: curves``).
+    Runs without DVCLive output are skipped; the folder is replaced as a whole.
+    """
+    import pandas as pd
+
+    live_root = Path(live_root)
+    written: dict[str, Path] = {}
+    with atomic_dir(Path(plots_dir) / "curves") as tmp:
+        for run_dir in sorted(p for p in live_root.glob("*") if p.is_dir()) if live_root.exists() else []:
+            records = []
+            for tsv in sorted(run_dir.glob("seed*/plots/metrics/*.tsv")):
+                seed = tsv.parents[2].name
+                frame = pd.read_csv(tsv, sep="\t")
+                if frame.shape[1] != 2:
+                    raise HmsparError(f"{tsv}: expected two columns (step, value), found {list(frame.columns)}")
+                for step, value in frame.itertuples(index=False):
+                    records.append({"epoch": int(step) + 1, "value": float(value), "curve": f"{tsv.stem} {seed}"})
+            if records:
+                path = tmp / f"{run_dir.name}.json"
+                path.write_text(json.dumps(records, indent=1) + "\n")
+                written[f"curves_{run_dir.name}"] = Path(plots_dir) / "curves" / path.name
+    return written
 
 
 def downsample_indices(n: int, max_points: int) -> np.ndarray:
