@@ -69,20 +69,25 @@ def convert_dataset(raw_dir: str | Path, out_dir: str | Path, cfg: Any, text_cfg
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     n, c, t = raw.series.shape
-    s = cfg.image_size
-    if s > t:
-        raise HmsparError(f"datasets.{raw.name}.image_size: {s} exceeds the series length {t}")
+    own_images = raw.images is not None
+    if own_images:  # pictures shipped with the dataset replace ISA-GAF
+        k, s = raw.images.shape[1], raw.images.shape[2]
+    else:
+        k, s = 2 * c, cfg.image_size
+        if s > t:
+            raise HmsparError(f"datasets.{raw.name}.image_size: {s} exceeds the series length {t}")
 
     series_out = np.lib.format.open_memmap(out_dir / "series.npy", mode="w+", dtype=np.float32, shape=(n, c, t))
     mask_out = np.lib.format.open_memmap(out_dir / "mask.npy", mode="w+", dtype=np.float32, shape=(n, c, t))
-    image_out = np.lib.format.open_memmap(out_dir / "image.npy", mode="w+", dtype=np.float32, shape=(n, 2 * c, s, s))
-    bar = tqdm(total=n, desc=f"ISA-GAF {raw.name}", unit="entity", disable=not progress)
+    image_out = np.lib.format.open_memmap(out_dir / "image.npy", mode="w+", dtype=np.float32, shape=(n, k, s, s))
+    bar = tqdm(total=n, desc=f"{'images' if own_images else 'ISA-GAF'} {raw.name}", unit="entity",
+               disable=not progress)
     for a, b in _chunks(n):
         block = np.asarray(raw.series[a:b], dtype=np.float32)  # (b-a, C, T)
         observed = np.nan_to_num(block, nan=0.0)
         series_out[a:b] = np.log1p(np.maximum(observed, 0.0))
         mask_out[a:b] = (observed > 0).astype(np.float32)
-        image_out[a:b] = isa_gaf(block, s)
+        image_out[a:b] = raw.images[a:b] if own_images else isa_gaf(block, s)
         bar.update(b - a)
     bar.close()
     for arr in (series_out, mask_out, image_out):
@@ -112,7 +117,10 @@ def convert_dataset(raw_dir: str | Path, out_dir: str | Path, cfg: Any, text_cfg
         "channels": list(raw.channels),
         "length": t,
         "image_size": s,
-        "image_channels": [f"{ch}:{kind}" for ch in raw.channels for kind in ("trend", "sparsity")],
+        "image_source": "dataset" if own_images else "isa_gaf",
+        "image_channels": (None if own_images else
+                           [f"{ch}:{kind}" for ch in raw.channels for kind in ("trend", "sparsity")]),
+        "n_classes": {task: int(np.max(y)) + 1 for task, y in raw.labels.items()},
         "tasks": sorted(raw.labels),
         "label_definitions": raw.label_definitions,
         "groups": sorted(set(map(str, raw.groups))) if raw.groups is not None else None,

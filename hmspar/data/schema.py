@@ -10,8 +10,14 @@ generator derived from a future window or a latent cause that is *not* stored. F
     one row per entity, in the same order: ``id`` (str), ``text`` (str, a description of the observed
     window), optional ``group`` (str, e.g. the merchant's industry), ``static__<name>`` columns (str for
     categorical, float for numeric attributes) and ``label__<task>`` columns (int8, 0/1).
+``images.npy`` (optional)
+    float32, shape (N, K, S, S): pictures the dataset provides itself (e.g. the trend dataset's rendered
+    outfits). When present, the convert step stores them as the image modality instead of ISA-GAF.
 ``meta.json``
     dataset name, kind, channel names, period frequency, task definitions and class balance.
+
+Labels are integer class codes ``0..K-1``: binary tasks use 0/1, multi-class tasks (imported series
+tables) use more codes.
 """
 
 from __future__ import annotations
@@ -48,13 +54,15 @@ class RawDataset:
     static : pd.DataFrame
         N rows of static attributes (categorical as str, numeric as float); may have no columns.
     labels : dict[str, np.ndarray]
-        task name -> (N,) int8 labels in {0, 1}.
+        task name -> (N,) integer class codes 0..K-1 (0/1 for binary tasks), at least two classes.
     label_definitions : dict[str, str]
         task name -> one-sentence definition of the label (for the README and meta.json).
     frequency : str
         ``"day"``, ``"week"`` or ``"month"``.
     groups : np.ndarray | None
         (N,) group names (e.g. ``Industry-0``) for datasets whose tasks are run per group.
+    images : np.ndarray | None
+        float32 (N, K, S, S) pictures provided by the dataset itself; None means ISA-GAF is computed.
     """
 
     name: str
@@ -67,6 +75,7 @@ class RawDataset:
     label_definitions: dict[str, str]
     frequency: str
     groups: np.ndarray | None = None
+    images: np.ndarray | None = None
     extra_meta: dict[str, Any] = dataclasses.field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -92,26 +101,40 @@ class RawDataset:
             raise HmsparError(f"{where}: entity ids are not unique")
         if self.groups is not None and len(self.groups) != n:
             raise HmsparError(f"{where}: groups must have one entry per entity ({n})")
+        if self.images is not None and (self.images.ndim != 4 or self.images.shape[0] != n
+                                        or self.images.shape[2] != self.images.shape[3]):
+            raise HmsparError(f"{where}: images must have shape (N={n}, K, S, S), got {self.images.shape}")
         if not self.labels:
             raise HmsparError(f"{where}: no tasks")
         for task, y in self.labels.items():
             if y.shape != (n,):
                 raise HmsparError(f"{where}: labels of task {task!r} must have shape ({n},), got {y.shape}")
-            values = set(np.unique(y).tolist())
-            if not values <= {0, 1}:
-                raise HmsparError(f"{where}: labels of task {task!r} must be 0/1, found {sorted(values)}")
+            if not np.issubdtype(np.asarray(y).dtype, np.integer):
+                raise HmsparError(f"{where}: labels of task {task!r} must be integer class codes, got {y.dtype}")
+            values = np.unique(y)
+            if values.size < 2:
+                raise HmsparError(f"{where}: task {task!r} has a single class ({values.tolist()}); "
+                                  "a classification task needs at least two")
+            if values.min() < 0 or values.max() >= 127:
+                raise HmsparError(f"{where}: labels of task {task!r} must be codes 0..126, found {values.tolist()[:10]}")
             if task not in self.label_definitions:
                 raise HmsparError(f"{where}: task {task!r} has no label definition")
 
-    def class_balance(self) -> dict[str, float]:
-        """Fraction of positives per task."""
-        return {t: float(np.mean(y)) for t, y in self.labels.items()}
+    def class_balance(self) -> dict[str, float | list[float]]:
+        """Fraction of positives per binary task; per-class fractions for a multi-class task."""
+        out: dict[str, float | list[float]] = {}
+        for t, y in self.labels.items():
+            counts = np.bincount(np.asarray(y, dtype=np.int64))
+            out[t] = float(counts[1] / counts.sum()) if counts.size == 2 else [round(float(c / counts.sum()), 4) for c in counts]
+        return out
 
     def save(self, directory: str | Path) -> None:
         """Write the dataset into ``directory`` (expected to be a fresh, e.g. atomic, directory)."""
         directory = Path(directory)
         directory.mkdir(parents=True, exist_ok=True)
         np.save(directory / "series.npy", np.ascontiguousarray(self.series, dtype=np.float32))
+        if self.images is not None:
+            np.save(directory / "images.npy", np.ascontiguousarray(self.images, dtype=np.float32))
         frame = pd.DataFrame({"id": np.asarray(self.ids).astype(str), "text": list(self.text)})
         if self.groups is not None:
             frame["group"] = np.asarray(self.groups).astype(str)
@@ -126,8 +149,10 @@ class RawDataset:
             "channels": list(self.channels),
             "length": int(self.series.shape[2]),
             "frequency": self.frequency,
-            "tasks": {t: {"definition": self.label_definitions[t], "positive_rate": round(r, 4)}
+            "tasks": {t: {"definition": self.label_definitions[t],
+                          "positive_rate" if isinstance(r, float) else "class_rates": round(r, 4) if isinstance(r, float) else r}
                       for t, r in self.class_balance().items()},
+            "n_classes": {t: int(np.max(y)) + 1 for t, y in self.labels.items()},
             "groups": sorted(set(map(str, self.groups))) if self.groups is not None else None,
             "static_columns": [str(c) for c in self.static.columns],
             "zero_fraction": round(float(np.mean(self.series == 0)), 4),
@@ -156,7 +181,9 @@ class RawDataset:
         static = frame[static_cols].rename(columns=lambda c: c[len(STATIC_PREFIX):])
         labels = {c[len(LABEL_PREFIX):]: frame[c].to_numpy(np.int8) for c in frame.columns if c.startswith(LABEL_PREFIX)}
         known = {"name", "n_entities", "channels", "length", "frequency", "tasks", "groups",
-                 "static_columns", "zero_fraction", "missing_fraction"}
+                 "static_columns", "zero_fraction", "missing_fraction", "n_classes"}
+        images_path = directory / "images.npy"
+        images = np.load(images_path, mmap_mode="r" if mmap else None) if images_path.exists() else None
         return cls(
             name=meta["name"],
             series=series,
@@ -168,5 +195,6 @@ class RawDataset:
             label_definitions={t: v["definition"] for t, v in meta["tasks"].items()},
             frequency=meta["frequency"],
             groups=frame["group"].to_numpy(str) if "group" in frame.columns else None,
+            images=images,
             extra_meta={k: v for k, v in meta.items() if k not in known},
         )
