@@ -87,3 +87,60 @@ def test_stage_with_bad_input_fails_cleanly(tiny_project):
         assert not list((tiny_project / "data/raw").glob(".retail.tmp-*"))
     finally:
         restore_params(tiny_project)
+
+
+def test_evaluate_outputs_match_an_independent_recomputation(tiny_project):
+    import pandas as pd
+    from sklearn.metrics import f1_score, roc_auc_score
+
+    params = yaml.safe_load((tiny_project / "params.yaml").read_text())
+    board = json.loads((tiny_project / "metrics/leaderboard.json").read_text())
+    rows = board["rows"] if isinstance(board, dict) and "rows" in board else board
+    pairs = {(r["run"], r["model"]) for r in rows}
+    expected = {(run, model) for run in params["runs"] for model in ["hmspar", *params["baseline_models"]]}
+    assert expected <= pairs, expected - pairs
+
+    seed_dir = tiny_project / "results/hmspar/retail-churn/seed0"
+    pred = pd.read_csv(seed_dir / "predictions.csv")
+    test = pred[pred["split"] == "test"]
+    threshold = json.loads((seed_dir / "metrics.json").read_text())["threshold"]
+    row = next(r for r in rows if r["run"] == "retail-churn" and r["model"] == "hmspar")
+    auc = roc_auc_score(test["y_true"], test["prob"])
+    f1 = f1_score(test["y_true"], (test["prob"] >= threshold).astype(int))
+    assert row["roc_auc"]["mean"] == pytest.approx(auc, abs=1e-9)
+    assert row["f1"]["mean"] == pytest.approx(f1, abs=1e-9)
+
+    significance = json.loads((tiny_project / "metrics/significance.json").read_text())
+    runs = significance["runs"] if "runs" in significance else significance
+    entry = runs["retail-churn"]
+    assert entry["ci_low"] <= entry["auc_difference"] <= entry["ci_high"]
+
+    headline = json.loads((tiny_project / "metrics/headline.json").read_text())
+    assert set(headline) == set(params["runs"])
+
+    import matplotlib.image as mpimg
+
+    for name in ("leaderboard_heatmap.png", "gaf_examples.png"):
+        path = tiny_project / "plots" / name
+        assert path.stat().st_size > 1000
+        image = mpimg.imread(path)
+        assert image.ndim == 3 and image.shape[0] > 100 and image.shape[1] > 100
+        assert float(image[..., :3].std()) > 0.01  # not blank
+    for folder in ("roc", "pr", "confusion", "curves"):
+        assert list((tiny_project / "plots" / folder).iterdir()), folder
+
+
+def test_experiment_changes_headline_metrics(tiny_project):
+    """`dvc exp run -S train.lr=...` retrains HMSPAR only, and `dvc metrics diff` names what changed."""
+    run(["git", "add", "-A"], tiny_project)
+    run(["git", "commit", "-q", "-m", "reproduced"], tiny_project)
+    try:
+        out = run(["dvc", "exp", "run", "-S", "train.lr=0.02"], tiny_project).stdout
+        assert "generate@" not in out and "convert@" not in out
+        diff = run(["dvc", "metrics", "diff", "--json"], tiny_project).stdout
+        changed = json.loads(diff).get("metrics/headline.json", {})
+        assert any(key.endswith("hmspar_auc") for key in changed), diff
+    finally:
+        run(["git", "checkout", "--", "."], tiny_project)
+        run(["dvc", "checkout", "--quiet"], tiny_project, check=False)
+    assert stale_stages(tiny_project) == set()
