@@ -39,7 +39,8 @@ def run(cmd: list[str], cwd: Path, check: bool = True) -> subprocess.CompletedPr
 def make_project(dest: Path) -> Path:
     """Copy the project into ``dest`` with the tiny params profile, as a committed git repository."""
     for rel in project_files():
-        if rel.startswith(("data/", "results/", "dvclive/", "metrics/", "plots/")) or rel == "dvc.lock":
+        if (rel.startswith(("data/", "results/", "dvclive/", "metrics/", "plots/")) and not rel.startswith("data/external/")) \
+                or rel == "dvc.lock":
             continue
         target = dest / rel
         target.parent.mkdir(parents=True, exist_ok=True)
