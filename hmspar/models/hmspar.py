@@ -377,8 +377,10 @@ class HMSPAR(TorchClassifier):
         Raises
         ------
         HmsparError
-            If a listed modality is missing from ``X`` or has the wrong rank, if ``static`` has no
-            columns, or if the pretrained image checkpoint cannot be loaded.
+            If a listed modality is missing from ``X`` or has the wrong rank, if ``text`` has no columns,
+            or if the pretrained image checkpoint cannot be loaded. A ``static`` matrix without columns
+            (a dataset without static attributes) is skipped: static features are used whenever the
+            dataset has them.
         """
         cfg: HMSPARConfig = self.cfg
         encoders: dict[str, nn.Module] = {}
@@ -408,8 +410,12 @@ class HMSPAR(TorchClassifier):
                 if len(shape) != 2:
                     raise HmsparError(f"HMSPAR: {m} must be (n, D), got {shape}")
                 if shape[1] == 0:
+                    if m == "static":  # a dataset without static attributes: no encoder to build
+                        continue
                     raise HmsparError(f"HMSPAR: the {m!r} matrix has no columns for this dataset; "
                                       f"remove {m!r} from model.modalities")
                 sub = cfg.text if m == "text" else cfg.static
                 encoders[m] = MLPEncoder(shape[1], sub.hidden, cfg.d_model, sub.dropout)
+        if not encoders:
+            raise HmsparError("HMSPAR: no modality left to encode (model.modalities lists only empty ones)")
         return HMSPARNet(encoders, cfg.d_model, cfg.fusion, cfg.head, n_outputs)
