@@ -9,6 +9,7 @@ from __future__ import annotations
 import sys
 
 from benchmarks._measure import measure, save, table
+from hmspar.data.generators import dataset_config
 from hmspar.params import load_params
 
 
@@ -19,7 +20,7 @@ def main(names: list[str]) -> None:
     for name in names:
         gen = measure([sys.executable, "-m", "stages.generate", name])
         conv = measure([sys.executable, "-m", "stages.convert", name])
-        rows.append({"dataset": name, "n": params["datasets"][name]["n_entities"],
+        rows.append({"dataset": name, "n": dataset_config(name, params["datasets"][name]).n_entities,
                      "generate_s": gen["seconds"], "generate_peak_mib": gen["peak_mib"],
                      "convert_s": conv["seconds"], "convert_peak_mib": conv["peak_mib"]})
         print(rows[-1], flush=True)

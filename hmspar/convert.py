@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 
 from hmspar.data.schema import RawDataset
-from hmspar.data.splits import stratified_split
+from hmspar.data.splits import stratified_split, temporal_split
 from hmspar.errors import HmsparError
 
 CHUNK = 16384
@@ -105,7 +105,18 @@ def convert_dataset(raw_dir: str | Path, out_dir: str | Path, cfg: Any, text_cfg
         np.save(out_dir / "groups.npy", np.asarray(raw.groups).astype(str))
 
     splits = {}
+    temporal = raw.extra_meta.get("split") == "temporal"  # e.g. trend: earliest windows train, gap = horizon
     for i, (task, y) in enumerate(sorted(raw.labels.items())):
+        if raw.extra_meta.get("split") == "predefined":  # an imported table with the user's own split
+            splits[task] = np.asarray(raw.extra_meta["split_codes"], dtype=np.int8)
+            continue
+        if temporal:
+            for key in ("time_index", "split_gap"):
+                if key not in raw.extra_meta:
+                    raise HmsparError(f"{raw_dir}/meta.json: a temporal split needs {key!r}")
+            splits[task] = temporal_split(np.asarray(raw.extra_meta["time_index"], dtype=np.int64), cfg.val_fraction,
+                                          cfg.test_fraction, gap=int(raw.extra_meta["split_gap"]))
+            continue
         strata = y.astype(str) if raw.groups is None else np.char.add(np.asarray(raw.groups).astype(str), y.astype(str))
         splits[task] = stratified_split(strata, cfg.val_fraction, cfg.test_fraction, seed=[cfg.seed, 7919, i])
     np.savez(out_dir / "labels.npz", **{t: y.astype(np.int8) for t, y in raw.labels.items()})

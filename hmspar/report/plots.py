@@ -367,7 +367,8 @@ def gaf_examples(datasets: Sequence[str], features_root: str | os.PathLike, path
     """For each dataset, the trend and sparsity GASF (channel 0) of one positive and one negative test entity.
 
     The entities are the first positive and the first negative entity (in stored order) of the test split
-    of the dataset's first task (``meta.json: tasks[0]``).
+    of the dataset's first task (``meta.json: tasks[0]``). Datasets whose images are their own pictures
+    rather than ISA-GAF (the trend dataset) are left out.
 
     Parameters
     ----------
@@ -383,9 +384,12 @@ def gaf_examples(datasets: Sequence[str], features_root: str | os.PathLike, path
     Path
         ``path``.
     """
-    if not datasets:
-        raise HmsparError("gaf_examples: no dataset to draw")
     features_root = Path(features_root)
+    # Datasets that ship their own pictures (meta.json: image_source == "dataset") have no GASF to show.
+    datasets = [d for d in datasets
+                if json.loads((features_root / d / "meta.json").read_text()).get("image_source", "isa_gaf") == "isa_gaf"]
+    if not datasets:
+        raise HmsparError("gaf_examples: no dataset with ISA-GAF images to draw")
     examples = [(d, _example_indices(features_root / d)) for d in datasets]
     fig = _new_figure(11.0, 0.8 + 2.45 * len(examples))
     axes = np.atleast_2d(fig.subplots(len(examples), 4, squeeze=False))

@@ -14,7 +14,7 @@ from typing import Any
 from hmspar.config import build, require_positive
 from hmspar.errors import HmsparError
 
-GENERATORS = ("merchant", "retail", "cdnow", "instacart", "tafeng", "sales_weekly")
+GENERATORS = ("merchant", "retail", "cdnow", "instacart", "tafeng", "sales_weekly", "trend")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -43,9 +43,15 @@ class DatasetConfig:
             raise ValueError("val_fraction and test_fraction must lie in (0, 1) and sum to less than 1")
 
 
+#: Kinds that read the user's files instead of simulating (modules in ``hmspar.data.importers``).
+IMPORTERS = ("transactions", "series")
+
+
 def generator_module(kind: str) -> ModuleType:
+    if kind in IMPORTERS:
+        return importlib.import_module(f"hmspar.data.importers.{kind}")
     if kind not in GENERATORS:
-        raise HmsparError(f"unknown dataset kind {kind!r} (known: {', '.join(GENERATORS)})")
+        raise HmsparError(f"unknown dataset kind {kind!r} (known: {', '.join(GENERATORS + IMPORTERS)})")
     return importlib.import_module(f"hmspar.data.generators.{kind}")
 
 
@@ -57,4 +63,5 @@ def dataset_config(name: str, section: dict[str, Any]) -> Any:
     module = generator_module(kind)
     cfg = build(module.Config, section, f"datasets.{name}")
     require_positive(f"datasets.{name}", n_entities=cfg.n_entities, length=cfg.length)
-    return dataclasses.replace(cfg, kind=kind)
+    cfg = dataclasses.replace(cfg, kind=kind)
+    return cfg.named(name) if kind in IMPORTERS else cfg  # importers name datasets.<name> in their errors
