@@ -136,8 +136,66 @@ def train(run: str, params: dict[str, Any], progress: bool = True) -> list[dict[
     )
 
 
+@dataclasses.dataclass(frozen=True)
+class AblationConfig:
+    """``params.yaml: ablation`` — HMSPAR retrained with subsets of its modalities.
+
+    ``variants`` maps a label (e.g. ``series+text``) to the ``model.modalities`` list it uses; each
+    variant is trained on each run of ``runs`` with every seed and reported as ``hmspar[<label>]``.
+    """
+
+    runs: list[str] = dataclasses.field(default_factory=list)
+    variants: dict[str, list[str]] = dataclasses.field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        for label, modalities in self.variants.items():
+            if not modalities:
+                raise ValueError(f"variants.{label}: list at least one modality")
+
+
+def ablation(params: dict[str, Any], progress: bool = True) -> list[dict[str, Any]]:
+    """``ablation``: HMSPAR with each modality subset of ``ablation.variants`` on each of ``ablation.runs``.
+
+    Outputs go to ``results/ablation/<variant>/<run>/seed<k>/``, which the evaluate stage reports as model
+    ``hmspar[<variant>]`` next to the full model (the modality-ablation chart and table).
+    """
+    from hmspar.training.run import run_model
+
+    cfg = build(AblationConfig, params.get("ablation"), "ablation")
+    specs = run_specs(params)
+    unknown = [r for r in cfg.runs if r not in specs]
+    if unknown:
+        raise HmsparError(f"ablation.runs: unknown run {unknown[0]!r} (runs in params.yaml: {', '.join(specs)})")
+    records: list[dict[str, Any]] = []
+    with atomic_dir(RESULTS_ROOT / "ablation") as tmp:
+        for label, modalities in cfg.variants.items():
+            for run in cfg.runs:
+                spec = specs[run]
+                section = deep_merge(params.get("model") or {}, spec.model)
+                section["modalities"] = list(modalities)
+                section["train"] = deep_merge(params.get("train") or {}, spec.train)
+                records += run_model(
+                    model_name="hmspar",
+                    model_section=section,
+                    where=f"ablation.variants.{label}",
+                    features_dir=FEATURES_ROOT / spec.dataset,
+                    run_name=run,
+                    run_spec={"dataset": spec.dataset, "task": spec.task, "group": spec.group},
+                    seeds=seeds(params),
+                    out_dir=tmp / label / run,
+                    live_dir=None,
+                    progress=progress,
+                    model_label=f"hmspar[{label}]",
+                )
+    return records
+
+
 def baseline(dataset: str, model: str, params: dict[str, Any], progress: bool = True) -> list[dict[str, Any]]:
-    """``baseline@<dataset>-<model>``: one baseline on every run of one dataset, every seed."""
+    """``baseline@<dataset>-<model>``: one baseline on every run of one dataset, every seed.
+
+    ``model`` names a ``baselines.<model>`` section; the section's optional ``model`` key picks the registry
+    class, so one class can appear under several names with different settings (``lightgbm_text``).
+    """
     from hmspar.training.run import run_model
 
     dataset_section(params, dataset)
@@ -147,13 +205,16 @@ def baseline(dataset: str, model: str, params: dict[str, Any], progress: bool = 
     runs = {name: spec for name, spec in run_specs(params).items() if spec.dataset == dataset}
     if not runs:
         raise HmsparError(f"no run in params.yaml uses dataset {dataset!r}")
+    section = dict(baselines[model] or {})
+    registry_name = section.pop("model", model)  # a named variant, e.g. lightgbm_text: {model: lightgbm, ...}
     out_root = RESULTS_ROOT / "baselines" / dataset / model
     records: list[dict[str, Any]] = []
     with atomic_dir(out_root) as tmp:
         for run, spec in runs.items():
             records += run_model(
-                model_name=model,
-                model_section=baselines[model],
+                model_name=registry_name,
+                model_label=model,
+                model_section=section,
                 where=f"baselines.{model}",
                 features_dir=FEATURES_ROOT / dataset,
                 run_name=run,

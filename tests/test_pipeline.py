@@ -64,7 +64,7 @@ def test_changing_train_lr_reruns_training_only(tiny_project):
     try:
         edit_params(tiny_project, "train.lr", 0.005)
         stale = stale_stages(tiny_project)
-        assert stale and all(s.startswith(("train@", "evaluate")) for s in stale), stale
+        assert stale and all(s.startswith(("train@", "ablation", "evaluate")) for s in stale), stale
     finally:
         restore_params(tiny_project)
 
@@ -98,7 +98,9 @@ def test_evaluate_outputs_match_an_independent_recomputation(tiny_project):
     rows = board["rows"] if isinstance(board, dict) and "rows" in board else board
     pairs = {(r["run"], r["model"]) for r in rows}
     expected = {(run, model) for run in params["runs"] for model in ["hmspar", *params["baseline_models"]]}
+    expected |= {(run, f"hmspar[{label}]") for run in params["ablation"]["runs"] for label in params["ablation"]["variants"]}
     assert expected <= pairs, expected - pairs
+    assert all(r["inputs"] for r in rows)  # every row says what the model saw
 
     seed_dir = tiny_project / "results/hmspar/retail-churn/seed0"
     pred = pd.read_csv(seed_dir / "predictions.csv")
@@ -120,7 +122,7 @@ def test_evaluate_outputs_match_an_independent_recomputation(tiny_project):
 
     import matplotlib.image as mpimg
 
-    for name in ("leaderboard_heatmap.png", "gaf_examples.png"):
+    for name in ("leaderboard_heatmap.png", "gaf_examples.png", "ablation.png"):
         path = tiny_project / "plots" / name
         assert path.stat().st_size > 1000
         image = mpimg.imread(path)
@@ -136,7 +138,7 @@ def test_experiment_changes_headline_metrics(tiny_project):
     run(["git", "commit", "-q", "-m", "reproduced"], tiny_project)
     try:
         out = run(["dvc", "exp", "run", "-S", "train.lr=0.02"], tiny_project).stdout
-        assert "generate@" not in out and "convert@" not in out
+        assert "Running stage 'generate@" not in out and "Running stage 'convert@" not in out
         diff = run(["dvc", "metrics", "diff", "--json"], tiny_project).stdout
         changed = json.loads(diff).get("metrics/headline.json", {})
         assert any(key.endswith("hmspar_auc") for key in changed), diff

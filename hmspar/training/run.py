@@ -5,11 +5,21 @@ Used by both the ``train`` (HMSPAR) and ``baseline`` stages, so every model is f
 its threshold chosen on validation the same way, and its test metrics computed by the same code.
 The model sees the training and validation splits in ``fit`` (validation for early stopping only) and the
 test split only in ``predict_proba``.
+
+Memory: models with ``lazy_inputs = True`` (every torch model) get the loader's lazily read views and
+hold one batch at a time; any other model (the tabular baselines) gets the splits materialised as numpy
+arrays, so its memory grows with the split size.
+
+Distributed training: inside torchrun workers (``train.distributed.nproc > 1``) every rank runs this same
+function (fits and predictions are collective), but only rank 0 writes ``out_dir``, DVCLive curves and
+progress output; the other ranks write into a scratch directory that is deleted.
 """
 
 from __future__ import annotations
 
+import contextlib
 import shutil
+import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -79,7 +89,8 @@ def _predictions_frame(parts: list[tuple[str, Any, np.ndarray]], classes: np.nda
 
 def run_model(model_name: str, model_section: dict[str, Any] | None, where: str, features_dir: Path,
               run_name: str, run_spec: dict[str, Any], seeds: list[int], out_dir: Path,
-              live_dir: Path | None = None, progress: bool = True) -> list[dict[str, Any]]:
+              live_dir: Path | None = None, progress: bool = True,
+              model_label: str | None = None) -> list[dict[str, Any]]:
     """Fit ``model_name`` once per seed on the run's train split and evaluate it on validation and test.
 
     Parameters
@@ -105,6 +116,9 @@ def run_model(model_name: str, model_section: dict[str, Any] | None, where: str,
         ``live_dir/seed<k>/``.
     progress : bool
         Show progress bars (epochs) and one summary line per seed.
+    model_label : str, optional
+        Name recorded as ``model`` in ``metrics.json`` (default ``model_name``): a params variant such as
+        ``lightgbm_text`` or an ablation such as ``hmspar[series+text]``.
 
     Returns
     -------
@@ -113,6 +127,7 @@ def run_model(model_name: str, model_section: dict[str, Any] | None, where: str,
     """
     from hmspar.data.loader import load_task
     from hmspar.models.registry import make_model
+    from hmspar.training import distributed
     from hmspar.training.metrics import binary_metrics, choose_threshold, json_safe, multiclass_metrics
 
     dataset, task, group = _check_run_spec(run_name, run_spec)
@@ -121,18 +136,22 @@ def run_model(model_name: str, model_section: dict[str, Any] | None, where: str,
     if len(set(seeds)) != len(seeds):
         raise HmsparError(f"seeds: duplicates in {list(seeds)}")
     features_dir, out_dir = Path(features_dir), Path(out_dir)
+    main = distributed.is_main()
+    progress = progress and main
     data = None
     results: list[dict[str, Any]] = []
-    with atomic_dir(out_dir) as tmp:
+    with (atomic_dir(out_dir) if main else _scratch_dir()) as tmp:
         for seed in seeds:
             model = make_model(model_name, model_section, int(seed), where)
             if data is None:
-                data = load_task(features_dir, task, group, modalities=model.uses)
+                data = load_task(features_dir, task, group, modalities=model.uses, lazy=True)
+                if not getattr(model, "lazy_inputs", False):
+                    data = {name: part.materialise() for name, part in data.items()}
             train, val, test = data["train"], data["val"], data["test"]
             live = None
             if _is_torch_model(model):
                 model.progress = progress
-                if live_dir is not None:
+                if live_dir is not None and main:
                     live, model.callback = _live_callback(Path(live_dir) / f"seed{seed}")
             try:
                 t0 = time.perf_counter()
@@ -148,7 +167,7 @@ def run_model(model_name: str, model_section: dict[str, Any] | None, where: str,
             predict_seconds = time.perf_counter() - t0
             classes = np.asarray(model.classes_)
             metrics: dict[str, Any] = {
-                "model": model_name, "run": run_name, "dataset": dataset, "task": task, "group": group,
+                "model": model_label or model_name, "run": run_name, "dataset": dataset, "task": task, "group": group,
                 "seed": int(seed), "inputs": list(model.uses),
                 "n_train": len(train), "n_val": len(val), "n_test": len(test),
                 "fit_seconds": round(fit_seconds, 3), "predict_seconds": round(predict_seconds, 3),
@@ -181,9 +200,16 @@ def run_model(model_name: str, model_section: dict[str, Any] | None, where: str,
             results.append(metrics)
             if progress:
                 test_m = metrics["test"]
-                print(f"{model_name} {run_name} seed {seed}: test roc_auc={test_m.get('roc_auc')} "
+                print(f"{model_label or model_name} {run_name} seed {seed}: test roc_auc={test_m.get('roc_auc')} "
                       f"f1={test_m.get('f1', test_m.get('f1_macro'))} fit {fit_seconds:.1f}s", flush=True)
     return results
+
+
+@contextlib.contextmanager
+def _scratch_dir():
+    """A temporary directory for the outputs of a non-zero rank (deleted afterwards)."""
+    with tempfile.TemporaryDirectory(prefix="hmspar-rank-") as tmp:
+        yield Path(tmp)
 
 
 def _is_torch_model(model: Any) -> bool:
