@@ -1,11 +1,43 @@
-"""DVC stage `train@<run>`: HMSPAR on one dataset-task, every seed; see :func:`hmspar.pipeline.train`."""
+"""DVC stage `train@<run>`: HMSPAR on one dataset-task, every seed; see :func:`hmspar.pipeline.train`.
+
+With ``train.distributed.nproc: N > 1`` (top-level ``train`` or the run's ``runs.<run>.train`` override)
+the stage relaunches itself in N processes through torchrun (``python -m torch.distributed.run
+--standalone --nproc_per_node N -m stages.train <run>``) and waits; each worker joins the process group,
+trains its shard of every batch, and rank 0 alone writes the outputs (see
+:mod:`hmspar.training.distributed`). With ``nproc: 1`` the stage trains in this process, as before.
+"""
 
 from hmspar import cli, pipeline
+from hmspar.config import build
+from hmspar.errors import HmsparError
 from hmspar.params import load_params
+from hmspar.training import distributed
+from hmspar.training.trainer import TrainConfig
+
+
+def requested_distributed(run: str, params: dict) -> distributed.DistributedConfig:
+    """``train.distributed`` of ``run`` after merging its ``runs.<run>.train`` override (validated)."""
+    specs = pipeline.run_specs(params)
+    if run not in specs:
+        raise HmsparError(f"unknown run {run!r} (runs in params.yaml: {', '.join(specs)})")
+    section = pipeline.deep_merge(params.get("train") or {}, specs[run].train)
+    return build(TrainConfig, section, "train").distributed
 
 
 def _run(argv: list[str]) -> None:
-    pipeline.train(argv[0], load_params())
+    run = argv[0]
+    params = load_params()
+    cfg = requested_distributed(run, params)
+    if cfg.nproc > 1 and not distributed.in_worker():
+        status = distributed.launch(["-m", "stages.train", run], cfg.nproc)
+        if status != 0:
+            raise HmsparError(f"train@{run}: distributed training in {cfg.nproc} processes failed "
+                              f"(torchrun exit status {status}; the workers' errors are printed above)")
+        return
+    try:
+        pipeline.train(run, params, progress=distributed.is_main())
+    finally:
+        distributed.destroy_process_group()
 
 
 if __name__ == "__main__":

@@ -3,6 +3,10 @@
 
 Subclasses implement :meth:`TorchClassifier.build_module` and carry a :class:`TrainConfig` (by default
 the ``train`` field of their ``Config``).
+
+Torch models read their inputs batch by batch (``lazy_inputs = True``): ``X`` may hold numpy arrays,
+memory maps or the loader's lazily read :class:`~hmspar.data.loader.MappedRows` views, so training and
+prediction hold one batch in memory, not the split.
 """
 
 from __future__ import annotations
@@ -15,6 +19,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from hmspar.data.loader import rows_of
 from hmspar.errors import HmsparError
 from hmspar.models.base import Model
 from hmspar.training.trainer import (
@@ -76,6 +81,11 @@ class TorchClassifier(Model):
 
     #: Fraction of the training data held out for early stopping when ``fit`` gets no validation data.
     holdout_fraction: float = 0.1
+
+    #: ``X`` may hold lazily read arrays (``MappedRows``): :func:`hmspar.training.run.run_model` then passes
+    #: the loader's views instead of materialised arrays. A subclass that needs whole matrices in memory
+    #: still works (``np.asarray`` reads a view), or can set this to False.
+    lazy_inputs: bool = True
 
     def __init__(self, cfg: Any, seed: int = 0) -> None:
         super().__init__(cfg, seed)
@@ -142,8 +152,8 @@ class TorchClassifier(Model):
             tr, ho = stratified_holdout(codes, self.holdout_fraction, self.seed)
             if ho.size == 0:
                 raise HmsparError(f"{type(self).__name__}: too few training rows to hold out validation data")
-            X_tr = {k: v[tr] for k, v in X.items()}
-            X_va = {k: v[ho] for k, v in X.items()}
+            X_tr = {k: rows_of(v, tr) for k, v in X.items()}
+            X_va = {k: rows_of(v, ho) for k, v in X.items()}
             y_tr, y_va = codes[tr], codes[ho]
         else:
             X_tr, y_tr = X, codes
@@ -162,7 +172,11 @@ class TorchClassifier(Model):
         return self
 
     def predict_proba(self, X: dict[str, np.ndarray]) -> np.ndarray:
-        """(n, K) class probabilities from the module in eval mode, in ``eval_batch_size`` batches."""
+        """(n, K) class probabilities from the module in eval mode, in ``eval_batch_size`` batches.
+
+        In distributed training (``train.distributed.nproc > 1``, inside the torchrun workers) each rank
+        predicts its share of the rows and gathers the rest, so every rank must call this.
+        """
         self._check_fitted()
         if self.module_ is None:
             raise HmsparError(f"{type(self).__name__}: predict_proba called before fit")
@@ -171,7 +185,9 @@ class TorchClassifier(Model):
         device = resolve_device(cfg.device)
         module = self.module_.to(device)
         try:
-            logits = predict_logits(module, X, cfg.eval_batch_size, device, cfg.amp)
+            logits = predict_logits(module, X, cfg.eval_batch_size, device, cfg.amp,
+                                    progress=self.progress and self.n_rows(X) > 10 * cfg.eval_batch_size,
+                                    distributed=cfg.distributed.nproc > 1)
         finally:
             self.module_ = module.cpu()
         proba = logits_to_proba(logits)

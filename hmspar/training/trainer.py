@@ -1,6 +1,11 @@
 """The one Trainer for every torch model: AdamW, cosine schedule, gradient clipping, BCE or focal loss,
 early stopping on validation ROC-AUC, and a deep copy of the best weights.
 
+Inputs are dicts of arrays indexed one batch at a time (``X[k][idx]``, ``X[k][a:b]``), so they may be
+numpy arrays, ``np.memmap`` files or the loader's lazily read :class:`~hmspar.data.loader.MappedRows`
+views: memory holds one batch, not the dataset. With ``train.distributed.nproc > 1`` the same loop runs in
+every torchrun worker with ``DistributedDataParallel`` (see :mod:`hmspar.training.distributed`).
+
 Torch is imported inside functions, so importing :class:`TrainConfig` (nested in model configs) is cheap.
 Randomness comes from the run seed only: batches are shuffled with a seeded ``torch.Generator``, and the
 whole fit runs inside ``torch.random.fork_rng`` seeded from the same seed (so dropout is reproducible)
@@ -18,6 +23,7 @@ from typing import TYPE_CHECKING, Any, Literal
 import numpy as np
 
 from hmspar.errors import HmsparError
+from hmspar.training.distributed import DistributedConfig
 
 if TYPE_CHECKING:  # pragma: no cover
     import torch
@@ -50,9 +56,13 @@ class TrainConfig:
     device : {"auto", "cpu", "cuda"}
         ``auto`` picks CUDA when available.
     amp : bool
-        Mixed precision (CUDA only; ignored on CPU).
+        Mixed precision (CUDA only; ignored on CPU): bfloat16 autocast where supported, else float16
+        with a gradient scaler.
     num_threads : int
         ``torch.set_num_threads`` during the fit (0 leaves torch's default).
+    distributed : DistributedConfig
+        ``{nproc, backend, ...}``: data-parallel training over ``nproc`` torchrun workers
+        (``batch_size`` stays the *global* batch); ``nproc: 1`` is plain single-process training.
     """
 
     epochs: int = 30
@@ -68,6 +78,7 @@ class TrainConfig:
     device: Literal["auto", "cpu", "cuda"] = "cpu"
     amp: bool = False
     num_threads: int = 0
+    distributed: DistributedConfig = DistributedConfig()
 
     def __post_init__(self) -> None:
         for name in ("epochs", "batch_size", "eval_batch_size", "patience"):
@@ -85,6 +96,11 @@ class TrainConfig:
             raise ValueError(f"device: expected 'auto', 'cpu' or 'cuda', got {self.device!r}")
         if isinstance(self.num_threads, bool) or not isinstance(self.num_threads, int) or self.num_threads < 0:
             raise ValueError(f"num_threads: must be a non-negative integer, got {self.num_threads!r}")
+        if not isinstance(self.distributed, DistributedConfig):
+            raise ValueError(f"distributed: expected a mapping of DistributedConfig fields, got {self.distributed!r}")
+        if self.distributed.nproc > 1 and self.batch_size < 2 * self.distributed.nproc:
+            raise ValueError(f"batch_size: the global batch ({self.batch_size}) must give every one of the "
+                             f"{self.distributed.nproc} processes at least two rows")
 
 
 @dataclasses.dataclass
@@ -109,15 +125,28 @@ class TrainResult:
     history: list[dict[str, float]]
 
 
+#: Epochs of at least this many steps get their own progress bar over rows (with ``progress=True``).
+ROWS_BAR_MIN_STEPS = 50
+
+
 def resolve_device(device: str) -> "torch.device":
-    """Map ``auto``/``cpu``/``cuda`` to a ``torch.device``; asking for CUDA without one raises."""
+    """Map ``auto``/``cpu``/``cuda`` to a ``torch.device``; asking for CUDA without one raises.
+
+    Inside a torchrun worker, CUDA resolves to the worker's own GPU (``cuda:<LOCAL_RANK>``).
+    """
     import torch
 
+    from hmspar.training import distributed
+
     if device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if device == "cuda" and not torch.cuda.is_available():
+        resolved = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    elif device == "cuda" and not torch.cuda.is_available():
         raise HmsparError("train.device: 'cuda' requested but no CUDA device is available")
-    return torch.device(device)
+    else:
+        resolved = torch.device(device)
+    if resolved.type == "cuda" and distributed.is_active():
+        return distributed.worker_device(resolved)
+    return resolved
 
 
 def to_tensor(array: np.ndarray, device: "torch.device") -> "torch.Tensor":
@@ -131,7 +160,10 @@ def to_tensor(array: np.ndarray, device: "torch.device") -> "torch.Tensor":
         array = np.ascontiguousarray(array, dtype=np.int64)
     else:
         raise HmsparError(f"cannot convert an array of dtype {array.dtype} to a tensor")
-    return torch.from_numpy(array).to(device, non_blocking=True)
+    tensor = torch.from_numpy(array)
+    if device.type == "cuda":
+        tensor = tensor.pin_memory()
+    return tensor.to(device, non_blocking=True)
 
 
 def batch_slices(n: int, batch_size: int) -> list[tuple[int, int]]:
@@ -146,9 +178,15 @@ def batch_slices(n: int, batch_size: int) -> list[tuple[int, int]]:
     return [(int(a), int(b)) for a, b in zip(bounds[:-1], bounds[1:]) if b > a]
 
 
-def take_batch(X: dict[str, np.ndarray], idx: np.ndarray, device: "torch.device") -> dict[str, "torch.Tensor"]:
-    """Index every modality array with ``idx`` (sorted first, which keeps memmap reads sequential)."""
+def take_batch(X: dict[str, Any], idx: np.ndarray, device: "torch.device") -> dict[str, "torch.Tensor"]:
+    """Read rows ``idx`` (sorted, which keeps memory-map reads moving forward) of every modality of ``X``
+    (numpy arrays, memmaps or lazy ``MappedRows`` views) as tensors on ``device``."""
     return {k: to_tensor(v[idx], device) for k, v in X.items()}
+
+
+def n_rows(X: dict[str, Any]) -> int:
+    """Rows of the first array of ``X``."""
+    return int(np.shape(next(iter(X.values())))[0])
 
 
 def n_outputs_for(n_classes: int) -> int:
@@ -169,25 +207,62 @@ def logits_to_proba(logits: np.ndarray) -> np.ndarray:
     return e / e.sum(axis=1, keepdims=True)
 
 
-def predict_logits(module: "nn.Module", X: dict[str, np.ndarray], batch_size: int,
-                   device: "torch.device", amp: bool = False) -> np.ndarray:
-    """Run ``module`` in eval mode over ``X`` in batches; returns (n, n_outputs) float32 logits."""
+def predict_logits(module: "nn.Module", X: dict[str, Any], batch_size: int,
+                   device: "torch.device", amp: bool = False, progress: bool = False,
+                   distributed: bool = False) -> np.ndarray:
+    """Run ``module`` in eval mode over ``X`` in batches; returns (n, n_outputs) float32 logits.
+
+    Parameters
+    ----------
+    module : nn.Module
+        ``forward(batch) -> (B, n_outputs)``.
+    X : dict of str to array-like
+        Modality arrays (numpy, memmap or ``MappedRows``), read ``batch_size`` rows at a time.
+    batch_size : int
+        Rows per forward pass.
+    device : torch.device
+    amp : bool
+        Autocast on CUDA.
+    progress : bool
+        Show a tqdm bar over rows.
+    distributed : bool
+        Inside an initialised process group of several ranks, each rank predicts its contiguous share of
+        the rows and the logits are all-gathered, so *every rank must call this* and every rank gets all
+        (n, n_outputs) logits. Ignored without a process group (or when ``n`` < number of ranks).
+    """
     import torch
 
-    n = int(np.shape(next(iter(X.values())))[0])
+    from hmspar.training import distributed as dist_mod
+
+    n = n_rows(X)
+    lo, hi = 0, n
+    sharded = distributed and dist_mod.is_active() and n >= dist_mod.world_size()
+    if sharded:
+        bounds = dist_mod.shard_bounds(n, dist_mod.world_size())
+        lo, hi = int(bounds[dist_mod.rank()]), int(bounds[dist_mod.rank() + 1])
     module.eval()
     out = []
+    bar = None
+    if progress:
+        from tqdm.auto import tqdm
+
+        bar = tqdm(total=hi - lo, desc="predict", unit="row", leave=False)
     with torch.no_grad():
-        for a, b in batch_slices(n, batch_size):
-            batch = {k: to_tensor(v[a:b], device) for k, v in X.items()}
+        for a, b in batch_slices(hi - lo, batch_size):
+            batch = {k: to_tensor(v[lo + a:lo + b], device) for k, v in X.items()}
             with _autocast(device, amp):
                 logits = module(batch)  # (B, n_outputs)
             if logits.ndim == 1:
                 logits = logits[:, None]
             out.append(logits.float().cpu().numpy())
-    if not out:
-        return np.zeros((0, 1), dtype=np.float32)
-    return np.concatenate(out, axis=0)
+            if bar is not None:
+                bar.update(b - a)
+    if bar is not None:
+        bar.close()
+    local = np.concatenate(out, axis=0) if out else np.zeros((0, 1), dtype=np.float32)
+    if sharded:
+        return dist_mod.gather_rows(local, n)
+    return local
 
 
 def _autocast(device: "torch.device", amp: bool):
@@ -214,6 +289,19 @@ def validation_auc(y: np.ndarray, proba: np.ndarray) -> float:
     return float(roc_auc_score(y, proba, multi_class="ovr", average="macro", labels=np.arange(k)))
 
 
+def _forward(net: "nn.Module", batch: dict[str, "torch.Tensor"], ddp: bool) -> "torch.Tensor":
+    """``net(batch)``; under DDP, the error about parameters without gradients names the params key."""
+    if not ddp:
+        return net(batch)
+    try:
+        return net(batch)
+    except RuntimeError as exc:
+        if "find_unused_parameters" in str(exc):
+            raise HmsparError("train.distributed: some parameters received no gradient in the previous step; "
+                              "set train.distributed.find_unused_parameters: true") from exc
+        raise
+
+
 class Trainer:
     """Train a module whose ``forward(batch)`` returns logits, with early stopping on validation ROC-AUC.
 
@@ -225,9 +313,14 @@ class Trainer:
         Seeds the batch-shuffling generator and (inside ``fork_rng``) dropout and other layer randomness.
     callback : callable, optional
         ``callback(epoch, metrics)`` after every epoch, ``metrics`` holding ``train_loss, val_loss,
-        val_roc_auc, lr`` (used for DVCLive).
+        val_roc_auc, lr`` (used for DVCLive); called on rank 0 only in distributed training.
     progress : bool
-        Show a tqdm bar over epochs.
+        Show tqdm bars over epochs and over the rows of each epoch (rank 0 only).
+
+    Notes
+    -----
+    With ``cfg.distributed.nproc > 1`` :meth:`fit` must run in every one of ``nproc`` torchrun workers
+    (it joins their process group); see :mod:`hmspar.training.distributed` for what is shared and how.
     """
 
     def __init__(self, cfg: TrainConfig, seed: int, callback: Callable[[int, dict], None] | None = None,
@@ -239,16 +332,16 @@ class Trainer:
         self.callback = callback
         self.progress = progress
 
-    def fit(self, module: "nn.Module", X_train: dict[str, np.ndarray], y_train: np.ndarray,
-            X_val: dict[str, np.ndarray], y_val: np.ndarray) -> TrainResult:
+    def fit(self, module: "nn.Module", X_train: dict[str, Any], y_train: np.ndarray,
+            X_val: dict[str, Any], y_val: np.ndarray) -> TrainResult:
         """Train ``module`` and return it holding the best validation epoch's weights.
 
         Parameters
         ----------
         module : nn.Module
             ``forward(batch: dict[str, Tensor]) -> (B, n_outputs)`` logits; may set ``aux_loss``.
-        X_train, X_val : dict of str to np.ndarray
-            Modality arrays (numpy or memmap); batches are indexed, then converted.
+        X_train, X_val : dict of str to array-like
+            Modality arrays (numpy, memmap or lazy ``MappedRows``); batches are indexed, then converted.
         y_train, y_val : np.ndarray
             (n,) labels encoded as 0..K-1; K = 2 needs ``n_outputs = 1``.
 
@@ -257,6 +350,8 @@ class Trainer:
         TrainResult
         """
         import torch
+
+        from hmspar.training import distributed
 
         y_train = np.asarray(y_train, dtype=np.int64)
         y_val = np.asarray(y_val, dtype=np.int64)
@@ -269,25 +364,43 @@ class Trainer:
                 if np.shape(v)[0] != y.shape[0]:
                     raise HmsparError(f"Trainer: X_{name}[{k!r}] has {np.shape(v)[0]} rows, y_{name} {y.shape[0]}")
         device = resolve_device(self.cfg.device)
+        if self.cfg.distributed.nproc > 1:
+            if distributed.in_worker():
+                device = distributed.worker_device(device)  # cuda:<LOCAL_RANK>, set before joining
+            distributed.init_process_group(self.cfg.distributed, device)
         devices = [device.index or 0] if device.type == "cuda" else []
         old_threads = torch.get_num_threads()
         if self.cfg.num_threads > 0:
             torch.set_num_threads(self.cfg.num_threads)
         try:
             with torch.random.fork_rng(devices=devices):
-                torch.manual_seed(self.seed)  # restored on leaving fork_rng: no global state leaks
+                torch.manual_seed(self._layer_seed())  # restored on leaving fork_rng: no global state leaks
                 return self._fit(module, X_train, y_train, X_val, y_val, device)
         finally:
             if self.cfg.num_threads > 0:
                 torch.set_num_threads(old_threads)
 
+    def _layer_seed(self) -> int:
+        """Seed of dropout and other layer randomness: the run seed on rank 0 (and in one process),
+        a seed derived from ``(seed, rank)`` on the other ranks so their dropout masks differ."""
+        from hmspar.training import distributed
+
+        r = distributed.rank() if self.cfg.distributed.nproc > 1 else 0
+        if r == 0:
+            return self.seed
+        return int(np.random.SeedSequence([self.seed, r]).generate_state(1)[0])
+
     # ------------------------------------------------------------------
     def _fit(self, module, X_train, y_train, X_val, y_val, device) -> TrainResult:
         import torch
 
+        from hmspar.training import distributed
         from hmspar.training.losses import make_loss
 
         cfg = self.cfg
+        ddp = cfg.distributed.nproc > 1
+        world, rank = (distributed.world_size(), distributed.rank()) if ddp else (1, 0)
+        main = rank == 0
         module = module.to(device)
         n_classes = max(2, int(y_train.max()) + 1)
         n_outputs = n_outputs_for(n_classes)
@@ -295,9 +408,22 @@ class Trainer:
             raise HmsparError(f"Trainer: labels must be encoded 0..{n_classes - 1} (as seen in y_train)")
         loss_fn = make_loss(cfg.loss, y_train, n_classes, class_weight=cfg.class_weight,
                             gamma=cfg.focal_gamma).to(device)
-        params = [p for p in module.parameters() if p.requires_grad]
+        # ``work`` is the module trained (``module`` itself, or on CUDA under DDP a copy whose batch norms
+        # are SyncBatchNorm, same state-dict keys); ``net`` what the training forward runs (``work`` or its
+        # DDP wrapper). The best state is loaded back into ``module`` at the end.
+        work = module
+        if ddp and device.type == "cuda":
+            work = torch.nn.SyncBatchNorm.convert_sync_batchnorm(copy.deepcopy(module))
+        params = [p for p in work.parameters() if p.requires_grad]
         if not params:
             raise HmsparError("Trainer: the module has no trainable parameters")
+        net = work
+        if ddp:
+            from torch.nn.parallel import DistributedDataParallel
+
+            net = DistributedDataParallel(
+                work, device_ids=[device.index] if device.type == "cuda" else None,
+                find_unused_parameters=cfg.distributed.find_unused_parameters)
         optimiser = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
         n = y_train.size
         steps_per_epoch = len(batch_slices(n, cfg.batch_size))
@@ -308,49 +434,60 @@ class Trainer:
         scaler = None
         if use_amp and not torch.cuda.is_bf16_supported():
             scaler = torch.amp.GradScaler("cuda")
-        generator = torch.Generator().manual_seed(self.seed)
+        generator = torch.Generator().manual_seed(self.seed)  # the same permutation on every rank
         y_train_t = torch.from_numpy(y_train)
         use_auc = np.unique(y_val).size == n_classes
+        show = self.progress and main
 
         best_score, best_epoch, best_state, bad_epochs = -math.inf, 0, None, 0
         history: list[dict[str, float]] = []
         epochs = range(1, cfg.epochs + 1)
         bar = None
-        if self.progress:
+        if show:
             from tqdm.auto import tqdm
 
             bar = tqdm(epochs, desc="epochs", leave=False)
             epochs = bar
         for epoch in epochs:
-            module.train()
+            net.train()
             perm = torch.randperm(n, generator=generator).numpy()
             total, seen = 0.0, 0
+            rows_bar = None
+            if show and steps_per_epoch >= ROWS_BAR_MIN_STEPS:
+                from tqdm.auto import tqdm
+
+                rows_bar = tqdm(total=n, desc=f"epoch {epoch}", unit="row", leave=False)
             for a, b in batch_slices(n, cfg.batch_size):
                 idx = np.sort(perm[a:b])
+                if ddp:
+                    idx = distributed.shard(idx, rank, world)  # this rank's disjoint part of the global batch
                 batch = take_batch(X_train, idx, device)
                 target = y_train_t[idx].to(device)
-                if hasattr(module, "aux_loss"):
-                    module.aux_loss = None
+                if hasattr(work, "aux_loss"):
+                    work.aux_loss = None
                 with _autocast(device, use_amp):
-                    logits = module(batch)  # (B, n_outputs)
+                    logits = _forward(net, batch, ddp)  # (B, n_outputs)
                 if logits.ndim == 1:
                     logits = logits[:, None]
-                if logits.shape != (b - a, n_outputs):
+                if logits.shape != (idx.size, n_outputs):
                     raise HmsparError(f"Trainer: module returned logits of shape {tuple(logits.shape)}, "
-                                      f"expected {(b - a, n_outputs)} for {n_classes} classes")
+                                      f"expected {(idx.size, n_outputs)} for {n_classes} classes")
                 loss = loss_fn(logits.float(), target)
-                aux = getattr(module, "aux_loss", None)
+                aux = getattr(work, "aux_loss", None)
                 if aux is not None:
                     loss = loss + aux.float()
                 if not torch.isfinite(loss):
                     raise HmsparError(f"Trainer: loss became {loss.item()} at epoch {epoch}; "
                                       "try a lower train.lr")
+                # DDP averages gradients over ranks; weighting each rank by its share of the global batch
+                # makes that average the gradient of the global batch mean (shards may differ by a row).
+                step_loss = loss * (idx.size * world / (b - a)) if ddp else loss
                 optimiser.zero_grad(set_to_none=True)
                 if scaler is not None:
-                    scaler.scale(loss).backward()
+                    scaler.scale(step_loss).backward()
                     scaler.unscale_(optimiser)
                 else:
-                    loss.backward()
+                    step_loss.backward()
                 if cfg.grad_clip > 0:
                     torch.nn.utils.clip_grad_norm_(params, cfg.grad_clip)
                 if scaler is not None:
@@ -359,10 +496,17 @@ class Trainer:
                 else:
                     optimiser.step()
                 scheduler.step()
-                total += float(loss.detach()) * (b - a)
-                seen += b - a
+                total += float(loss.detach()) * idx.size
+                seen += idx.size
+                if rows_bar is not None:
+                    rows_bar.update(b - a)
+            if rows_bar is not None:
+                rows_bar.close()
+            if ddp:
+                total, seen = distributed.all_sum([total, float(seen)])
+                distributed.broadcast_buffers(work)  # rank 0's batch-norm statistics everywhere
             lr = float(optimiser.param_groups[0]["lr"])
-            logits_val = predict_logits(module, X_val, cfg.eval_batch_size, device, use_amp)
+            logits_val = predict_logits(work, X_val, cfg.eval_batch_size, device, use_amp, distributed=ddp)
             with torch.no_grad():
                 val_loss = float(loss_fn(torch.from_numpy(logits_val).to(device),
                                          torch.from_numpy(y_val).to(device)))
@@ -373,16 +517,20 @@ class Trainer:
             score = val_auc if use_auc else -val_loss
             if not math.isfinite(score):
                 score = -math.inf
-            if best_state is None or score > best_score:
+            improved = best_state is None or score > best_score
+            stop = not improved and bad_epochs + 1 >= cfg.patience
+            if ddp:  # every rank saw the same gathered logits; rank 0 decides all the same
+                improved, stop = distributed.broadcast_flags([improved, stop])
+            if improved:
                 best_score, best_epoch, bad_epochs = score, epoch, 0
-                best_state = copy.deepcopy(module.state_dict())
+                best_state = copy.deepcopy(work.state_dict())
             else:
                 bad_epochs += 1
             if bar is not None:
                 bar.set_postfix(loss=f"{metrics['train_loss']:.4f}", val_auc=f"{val_auc:.4f}")
-            if self.callback is not None:
+            if self.callback is not None and main:
                 self.callback(epoch, {k: v for k, v in metrics.items() if k != "epoch"})
-            if bad_epochs >= cfg.patience:
+            if stop:
                 break
         if bar is not None:
             bar.close()
