@@ -1,0 +1,1 @@
+"""Baseline models, one module per family; found through hmspar.models.registry."""
