@@ -39,6 +39,30 @@ class TextConfig:
             raise ValueError(f"batch_size must be positive, got {self.batch_size!r}")
 
 
+class _NpyWriter:
+    """Write a float32 ``.npy`` file row block by row block with plain file writes (no memory map, so the
+    written pages are not held in this process's resident memory)."""
+
+    def __init__(self, path: Path, shape: tuple[int, ...]) -> None:
+        self.path, self.shape = Path(path), tuple(int(v) for v in shape)
+        self._fh = open(self.path, "wb")
+        np.lib.format.write_array_header_1_0(self._fh, {"descr": np.lib.format.dtype_to_descr(np.dtype(np.float32)),
+                                                        "fortran_order": False, "shape": self.shape})
+        self.rows = 0
+
+    def write(self, block: np.ndarray) -> None:
+        block = np.ascontiguousarray(block, dtype=np.float32)
+        if block.shape[1:] != self.shape[1:]:
+            raise HmsparError(f"{self.path}: block of shape {block.shape} for an array of shape {self.shape}")
+        self._fh.write(block.tobytes())
+        self.rows += block.shape[0]
+
+    def close(self) -> None:
+        self._fh.close()
+        if self.rows != self.shape[0]:
+            raise HmsparError(f"{self.path}: wrote {self.rows} rows, expected {self.shape[0]}")
+
+
 def _chunks(n: int, size: int = CHUNK):
     for start in range(0, n, size):
         yield start, min(start + size, n)
@@ -77,26 +101,31 @@ def convert_dataset(raw_dir: str | Path, out_dir: str | Path, cfg: Any, text_cfg
         if s > t:
             raise HmsparError(f"datasets.{raw.name}.image_size: {s} exceeds the series length {t}")
 
-    series_out = np.lib.format.open_memmap(out_dir / "series.npy", mode="w+", dtype=np.float32, shape=(n, c, t))
-    mask_out = np.lib.format.open_memmap(out_dir / "mask.npy", mode="w+", dtype=np.float32, shape=(n, c, t))
-    image_out = np.lib.format.open_memmap(out_dir / "image.npy", mode="w+", dtype=np.float32, shape=(n, k, s, s))
+    series_out = _NpyWriter(out_dir / "series.npy", (n, c, t))
+    mask_out = _NpyWriter(out_dir / "mask.npy", (n, c, t))
+    image_out = _NpyWriter(out_dir / "image.npy", (n, k, s, s))
     bar = tqdm(total=n, desc=f"{'images' if own_images else 'ISA-GAF'} {raw.name}", unit="entity",
                disable=not progress)
     for a, b in _chunks(n):
         block = np.asarray(raw.series[a:b], dtype=np.float32)  # (b-a, C, T)
         observed = np.nan_to_num(block, nan=0.0)
-        series_out[a:b] = np.log1p(np.maximum(observed, 0.0))
-        mask_out[a:b] = (observed > 0).astype(np.float32)
-        image_out[a:b] = raw.images[a:b] if own_images else isa_gaf(block, s)
+        series_out.write(np.log1p(np.maximum(observed, 0.0)))
+        mask_out.write((observed > 0).astype(np.float32))
+        image_out.write(raw.images[a:b] if own_images else isa_gaf(block, s))
         bar.update(b - a)
     bar.close()
     for arr in (series_out, mask_out, image_out):
-        arr.flush()
-    del series_out, mask_out, image_out
+        arr.close()
 
+    # Embed each distinct description once and write the (N, D) rows chunk by chunk.
     encoder = TextEncoder(model_path=text_cfg.model_path, batch_size=text_cfg.batch_size)
-    text = encoder.encode(list(raw.text), progress=progress)
-    np.save(out_dir / "text.npy", text.astype(np.float32))
+    distinct, inverse = np.unique(np.asarray(raw.text, dtype=object), return_inverse=True)
+    embedded = encoder.encode(distinct.tolist(), progress=progress)  # (U, D), same order as ``distinct``
+    text_out = _NpyWriter(out_dir / "text.npy", (n, embedded.shape[1]))
+    for a, b in _chunks(n):
+        text_out.write(embedded[inverse[a:b]])
+    text_out.close()
+    text = embedded
 
     static, static_columns, numeric = encode_static(raw.static)
     np.save(out_dir / "static.npy", static.astype(np.float32))
@@ -138,7 +167,7 @@ def convert_dataset(raw_dir: str | Path, out_dir: str | Path, cfg: Any, text_cfg
         "static_columns": static_columns,
         "static_numeric": [bool(v) for v in numeric],
         "text_dim": int(text.shape[1]),
-        "text_distinct": int(len(set(raw.text))),
+        "text_distinct": int(distinct.size),
         "split_sizes": {task: {name: int(np.sum(codes == k)) for k, name in enumerate(("train", "val", "test"))}
                         for task, codes in splits.items()},
     }
