@@ -143,3 +143,12 @@ def test_loader_errors_name_the_problem(features_dir):
     (features_dir / "image.npy").unlink()
     with pytest.raises(HmsparError, match=r"image\.npy: missing \(run the convert stage first\)"):
         load_task(features_dir, "churn")
+
+
+def test_zero_width_modality_reads_as_empty_rows(tmp_path):
+    """A dataset without static attributes stores an (N, 0) matrix; reading it must not touch the file."""
+    path = tmp_path / "static.npy"
+    np.save(path, np.zeros((7, 0), dtype=np.float32))
+    view = MappedRows(np.load(path, mmap_mode="r"), np.array([0, 3, 4, 6]))
+    assert view[1:3].shape == (2, 0)
+    assert np.asarray(view).shape == (4, 0)

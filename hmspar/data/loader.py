@@ -211,7 +211,8 @@ class _FileRows:
         """Reader for a whole-file ``np.memmap`` (not a view of one); None for anything else."""
         if not (isinstance(source, np.memmap) and isinstance(source.base, mmap.mmap)
                 and source.flags.c_contiguous and getattr(source, "filename", None)
-                and hasattr(os, "preadv") and source.dtype.hasobject is False):
+                and hasattr(os, "preadv") and source.dtype.hasobject is False
+                and int(np.prod(source.shape[1:], dtype=np.int64)) > 0):  # zero-width rows: nothing to read
             return None
         return cls(str(source.filename), source.offset, source.dtype, tuple(source.shape[1:]))
 
