@@ -35,7 +35,8 @@ def save(name: str, rows: list[dict]) -> None:
 def table(rows: list[dict], columns: list[str]) -> str:
     lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
     for row in rows:
-        cells = [f"{row[c]:.1f}" if isinstance(row[c], float) else str(row[c]) for c in columns]
+        cells = [(f"{row[c]:.3f}" if abs(row[c]) < 10 else f"{row[c]:.1f}") if isinstance(row[c], float) else str(row[c])
+                 for c in columns]
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
