@@ -39,6 +39,16 @@ DVC_TEMPLATE_PATH = Path(".dvc") / "plots" / "offline_page.html"
 DVC_PLACEHOLDERS = ("{plot_divs}", "{refresh_tag}", "{scripts}")
 
 
+#: Wraps the global ``vegaEmbed`` so that SVG is the default renderer (dvc-render's calls pass no options).
+SVG_DEFAULT_JS = """(function () {
+  var embed = window.vegaEmbed;
+  window.vegaEmbed = function (el, spec, opts) {
+    return embed(el, spec, Object.assign({renderer: "svg"}, opts || {}));
+  };
+})();
+"""
+
+
 def _read_library(file: str, sha256: str) -> str:
     path = VENDOR_DIR / file
     try:
@@ -96,7 +106,8 @@ def dvc_page_template() -> str:
 
     dvc-render fills ``{plot_divs}`` (one ``<div>`` per plot, each calling ``vegaEmbed``) and
     ``{refresh_tag}``; the template leaves out ``{scripts}``, where dvc-render would put its CDN
-    ``<script src=...>`` tags, so the page needs no network.
+    ``<script src=...>`` tags, so the page needs no network. A small wrapper makes ``vegaEmbed`` draw SVG
+    unless a call asks otherwise (sharp when zoomed or printed, and checkable in the page's DOM).
     """
     scripts = inline_scripts()
     for placeholder in DVC_PLACEHOLDERS:
@@ -109,6 +120,7 @@ def dvc_page_template() -> str:
         "<title>DVC plots (offline)</title>\n"
         "<!-- Written by `python -m hmspar.report.vega` from hmspar/report/vendor/: do not edit by hand. -->\n"
         f"{scripts}\n"
+        f"<script>\n{SVG_DEFAULT_JS}</script>\n"
         "<style>\n"
         "  body { font-family: sans-serif; }\n"
         "  table { border-spacing: 15px; }\n"
