@@ -17,12 +17,24 @@ from hmspar.report import leaderboard, page, vega
 ROOT = Path(__file__).resolve().parents[1]
 
 
+def evaluate_tree(base: Path) -> Path:
+    """The synthetic results tree of test_report plus DVCLive curves for one run, evaluated into ``base``."""
+    results, features = _build_tree(base)
+    for seed in (0, 1):
+        folder = base / "dvclive" / "alpha-churn" / f"seed{seed}" / "plots" / "metrics"
+        folder.mkdir(parents=True)
+        for name, start in (("train_loss", 0.7), ("val_roc_auc", 0.6)):
+            rows = "".join(f"{step}\t{start + (0.05 if 'auc' in name else -0.05) * step + 0.01 * seed}\n"
+                           for step in range(5))
+            (folder / f"{name}.tsv").write_text(f"step\t{name}\n{rows}")
+    leaderboard.evaluate(results, features, PARAMS, base / "metrics", base / "plots", date="2024-01-02",
+                         live_root=base / "dvclive")
+    return base
+
+
 @pytest.fixture(scope="module")
 def evaluated(tmp_path_factory) -> Path:
-    base = tmp_path_factory.mktemp("page")
-    results, features = _build_tree(base)
-    leaderboard.evaluate(results, features, PARAMS, base / "metrics", base / "plots", date="2024-01-02")
-    return base
+    return evaluate_tree(tmp_path_factory.mktemp("page"))
 
 
 def _specs(text: str) -> dict:
@@ -45,7 +57,8 @@ def test_evaluate_writes_a_self_contained_page(evaluated):
     names = {name for _, name in divs}
     for run in RUNS:
         assert {f"{run} ROC", f"{run} PR", f"{run} confusion"} <= names
-    assert {"significance", "leaderboard heatmap", "ablation"} <= names
+    assert {"significance", "leaderboard heatmap", "ablation", "alpha-churn training curves"} <= names
+    assert "beta-risk-G0 training curves" not in names  # no DVCLive output for that run
     assert 'id="rec"' not in text  # no recommendation outputs, no section
 
 
@@ -76,6 +89,11 @@ def test_page_charts_carry_the_plot_data(evaluated):
     half = 12.706 * row["roc_auc"]["std"] / 2 ** 0.5
     assert (low, high) == pytest.approx((row["roc_auc"]["mean"] - half, row["roc_auc"]["mean"] + half))
     assert f"[{low:.3f}, {high:.3f}]" in text
+    # training curves: one panel per curve name, one colour per seed
+    curves = specs[divs["alpha-churn training curves"]]
+    assert {(v["curve"], v["seed"]) for v in curves["data"]["values"]} == \
+        {(c, s) for c in ("train_loss", "val_roc_auc") for s in ("seed0", "seed1")}
+    assert curves["facet"]["field"] == "curve" and curves["columns"] == 2
 
 
 def test_page_is_deterministic_and_thins_curves(evaluated, tmp_path):
