@@ -250,7 +250,9 @@ def training_spec(records: list[dict[str, Any]], cfg: ReportConfig) -> dict[str,
 def confusion_spec(counts: list[dict[str, Any]], cfg: ReportConfig) -> dict[str, Any]:
     """Confusion matrix of HMSPAR (seed 0, stored threshold) as an annotated heatmap."""
     side = max(120, min(cfg.plot_width, cfg.plot_height) * 2 // 3)
-    enc = {"x": {"field": "predicted", "type": "ordinal"}, "y": {"field": "actual", "type": "ordinal"}}
+    dark = max((c["count"] for c in counts), default=0) / 2  # white text on the darker half of the scale
+    enc = {"x": {"field": "predicted", "type": "ordinal", "axis": {"labelAngle": 0}},
+           "y": {"field": "actual", "type": "ordinal"}}
     return {
         "$schema": _SCHEMA, "title": "HMSPAR confusion (test)", "width": side, "height": side,
         "data": {"values": counts}, "encoding": enc,
@@ -261,7 +263,8 @@ def confusion_spec(counts: list[dict[str, Any]], cfg: ReportConfig) -> dict[str,
                                                       {"field": "count"}]}},
             {"mark": {"type": "text", "fontSize": 13},
              "encoding": {"text": {"field": "count"},
-                          "color": {"condition": {"test": "datum.count > 0", "value": "black"}, "value": "#888"}}},
+                          "color": {"condition": {"test": f"datum.count > {dark}", "value": "white"},
+                                    "value": "black"}}},
         ],
     }
 
@@ -594,7 +597,7 @@ def _leaderboard_section(page: _Page, rows: list[dict[str, Any]], models: list[s
 
 def _runs_section(page: _Page, rows: list[dict[str, Any]], models: list[str], plots_dir: Path,
                   cfg: ReportConfig) -> None:
-    page.add('<h2 id="runs">Per run: ROC, precision-recall, training curves, confusion</h2>')
+    page.add('<h2 id="runs">Per run: ROC, precision-recall, confusion, training curves</h2>')
     page.add(f'<p class="note">Test predictions of seed 0 (the smallest seed when 0 is absent), at most '
              f"{cfg.curve_points} points per model (full data: <code>plots/roc</code>, <code>plots/pr</code>; "
              "<code>dvc plots show</code> draws them all). HMSPAR is the thick line; hover for values.</p>")
@@ -615,13 +618,13 @@ def _runs_section(page: _Page, rows: list[dict[str, Any]], models: list[str], pl
                                   cfg.curve_points)
             charts.append(page.plot(curve_spec(values, "recall", "precision", "Precision-recall", colors, cfg),
                                     f"{run} PR"))
+        confusion = plots_dir / "confusion" / f"{run}.csv"
+        if confusion.exists():
+            charts.append(page.plot(confusion_spec(_confusion_counts(confusion), cfg), f"{run} confusion"))
         curves = plots_dir / "curves" / f"{run}.json"
         if curves.exists():
             charts.append(page.plot(training_spec(_records(curves, ("epoch", "value", "curve")), cfg),
                                     f"{run} training curves"))
-        confusion = plots_dir / "confusion" / f"{run}.csv"
-        if confusion.exists():
-            charts.append(page.plot(confusion_spec(_confusion_counts(confusion), cfg), f"{run} confusion"))
         page.add(f'<section class="run" id="run-{html.escape(run)}"><h3>{html.escape(run)}</h3>'
                  f'<p class="note">{about}</p><div class="charts">{"".join(charts)}</div></section>')
 
