@@ -1,4 +1,4 @@
-"""Tests of the report page (hmspar.report.page) and the vendored Vega builds (hmspar.report.vega), without a browser."""
+"""Tests of the report page (hmspar.report.page) and the vendored Vega builds (hmspar.report.vega), no browser."""
 
 from __future__ import annotations
 
@@ -76,7 +76,8 @@ def test_page_charts_carry_the_plot_data(evaluated):
     cfg = page.ReportConfig()
     assert len(values["hmspar"]["fpr"]) == min(len(hm), cfg.curve_points)
     # first and last points kept, values as in the plot data (rounded to 4 decimals)
-    assert values["hmspar"]["fpr"][0] == round(hm[0]["fpr"], 4) and values["hmspar"]["tpr"][-1] == round(hm[-1]["tpr"], 4)
+    assert values["hmspar"]["fpr"][0] == round(hm[0]["fpr"], 4)
+    assert values["hmspar"]["tpr"][-1] == round(hm[-1]["tpr"], 4)
     # the significance chart plots what significance.json says
     sig = json.loads((evaluated / "metrics" / "significance.json").read_text())["runs"]
     points = {v["run"]: v for v in specs[divs["significance"]]["data"]["values"]}
@@ -114,12 +115,14 @@ def test_rec_section_appears_with_rec_outputs(evaluated, tmp_path):
             {"dataset": "shop", "model": "mostpop", "ndcg@10": {"mean": 0.05, "std": None}, "hr@10": 0.1}]
     (metrics / "rec_leaderboard.json").write_text(json.dumps({"rows": rows}))
     (plots / "rec_ndcg_at_k.json").write_text(json.dumps(
-        [{"model": m, "k": k, "ndcg": v * k / 20} for m, v in (("sasrec", 0.2), ("mostpop", 0.05)) for k in (5, 10, 20)]))
+        [{"model": m, "k": k, "ndcg": v * k / 20}
+         for m, v in (("sasrec", 0.2), ("mostpop", 0.05)) for k in (5, 10, 20)]))
     text = page.build_report(metrics, plots)
     assert 'id="rec"' in text and "sasrec" in text and "0.2100" in text
     names = re.findall(r'data-name="([^"]*)"', text)
     assert "rec leaderboard" in names and "rec_ndcg_at_k" in names
-    spec = _specs(text)[dict((n, k) for k, n in re.findall(r'data-spec="(p\d+)" data-name="([^"]*)"', text))["rec_ndcg_at_k"]]
+    keys = {n: k for k, n in re.findall(r'data-spec="(p\d+)" data-name="([^"]*)"', text)}
+    spec = _specs(text)[keys["rec_ndcg_at_k"]]
     assert spec["encoding"]["x"]["field"] == "k" and spec["encoding"]["color"]["field"] == "model"
     (metrics / "rec_leaderboard.json").write_text("[1, 2")
     with pytest.raises(HmsparError, match="rec_leaderboard.json: cannot be read as JSON"):
