@@ -30,6 +30,7 @@ import numpy as np
 
 from hmspar.errors import HmsparError
 from hmspar.io import read_json, write_json
+from hmspar.report.page import ReportConfig
 
 #: Test metrics of every leaderboard row, in display order.
 METRICS = ("roc_auc", "auprc", "f1", "precision", "recall", "accuracy", "brier")
@@ -64,6 +65,8 @@ class EvaluateConfig:
         Decimals shown in the README results table.
     curve_points : int
         Maximum number of points per model in the ROC and PR plot data.
+    report : ReportConfig
+        ``evaluate.report``: the report page ``plots/report.html`` (:mod:`hmspar.report.page`).
     """
 
     bootstrap_samples: int = 1000
@@ -72,6 +75,7 @@ class EvaluateConfig:
     headline_digits: int = 4
     table_digits: int = 3
     curve_points: int = 200
+    report: ReportConfig = dataclasses.field(default_factory=ReportConfig)
 
     def __post_init__(self) -> None:
         checks = (
@@ -498,7 +502,8 @@ def evaluate(
     plots_dir : path
         Receives ``roc/<run>.json``, ``pr/<run>.json``, ``confusion/<run>.csv`` (DVC plot data; each folder
         is replaced as a whole) and ``leaderboard_heatmap.png``, ``ablation.png`` (only when ablation results
-        exist; a stale one is removed otherwise), ``gaf_examples.png``.
+        exist; a stale one is removed otherwise), ``gaf_examples.png`` and ``report.html`` (the report page,
+        :func:`hmspar.report.page.write_report`, built last from the files above).
     readme_path : path, optional
         When given, the results table is also copied between the README markers
         (:func:`hmspar.report.readme_table.update_readme`). The DVC stage leaves it out.
@@ -559,4 +564,8 @@ def evaluate(
     if readme_path is not None:
         readme_table.update_readme(readme_path, table)
         written["readme"] = Path(readme_path)
+    # Last: the report page reads the files written above (and the recommendation track's, when present).
+    from hmspar.report import page
+
+    written["report"] = page.write_report(metrics_dir, plots_dir, cfg.report)
     return written
