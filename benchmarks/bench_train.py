@@ -38,7 +38,7 @@ def summarise(results: Path = Path("results/hmspar"), live: Path = Path("dvclive
 
 def compare(runs: list[str]) -> list[dict]:
     from hmspar import pipeline
-    from hmspar.training.run import run_model
+    from hmspar.runner import run_model
 
     params = load_params()
     specs = pipeline.run_specs(params)

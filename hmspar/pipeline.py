@@ -114,7 +114,7 @@ def convert(name: str, params: dict[str, Any], progress: bool = True) -> Path:
 
 def train(run: str, params: dict[str, Any], progress: bool = True) -> list[dict[str, Any]]:
     """``train@<run>``: HMSPAR on one run, one output folder per seed under ``results/hmspar/<run>/``."""
-    from hmspar.training.run import run_model
+    from hmspar.runner import run_model
 
     specs = run_specs(params)
     if run not in specs:
@@ -159,7 +159,7 @@ def ablation(params: dict[str, Any], progress: bool = True) -> list[dict[str, An
     Outputs go to ``results/ablation/<variant>/<run>/seed<k>/``, which the evaluate stage reports as model
     ``hmspar[<variant>]`` next to the full model (the modality-ablation chart and table).
     """
-    from hmspar.training.run import run_model
+    from hmspar.runner import run_model
 
     cfg = build(AblationConfig, params.get("ablation"), "ablation")
     specs = run_specs(params)
@@ -196,7 +196,7 @@ def baseline(dataset: str, model: str, params: dict[str, Any], progress: bool = 
     ``model`` names a ``baselines.<model>`` section; the section's optional ``model`` key picks the registry
     class, so one class can appear under several names with different settings (``lightgbm_text``).
     """
-    from hmspar.training.run import run_model
+    from hmspar.runner import run_model
 
     dataset_section(params, dataset)
     baselines = params.get("baselines") or {}

@@ -13,7 +13,7 @@ from hmspar.data.splits import stratified_split
 from hmspar.errors import HmsparError
 from hmspar.models import registry
 from hmspar.models.base import Model
-from hmspar.training.run import run_model
+from hmspar.runner import run_model
 from hmspar.training.trainer import TrainConfig
 
 METRIC_FIELDS = {"model", "run", "dataset", "task", "group", "seed", "inputs", "threshold", "test",

@@ -82,7 +82,7 @@ class TorchClassifier(Model):
     #: Fraction of the training data held out for early stopping when ``fit`` gets no validation data.
     holdout_fraction: float = 0.1
 
-    #: ``X`` may hold lazily read arrays (``MappedRows``): :func:`hmspar.training.run.run_model` then passes
+    #: ``X`` may hold lazily read arrays (``MappedRows``): :func:`hmspar.runner.run_model` then passes
     #: the loader's views instead of materialised arrays. A subclass that needs whole matrices in memory
     #: still works (``np.asarray`` reads a view), or can set this to False.
     lazy_inputs: bool = True
