@@ -225,3 +225,16 @@ def baseline(dataset: str, model: str, params: dict[str, Any], progress: bool = 
                 progress=progress,
             )
     return records
+
+
+def evaluate(params: dict[str, Any]) -> dict[str, Path]:
+    """``evaluate``: leaderboard, significance, headline metrics, plots and the results table.
+
+    Reads ``params.yaml: evaluate`` only, every run output under ``results/``, the DVCLive curves and the
+    example images under ``data/features``; see :func:`hmspar.report.evaluate.evaluate`.
+    """
+    from hmspar.report.evaluate import evaluate as run_evaluate
+    from hmspar.report.leaderboard import EvaluateConfig
+
+    cfg = build(EvaluateConfig, params.get("evaluate"), "evaluate")  # fail on a bad key before reading results
+    return run_evaluate(RESULTS_ROOT, FEATURES_ROOT, cfg, Path("metrics"), Path("plots"), live_root=LIVE_ROOT)

@@ -16,7 +16,8 @@ from torch import nn  # noqa: E402
 
 from hmspar.config import build  # noqa: E402
 from hmspar.errors import HmsparError  # noqa: E402
-from hmspar.models.base import Model, TorchClassifier  # noqa: E402
+from hmspar.models.base import Model  # noqa: E402
+from hmspar.models.torch_base import TorchClassifier  # noqa: E402
 from hmspar.training.losses import (BinaryBCELoss, BinaryFocalLoss, MulticlassFocalLoss,  # noqa: E402
                                     WeightedCrossEntropy, class_weights_from_labels, make_loss)
 from hmspar.training.trainer import TrainConfig, Trainer, batch_slices  # noqa: E402
