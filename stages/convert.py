@@ -4,6 +4,11 @@ from hmspar import cli, pipeline
 from hmspar.params import load_params
 
 
+def dynamic_imports(argv: list[str], params: dict) -> list[str]:
+    """The dataset's module (its typed config), loaded by name (for the dependency test)."""
+    return [pipeline.dataset_module(params, argv[0])]
+
+
 def _run(argv: list[str]) -> None:
     pipeline.convert(argv[0], load_params())
 

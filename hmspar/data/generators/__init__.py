@@ -47,12 +47,18 @@ class DatasetConfig:
 IMPORTERS = ("transactions", "series")
 
 
-def generator_module(kind: str) -> ModuleType:
+def module_name(kind: str) -> str:
+    """Dotted name of the module that implements dataset ``kind`` (a simulator or an importer)."""
     if kind in IMPORTERS:
-        return importlib.import_module(f"hmspar.data.importers.{kind}")
+        return f"hmspar.data.importers.{kind}"
     if kind not in GENERATORS:
         raise HmsparError(f"unknown dataset kind {kind!r} (known: {', '.join(GENERATORS + IMPORTERS)})")
-    return importlib.import_module(f"hmspar.data.generators.{kind}")
+    return f"hmspar.data.generators.{kind}"
+
+
+def generator_module(kind: str) -> ModuleType:
+    """Import the module of dataset ``kind`` (see :func:`module_name`)."""
+    return importlib.import_module(module_name(kind))
 
 
 def dataset_config(name: str, section: dict[str, Any]) -> Any:
