@@ -220,13 +220,10 @@ def _scratch_dir():
 
 
 def _is_torch_model(model: Any) -> bool:
-    import sys
-
-    if "hmspar.models.torch_base" not in sys.modules:  # no torch model was imported
-        return False
-    from hmspar.models.torch_base import TorchClassifier
-
-    return isinstance(model, TorchClassifier)
+    """Whether ``model`` reports epochs (``progress`` and a per-epoch ``callback``, as every
+    :class:`~hmspar.models.torch_base.TorchClassifier` does). Duck-typed, so the runner does not import
+    the torch base class and a tree-model stage does not depend on the Trainer's code."""
+    return hasattr(model, "callback") and hasattr(model, "progress")
 
 
 def _check_proba(proba: Any, n: int, model_name: str) -> np.ndarray:

@@ -1,6 +1,7 @@
 """DVC stage `ablation@<run>`: HMSPAR retrained on modality subsets; see :func:`hmspar.pipeline.ablation`."""
 
-from hmspar import cli, pipeline
+from hmspar import cli
+from hmspar.pipeline import fit as pipeline
 from hmspar.params import load_params
 
 

@@ -3,7 +3,8 @@
 Reads ``params.yaml: evaluate`` and every run output under ``results/``; see :func:`hmspar.pipeline.evaluate`.
 """
 
-from hmspar import cli, pipeline
+from hmspar import cli
+from hmspar.pipeline import report as pipeline
 from hmspar.params import load_params
 
 

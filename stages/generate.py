@@ -1,6 +1,7 @@
 """DVC stage `generate@<dataset>`: simulate ``datasets.<dataset>``; see :func:`hmspar.pipeline.generate`."""
 
-from hmspar import cli, pipeline
+from hmspar import cli
+from hmspar.pipeline import data as pipeline
 from hmspar.params import load_params
 
 

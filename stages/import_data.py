@@ -1,6 +1,7 @@
 """DVC stage `import@<dataset>`: the user's file -> raw -> features; see :func:`hmspar.pipeline.import_dataset`."""
 
-from hmspar import cli, pipeline
+from hmspar import cli
+from hmspar.pipeline import data as pipeline
 from hmspar.params import load_params
 
 

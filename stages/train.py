@@ -8,6 +8,7 @@ trains its shard of every batch, and rank 0 alone writes the outputs (see
 """
 
 from hmspar import cli, pipeline
+from hmspar.pipeline import fit
 from hmspar.config import build
 from hmspar.errors import HmsparError
 from hmspar.params import load_params
@@ -40,7 +41,7 @@ def _run(argv: list[str]) -> None:
                               f"(torchrun exit status {status}; the workers' errors are printed above)")
         return
     try:
-        pipeline.train(run, params, progress=distributed.is_main())
+        fit.train(run, params, progress=distributed.is_main())
     finally:
         distributed.destroy_process_group()
 

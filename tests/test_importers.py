@@ -279,7 +279,7 @@ def test_a_task_with_one_class(tmp_path):
 
 
 def test_failed_stage_leaves_no_output(tmp_path, monkeypatch):
-    from hmspar import pipeline
+    from hmspar.pipeline import data as pipeline
 
     monkeypatch.chdir(tmp_path)
     write(tmp_path, LOG.replace("7.5", "-7.5"))

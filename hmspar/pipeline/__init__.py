@@ -1,7 +1,11 @@
 """The library side of each DVC stage: read one params section, do the work, write declared outputs.
 
-``stages/<name>.py`` are thin wrappers around these functions. Every output is written through an
-atomic directory, so a failing stage leaves the previous output (or nothing) in place, never a half.
+``stages/<name>.py`` are thin wrappers around one function each, in one module per kind of stage, so a
+stage imports (and depends on) only its own code: :mod:`~hmspar.pipeline.data` (generate, convert, import),
+:mod:`~hmspar.pipeline.fit` (train, ablation, baseline), :mod:`~hmspar.pipeline.report` (evaluate). This
+module holds what they share: reading and cross-checking the ``datasets``/``imports``/``runs``/
+``hmspar_runs``/``seeds`` sections (no heavy imports). Every output is written through an atomic
+directory, so a failing stage leaves the previous output (or nothing) in place, never a half.
 """
 
 from __future__ import annotations
@@ -13,7 +17,6 @@ from typing import Any
 
 from hmspar.config import build
 from hmspar.errors import HmsparError
-from hmspar.io import atomic_dir
 
 RAW_ROOT = Path("data/raw")
 FEATURES_ROOT = Path("data/features")
@@ -166,184 +169,3 @@ def baseline_section(params: dict[str, Any], model: str) -> dict[str, Any]:
 def baseline_registry_name(params: dict[str, Any], model: str) -> str:
     """The registry name behind ``baselines.<model>`` (``lightgbm_text`` -> ``lightgbm``)."""
     return baseline_section(params, model).get("model", model)
-
-
-def dataset_module(params: dict[str, Any], name: str) -> str:
-    """The simulator or importer module that dataset ``name`` loads by name (see ``stages/*.dynamic_imports``)."""
-    from hmspar.data.generators import module_name
-
-    section = dataset_section(params, name)
-    return module_name(section.get("kind") or name if isinstance(section, dict) else name)
-
-
-def generate(name: str, params: dict[str, Any], progress: bool = True) -> Path:
-    """``generate@<name>``: simulate dataset ``name`` into ``data/raw/<name>/``."""
-    from hmspar.data.generators import dataset_config, generator_module
-
-    cfg = dataset_config(name, dataset_section(params, name))
-    dataset = generator_module(cfg.kind).generate(cfg, progress=progress)
-    dataset.name = name
-    out = RAW_ROOT / name
-    with atomic_dir(out) as tmp:
-        dataset.save(tmp)
-    return out
-
-
-def convert(name: str, params: dict[str, Any], progress: bool = True) -> Path:
-    """``convert@<name>``: raw dataset -> ``data/features/<name>/`` (images, text, static, splits)."""
-    from hmspar.convert import TextConfig, convert_dataset
-    from hmspar.data.generators import dataset_config
-
-    cfg = dataset_config(name, dataset_section(params, name))
-    text_cfg = build(TextConfig, params.get("text"), "text")
-    out = FEATURES_ROOT / name
-    with atomic_dir(out) as tmp:
-        convert_dataset(RAW_ROOT / name, tmp, cfg, text_cfg, progress=progress)
-    return out
-
-
-def import_dataset(name: str, params: dict[str, Any], progress: bool = True) -> tuple[Path, Path]:
-    """``import@<name>``: the user's file (``imports.<name>.path``) -> ``data/raw/<name>/`` -> features.
-
-    One stage does both steps, so only ``imports.<name>`` and its file are dependencies: a simulated
-    dataset never depends on ``data/external``.
-    """
-    if dataset_names(params).get(name) != "imports":
-        raise HmsparError(f"imports.{name}: no such imported dataset in params.yaml")
-    return generate(name, params, progress), convert(name, params, progress)
-
-
-def _run_spec_dict(spec: RunSpec) -> dict[str, Any]:
-    return {"dataset": spec.dataset, "task": spec.task, "group": spec.group}
-
-
-def _hmspar_section(params: dict[str, Any], entry: HmsparRun) -> dict[str, Any]:
-    section = deep_merge(params.get("model") or {}, entry.model)
-    section["train"] = deep_merge(params.get("train") or {}, entry.train)
-    return section
-
-
-def train(run: str, params: dict[str, Any], progress: bool = True) -> list[dict[str, Any]]:
-    """``train@<run>``: HMSPAR on one run, one output folder per seed under ``results/hmspar/<run>/``.
-
-    Reads ``model``, ``train``, ``seeds``, ``hmspar_runs.<run>`` and ``runs.<dataset>.<run>``.
-    """
-    from hmspar.runner import run_model
-
-    spec, entry = hmspar_run(params, run)
-    return run_model(
-        model_name="hmspar",
-        model_section=_hmspar_section(params, entry),
-        where="model",
-        features_dir=FEATURES_ROOT / spec.dataset,
-        run_name=run,
-        run_spec=_run_spec_dict(spec),
-        seeds=seeds(params),
-        out_dir=RESULTS_ROOT / "hmspar" / run,
-        live_dir=LIVE_ROOT / run,
-        progress=progress,
-        timings_path=TIMINGS_ROOT / "hmspar" / f"{run}.json",
-    )
-
-
-@dataclasses.dataclass(frozen=True)
-class AblationConfig:
-    """``params.yaml: ablation`` — HMSPAR retrained with subsets of its modalities.
-
-    ``variants`` maps a label (e.g. ``series+text``) to the ``model.modalities`` list it uses. ``runs`` maps
-    each ablated run to its dataset (``ablation@<run>``, one DVC stage per run, trains every variant with
-    every seed; results are reported as ``hmspar[<label>]``).
-    """
-
-    runs: dict[str, str] = dataclasses.field(default_factory=dict)
-    variants: dict[str, list[str]] = dataclasses.field(default_factory=dict)
-
-    def __post_init__(self) -> None:
-        for label, modalities in self.variants.items():
-            if not modalities:
-                raise ValueError(f"variants.{label}: list at least one modality")
-
-
-def ablation(run: str, params: dict[str, Any], progress: bool = True) -> list[dict[str, Any]]:
-    """``ablation@<run>``: HMSPAR with each modality subset of ``ablation.variants`` on run ``run``.
-
-    Outputs go to ``results/ablation/<run>/<variant>/seed<k>/``, which the evaluate stage reports as model
-    ``hmspar[<variant>]`` next to the full model (the modality-ablation chart and table). Reads
-    ``ablation.variants``, ``ablation.runs.<run>``, ``model``, ``train``, ``seeds``, ``hmspar_runs.<run>`` and
-    ``runs.<dataset>.<run>``.
-    """
-    from hmspar.runner import run_model
-
-    cfg = build(AblationConfig, params.get("ablation"), "ablation")
-    if run not in cfg.runs:
-        raise HmsparError(f"ablation.runs: run {run!r} is not ablated (ablation.runs: {', '.join(cfg.runs)})")
-    spec, entry = hmspar_run(params, run)
-    if cfg.runs[run] != spec.dataset:
-        raise HmsparError(f"ablation.runs.{run}: {cfg.runs[run]!r}, but the run's dataset is {spec.dataset!r}")
-    records: list[dict[str, Any]] = []
-    with atomic_dir(RESULTS_ROOT / "ablation" / run) as tmp:
-        for label, modalities in cfg.variants.items():
-            section = _hmspar_section(params, entry)
-            section["modalities"] = list(modalities)
-            records += run_model(
-                model_name="hmspar",
-                model_section=section,
-                where=f"ablation.variants.{label}",
-                features_dir=FEATURES_ROOT / spec.dataset,
-                run_name=run,
-                run_spec=_run_spec_dict(spec),
-                seeds=seeds(params),
-                out_dir=tmp / label,
-                live_dir=None,
-                progress=progress,
-                model_label=f"hmspar[{label}]",
-                timings_path=TIMINGS_ROOT / "ablation" / run / f"{label}.json",
-            )
-    return records
-
-
-def baseline(dataset: str, model: str, params: dict[str, Any], progress: bool = True) -> list[dict[str, Any]]:
-    """``baseline_<family>@<dataset>-<model>``: one baseline on every run of one dataset, every seed.
-
-    Reads ``baselines.<model>``, ``seeds`` and ``runs.<dataset>`` (never ``hmspar_runs``).
-
-    ``model`` names a ``baselines.<model>`` section; the section's optional ``model`` key picks the registry
-    class, so one class can appear under several names with different settings (``lightgbm_text``).
-    """
-    from hmspar.runner import run_model
-
-    runs = run_specs(params, dataset)
-    section = baseline_section(params, model)
-    registry_name = section.pop("model", model)  # a named variant, e.g. lightgbm_text: {model: lightgbm, ...}
-    out_root = RESULTS_ROOT / "baselines" / dataset / model
-    records: list[dict[str, Any]] = []
-    with atomic_dir(out_root) as tmp:
-        for run, spec in runs.items():
-            records += run_model(
-                model_name=registry_name,
-                model_label=model,
-                model_section=section,
-                where=f"baselines.{model}",
-                features_dir=FEATURES_ROOT / dataset,
-                run_name=run,
-                run_spec=_run_spec_dict(spec),
-                seeds=seeds(params),
-                out_dir=tmp / run,
-                live_dir=None,
-                progress=progress,
-                timings_path=TIMINGS_ROOT / "baselines" / dataset / model / f"{run}.json",
-            )
-    return records
-
-
-def evaluate(params: dict[str, Any]) -> dict[str, Path]:
-    """``evaluate``: leaderboard, significance, headline metrics, plots and the results table.
-
-    Reads ``params.yaml: evaluate`` only, every run output under ``results/``, the DVCLive curves and the
-    example images under ``data/features``; see :func:`hmspar.report.evaluate.evaluate`.
-    """
-    from hmspar.report.evaluate import evaluate as run_evaluate
-    from hmspar.report.leaderboard import EvaluateConfig
-
-    cfg = build(EvaluateConfig, params.get("evaluate"), "evaluate")  # fail on a bad key before reading results
-    return run_evaluate(RESULTS_ROOT, FEATURES_ROOT, cfg, Path("metrics"), Path("plots"), live_root=LIVE_ROOT)
