@@ -58,7 +58,7 @@ def dvc_stages(project: Path) -> list[tuple[str, str, list[str]]]:
             deps = [Path(d.def_path).as_posix() for d in stage.deps if not hasattr(d, "params")
                     and type(d).__name__ != "ParamsDependency"]
             cmd = stage.cmd if isinstance(stage.cmd, str) else " && ".join(stage.cmd)
-            out.append((stage.addressing, cmd, deps))
+            out.append((stage.name, cmd, deps))
     return out
 
 
@@ -128,7 +128,9 @@ def check_project(project: Path = ROOT) -> list[StageCheck]:
                 check.problems.append(f"declares {d}, which does not exist")
         for rel in sorted(check.imported):
             if rel not in declared_files and not any(rel.startswith(d + "/") for d in declared_dirs):
-                chain = _chain(graph, starts, graph.module_of(rel))
+                goal = graph.module_of(rel)
+                chain = (_chain(graph, [module], goal) if goal in graph.closure([module])
+                         else f"{module} =dynamic_imports=> " + _chain(graph, starts[1:], goal))
                 check.problems.append(f"imports {rel} but does not depend on it (missing dependency; {chain})")
         for rel in sorted(declared_files):
             if rel not in check.imported and (project / rel).exists():
