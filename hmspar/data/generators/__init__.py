@@ -67,7 +67,8 @@ def dataset_config(name: str, section: dict[str, Any]) -> Any:
         raise HmsparError(f"datasets.{name}: expected a mapping of settings, got {section!r}")
     kind = section.get("kind") or name
     module = generator_module(kind)
-    cfg = build(module.Config, section, f"datasets.{name}")
-    require_positive(f"datasets.{name}", n_entities=cfg.n_entities, length=cfg.length)
+    where = f"imports.{name}" if kind in IMPORTERS else f"datasets.{name}"  # the section holding it
+    cfg = build(module.Config, section, where)
+    require_positive(where, n_entities=cfg.n_entities, length=cfg.length)
     cfg = dataclasses.replace(cfg, kind=kind)
-    return cfg.named(name) if kind in IMPORTERS else cfg  # importers name datasets.<name> in their errors
+    return cfg.named(name) if kind in IMPORTERS else cfg  # importers name imports.<name> in their errors
