@@ -89,9 +89,9 @@ def cap_entities(n: int, cap: int | None, seed: int) -> np.ndarray:
     n : int
         Number of entities found in the file.
     cap : int or None
-        ``datasets.<name>.n_entities``.
+        ``imports.<name>.n_entities``.
     seed : int
-        ``datasets.<name>.seed``; the sample uses ``np.random.default_rng([seed, 4049])``.
+        ``imports.<name>.seed``; the sample uses ``np.random.default_rng([seed, 4049])``.
     """
     if cap is None or cap >= n:
         return np.arange(n)
