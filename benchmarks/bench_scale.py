@@ -102,7 +102,8 @@ def project_params(n: int, model: str, threads: int = 0) -> dict:
     merchant = dict(params["datasets"]["merchant"])
     merchant["n_entities"] = int(n)
     params["datasets"] = {"merchant": merchant}
-    params["runs"] = {RUN: {"dataset": "merchant", "task": "risk", "group": "Industry-0"}}
+    params["runs"] = {"merchant": {RUN: {"task": "risk", "group": "Industry-0"}}}
+    params["hmspar_runs"] = {RUN: {"dataset": "merchant"}}
     params["seeds"] = [0]
     if model == "tiny":
         tiny = yaml.safe_load((ROOT / "tests" / "params_tiny.yaml").read_text())

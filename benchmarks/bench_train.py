@@ -38,15 +38,14 @@ def summarise(results: Path = Path("results/hmspar"), live: Path = Path("dvclive
 
 def compare(runs: list[str]) -> list[dict]:
     from hmspar import pipeline
-    from hmspar.training.run import run_model
+    from hmspar.runner import run_model
 
     params = load_params()
-    specs = pipeline.run_specs(params)
     rows = []
     for run in runs:
-        spec = specs[run]
-        base = pipeline.deep_merge(params["model"], spec.model)
-        base["train"] = pipeline.deep_merge(params["train"], spec.train)
+        spec, entry = pipeline.hmspar_run(params, run)
+        base = pipeline.deep_merge(params["model"], entry.model)
+        base["train"] = pipeline.deep_merge(params["train"], entry.train)
         for label, section in (("default", base), ("slower: image width 64", pipeline.deep_merge(base, SLOWER))):
             with tempfile.TemporaryDirectory() as tmp:
                 start = time.perf_counter()

@@ -1,7 +1,16 @@
-"""DVC stage `baseline@<dataset>-<model>`: see :func:`hmspar.pipeline.baseline`."""
+"""DVC stage `baseline_<family>@<dataset>-<model>`: see :func:`hmspar.pipeline.baseline`."""
 
-from hmspar import cli, pipeline
+from hmspar import cli
+from hmspar.pipeline import baseline_registry_name
+from hmspar.pipeline import fit as pipeline
 from hmspar.params import load_params
+
+
+def dynamic_imports(argv: list[str], params: dict) -> list[str]:
+    """The baseline's module, loaded through the registry (for the dependency test)."""
+    from hmspar.models.registry import module_name
+
+    return [module_name(baseline_registry_name(params, argv[1]))]
 
 
 def _run(argv: list[str]) -> None:

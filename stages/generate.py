@@ -1,7 +1,13 @@
-"""DVC stage `generate@<dataset>`: see :func:`hmspar.pipeline.generate`."""
+"""DVC stage `generate@<dataset>`: simulate ``datasets.<dataset>``; see :func:`hmspar.pipeline.generate`."""
 
-from hmspar import cli, pipeline
+from hmspar import cli
+from hmspar.pipeline import data as pipeline
 from hmspar.params import load_params
+
+
+def dynamic_imports(argv: list[str], params: dict) -> list[str]:
+    """The simulator module this stage loads by name (for the dependency test)."""
+    return [pipeline.dataset_module(params, argv[0])]
 
 
 def _run(argv: list[str]) -> None:

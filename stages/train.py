@@ -1,6 +1,6 @@
 """DVC stage `train@<run>`: HMSPAR on one dataset-task, every seed; see :func:`hmspar.pipeline.train`.
 
-With ``train.distributed.nproc: N > 1`` (top-level ``train`` or the run's ``runs.<run>.train`` override)
+With ``train.distributed.nproc: N > 1`` (top-level ``train`` or the run's ``hmspar_runs.<run>.train`` override)
 the stage relaunches itself in N processes through torchrun (``python -m torch.distributed.run
 --standalone --nproc_per_node N -m stages.train <run>``) and waits; each worker joins the process group,
 trains its shard of every batch, and rank 0 alone writes the outputs (see
@@ -8,6 +8,7 @@ trains its shard of every batch, and rank 0 alone writes the outputs (see
 """
 
 from hmspar import cli, pipeline
+from hmspar.pipeline import fit
 from hmspar.config import build
 from hmspar.errors import HmsparError
 from hmspar.params import load_params
@@ -16,12 +17,17 @@ from hmspar.training.trainer import TrainConfig
 
 
 def requested_distributed(run: str, params: dict) -> distributed.DistributedConfig:
-    """``train.distributed`` of ``run`` after merging its ``runs.<run>.train`` override (validated)."""
-    specs = pipeline.run_specs(params)
-    if run not in specs:
-        raise HmsparError(f"unknown run {run!r} (runs in params.yaml: {', '.join(specs)})")
-    section = pipeline.deep_merge(params.get("train") or {}, specs[run].train)
+    """``train.distributed`` of ``run`` after merging its ``hmspar_runs.<run>.train`` override (validated)."""
+    _, entry = pipeline.hmspar_run(params, run)
+    section = pipeline.deep_merge(params.get("train") or {}, entry.train)
     return build(TrainConfig, section, "train").distributed
+
+
+def dynamic_imports(argv: list[str], params: dict) -> list[str]:
+    """HMSPAR's module, loaded through the registry (for the dependency test)."""
+    from hmspar.models.registry import module_name
+
+    return [module_name("hmspar")]
 
 
 def _run(argv: list[str]) -> None:
@@ -35,7 +41,7 @@ def _run(argv: list[str]) -> None:
                               f"(torchrun exit status {status}; the workers' errors are printed above)")
         return
     try:
-        pipeline.train(run, params, progress=distributed.is_main())
+        fit.train(run, params, progress=distributed.is_main())
     finally:
         distributed.destroy_process_group()
 

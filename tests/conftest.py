@@ -36,16 +36,23 @@ def run(cmd: list[str], cwd: Path, check: bool = True) -> subprocess.CompletedPr
     return proc
 
 
-def make_project(dest: Path) -> Path:
-    """Copy the project into ``dest`` with the tiny params profile, as a committed git repository."""
-    for rel in project_files():
+def make_project(dest: Path, params: Path = TINY_PARAMS, extra: tuple[str, ...] = ()) -> Path:
+    """Copy the project into ``dest`` with a params profile (default: tiny), as a committed git repository.
+
+    ``extra`` names files under ``data/`` to copy too (the DVC outputs there are left out).
+    """
+    for rel in [*project_files(), *extra]:
+        if rel in extra:
+            (dest / rel).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(ROOT / rel, dest / rel)
+            continue
         if (rel.startswith(("data/", "results/", "dvclive/", "metrics/", "plots/")) and not rel.startswith("data/external/")) \
                 or rel == "dvc.lock":
             continue
         target = dest / rel
         target.parent.mkdir(parents=True, exist_ok=True)
         shutil.copy2(ROOT / rel, target)
-    shutil.copy2(TINY_PARAMS, dest / "params.yaml")
+    shutil.copy2(params, dest / "params.yaml")
     run(["git", "init", "-q"], dest)
     run(["git", "add", "-A"], dest)
     run(["git", "commit", "-q", "-m", "tiny project"], dest)

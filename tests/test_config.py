@@ -9,8 +9,9 @@ import yaml
 
 from hmspar.config import build
 from hmspar.errors import HmsparError
+from conftest import ROOT
 from hmspar.params import load_params
-from hmspar.pipeline import deep_merge, run_specs, seeds
+from hmspar.pipeline import check_runs, deep_merge, hmspar_run, run_specs, seeds
 
 
 @dataclasses.dataclass(frozen=True)
@@ -80,17 +81,30 @@ def test_repository_params_are_valid():
     params = load_params("params.yaml")
     specs = run_specs(params)
     assert specs and all(s.dataset in params["datasets"] for s in specs.values())
+    check_runs(params)
     assert seeds(params)
     from hmspar.data.generators import dataset_config
 
     for name, section in params["datasets"].items():
+        assert section["kind"]  # dvc.yaml names the simulator's file from it
         dataset_config(name, section)
 
 
+@pytest.mark.parametrize("profile", ["params_tiny.yaml", "params_tiny_byod.yaml"])
+def test_test_profiles_are_consistent(profile):
+    check_runs(load_params(ROOT / "tests" / profile))
+
+
 def test_run_specs_and_seeds_validation():
-    params = {"datasets": {"retail": {}}, "runs": {"r": {"dataset": "shop", "task": "churn"}}}
-    with pytest.raises(HmsparError, match=r"runs\.r\.dataset: unknown dataset 'shop'"):
+    params = {"datasets": {"retail": {}}, "runs": {"shop": {"r": {"task": "churn"}}}}
+    with pytest.raises(HmsparError, match=r"runs\.shop: unknown dataset 'shop'"):
         run_specs(params)
+    params["runs"] = {"retail": {"r": {"dataset": "retail", "task": "churn"}}}
+    with pytest.raises(HmsparError, match=r"runs\.retail\.r\.dataset: not a key here"):
+        run_specs(params)
+    with pytest.raises(HmsparError, match=r"run 'r' is also listed under runs\.retail"):
+        run_specs({"datasets": {"retail": {}, "shop": {}},
+                   "runs": {"retail": {"r": {"task": "churn"}}, "shop": {"r": {"task": "churn"}}}})
     with pytest.raises(HmsparError, match="seeds"):
         seeds({"seeds": [0, 0]})
     with pytest.raises(HmsparError, match="seeds"):
@@ -102,3 +116,19 @@ def test_deep_merge_overrides_nested_values_without_mutating():
     merged = deep_merge(base, {"a": {"b": 5}})
     assert merged == {"a": {"b": 5, "c": 2}, "d": 3}
     assert base["a"]["b"] == 1
+
+
+def test_hmspar_runs_must_agree_with_runs():
+    params = {"datasets": {"retail": {}, "shop": {}},
+              "runs": {"retail": {"r": {"task": "churn"}}, "shop": {"s": {"task": "churn"}}},
+              "hmspar_runs": {"r": {"dataset": "shop"}}}
+    with pytest.raises(HmsparError, match=r"hmspar_runs\.r\.dataset: 'shop', but the run is listed under runs\.retail"):
+        hmspar_run(params, "r")
+    params["hmspar_runs"] = {"r": {"dataset": "retail", "train": {"epochs": 2}}}
+    spec, entry = hmspar_run(params, "r")
+    assert (spec.dataset, spec.task, entry.train) == ("retail", "churn", {"epochs": 2})
+    with pytest.raises(HmsparError, match=r"runs\.shop\.s: no HMSPAR entry; add 'hmspar_runs\.s: \{dataset: shop\}'"):
+        check_runs(params)
+    params["hmspar_runs"]["x"] = {"dataset": "retail"}
+    with pytest.raises(HmsparError, match=r"hmspar_runs\.x: run 'x' is not listed under runs\.retail"):
+        check_runs(params)

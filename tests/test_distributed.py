@@ -146,7 +146,8 @@ def write_project(root: Path, nproc: int) -> None:
     tiny = yaml.safe_load((ROOT / "tests" / "params_tiny.yaml").read_text())
     params = {
         "datasets": {"toy": {"seed": 1, "n_entities": 700, "length": 12, "image_size": 6}},
-        "runs": {"toy-churn": {"dataset": "toy", "task": "churn"}},
+        "runs": {"toy": {"toy-churn": {"task": "churn"}}},
+        "hmspar_runs": {"toy-churn": {"dataset": "toy"}},
         "seeds": [0],
         "model": tiny["model"],
         "train": {**tiny["train"], "epochs": 4, "patience": 4, "batch_size": 64, "num_threads": 1,

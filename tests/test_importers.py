@@ -198,30 +198,30 @@ def test_parquet_with_datetime_and_integer_ids_gives_the_same_dataset(tmp_path):
 def test_config_errors_name_the_params_key(tmp_path):
     good = {"kind": "transactions", "path": "x.csv", "columns": COLUMNS}
     assert dataset_config("shop", good).length == 12
-    with raises("datasets.shop.columns.entity: required key is missing"):
+    with raises("imports.shop.columns.entity: required key is missing"):
         dataset_config("shop", {**good, "columns": {"time": "t", "amount": "a"}})
-    with raises("datasets.shop.path: required key is missing"):
+    with raises("imports.shop.path: required key is missing"):
         dataset_config("shop", {"kind": "transactions", "columns": COLUMNS})
-    with raises("datasets.shop.length: unknown key"):
+    with raises("imports.shop.length: unknown key"):
         dataset_config("shop", {**good, "length": 12})
-    with raises("datasets.shop.cutoff: must be the last day of a month (the end of the input window), "
+    with raises("imports.shop.cutoff: must be the last day of a month (the end of the input window), "
                 "got '2021-03-15'; e.g. 2021-03-31"):
         dataset_config("shop", {**good, "cutoff": "2021-03-15"})
-    with raises("datasets.shop.tasks: must be chosen from churn, engagement, repurchase, got 'ltv'"):
+    with raises("imports.shop.tasks: must be chosen from churn, engagement, repurchase, got 'ltv'"):
         dataset_config("shop", {**good, "tasks": ["churn", "ltv"]})
-    with raises("datasets.shop.frequency: expected one of ['day', 'week', 'month'], got 'year'"):
+    with raises("imports.shop.frequency: expected one of ['day', 'week', 'month'], got 'year'"):
         dataset_config("shop", {**good, "frequency": "year"})
-    with raises("datasets.shop.path: file 'nowhere.csv' not found"):
+    with raises("imports.shop.path: file 'nowhere.csv' not found"):
         run(dataset_config("shop", {**good, "path": "nowhere.csv"}))
 
 
 def test_missing_or_misnamed_column(tmp_path):
     path = write(tmp_path, LOG.replace("total", "amount"))
-    with raises(f"{path}: column 'total' (datasets.shop.columns.amount) not found; the file has columns "
+    with raises(f"{path}: column 'total' (imports.shop.columns.amount) not found; the file has columns "
                 "'customer_id', 'invoice_date', 'amount', 'qty', 'region', 'invoice_no'; first row 1: "
                 "{'customer_id': 'D', "):
         run(shop(path))
-    with raises("column 'segment' (datasets.shop.static) not found"):
+    with raises("column 'segment' (imports.shop.static) not found"):
         run(shop(write(tmp_path, LOG), static=["segment"]))
 
 
@@ -261,7 +261,7 @@ def test_horizon_past_the_end_of_the_log(tmp_path):
                 "2021-05-01 to 2021-07-31) runs past the end of the log: the last date is 2021-06-30 at row 12: "
                 "{'invoice_date': '2021-06-30', 'customer_id': 'F'"):
         run(shop(path, cutoff="2021-04-30", horizon=3))
-    with raises("set datasets.shop.cutoff to 2021-03-31 or earlier, or shorten datasets.shop.horizon"):
+    with raises("set imports.shop.cutoff to 2021-03-31 or earlier, or shorten imports.shop.horizon"):
         run(shop(path, cutoff="2021-04-30", horizon=3))
     with raises("the input window (6 month(s) from 2020-10-01 to 2021-03-31) starts before the log's first date "
                 "2020-12-31 at row 1"):
@@ -279,7 +279,7 @@ def test_a_task_with_one_class(tmp_path):
 
 
 def test_failed_stage_leaves_no_output(tmp_path, monkeypatch):
-    from hmspar import pipeline
+    from hmspar.pipeline import data as pipeline
 
     monkeypatch.chdir(tmp_path)
     write(tmp_path, LOG.replace("7.5", "-7.5"))
@@ -393,7 +393,7 @@ def test_series_bad_input(tmp_path):
         run(series_cfg(path))
     shifted = run(series_cfg(path, negatives="shift"))
     np.testing.assert_array_equal(shifted.series[:, 0], [[3, 0], [0, 1]])
-    with raises("datasets.tab.image_size: 16 exceeds the longest series"):
+    with raises("imports.tab.image_size: 16 exceeds the longest series"):
         run(dataset_config("tab", {"kind": "series", "path": str(path), "negatives": "shift"}))
-    with raises("datasets.tab.task: must be a simple name"):
+    with raises("imports.tab.task: must be a simple name"):
         series_cfg(path, task="my label")

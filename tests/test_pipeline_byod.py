@@ -60,14 +60,37 @@ def test_bad_input_fails_the_stage_and_keeps_the_previous_output(byod_project):
     params_path = byod_project / "params.yaml"
     before = (byod_project / "data/raw/example_shop/series.npy").read_bytes()
     params = yaml.safe_load(params_path.read_text())
-    params["datasets"]["example_shop"]["columns"]["amount"] = "amount"
+    params["imports"]["example_shop"]["columns"]["amount"] = "amount"
     params_path.write_text(yaml.safe_dump(params, sort_keys=False))
     try:
-        proc = run(["python", "-m", "stages.generate", "example_shop"], byod_project, check=False)
+        proc = run(["python", "-m", "stages.import_data", "example_shop"], byod_project, check=False)
     finally:
         run(["git", "checkout", "--", "params.yaml"], byod_project)
     assert proc.returncode == 2
-    assert ("data/external/example_shop.csv: column 'amount' (datasets.example_shop.columns.amount) not found"
+    assert ("data/external/example_shop.csv: column 'amount' (imports.example_shop.columns.amount) not found"
             in proc.stderr)
     assert (byod_project / "data/raw/example_shop/series.npy").read_bytes() == before
     assert not list((byod_project / "data/raw").glob(".example_shop.tmp-*"))
+
+
+def test_an_imported_dataset_depends_on_its_own_file_and_params_only(byod_project):
+    """Editing an imported dataset's params or its file stales its import stage alone (no simulator)."""
+    def stale() -> set[str]:
+        return set(json.loads(run(["dvc", "status", "--json"], byod_project).stdout))
+
+    params_path = byod_project / "params.yaml"
+    params = yaml.safe_load(params_path.read_text())
+    params["imports"]["example_shop"]["horizon"] = 2
+    params_path.write_text(yaml.safe_dump(params, sort_keys=False))
+    try:
+        assert stale() == {"import@example_shop"}
+    finally:
+        run(["git", "checkout", "--", "params.yaml"], byod_project)
+    data = byod_project / "data/external/example_series.tsv"
+    original = data.read_bytes()
+    try:
+        data.write_bytes(original + original.splitlines(keepends=True)[-1])
+        assert stale() == {"import@example_series"}
+    finally:
+        data.write_bytes(original)
+    assert stale() == set()

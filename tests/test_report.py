@@ -16,6 +16,7 @@ from sklearn.metrics import (accuracy_score, average_precision_score, brier_scor
 
 from hmspar.errors import HmsparError
 from hmspar.report import bootstrap, leaderboard, readme_table
+from hmspar.report.evaluate import evaluate as report_evaluate
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -85,7 +86,7 @@ def _build_tree(base: Path, with_ablation: bool = True) -> tuple[Path, Path]:
 def evaluated(tmp_path_factory) -> Path:
     base = tmp_path_factory.mktemp("report")
     results, features = _build_tree(base)
-    leaderboard.evaluate(results, features, PARAMS, base / "metrics", base / "plots", date="2024-01-02")
+    report_evaluate(results, features, PARAMS, base / "metrics", base / "plots", date="2024-01-02")
     return base
 
 
@@ -193,7 +194,7 @@ def test_no_ablation_figure_without_ablation_results(tmp_path):
     stale.parent.mkdir(parents=True)
     stale.write_bytes(b"stale")
     params = {"evaluate": {"bootstrap_samples": 20}}
-    written = leaderboard.evaluate(results, features, params, tmp_path / "metrics", tmp_path / "plots")
+    written = report_evaluate(results, features, params, tmp_path / "metrics", tmp_path / "plots")
     assert "ablation" not in written and not stale.exists()
     assert (tmp_path / "plots" / "leaderboard_heatmap.png").exists()
 
@@ -218,18 +219,18 @@ def test_results_table_and_readme_markers(evaluated, tmp_path):
 
 def test_missing_results_give_clear_errors(tmp_path):
     with pytest.raises(HmsparError, match="results directory not found"):
-        leaderboard.evaluate(tmp_path / "results", tmp_path, {}, tmp_path / "m", tmp_path / "p")
+        report_evaluate(tmp_path / "results", tmp_path, {}, tmp_path / "m", tmp_path / "p")
     (tmp_path / "results" / "hmspar" / "r" / "seed0").mkdir(parents=True)
     with pytest.raises(HmsparError, match="no metrics.json found"):
-        leaderboard.evaluate(tmp_path / "results", tmp_path, {}, tmp_path / "m", tmp_path / "p")
+        report_evaluate(tmp_path / "results", tmp_path, {}, tmp_path / "m", tmp_path / "p")
     (tmp_path / "results" / "hmspar" / "r" / "seed0" / "metrics.json").write_text(
         json.dumps({"model": "hmspar", "run": "r", "dataset": "d", "task": "t", "seed": 0, "threshold": 0.5}))
     with pytest.raises(HmsparError, match=r"seed0/predictions.csv: missing"):
-        leaderboard.evaluate(tmp_path / "results", tmp_path, {}, tmp_path / "m", tmp_path / "p")
+        report_evaluate(tmp_path / "results", tmp_path, {}, tmp_path / "m", tmp_path / "p")
     for bad, message in (({"bootstrap_sample": 5}, "evaluate.bootstrap_sample: unknown key"),
                          ({"confidence": 1.5}, "evaluate.confidence: must lie strictly between 0 and 1")):
         with pytest.raises(HmsparError, match=message):
-            leaderboard.evaluate(tmp_path / "results", tmp_path, {"evaluate": bad}, tmp_path / "m", tmp_path / "p")
+            report_evaluate(tmp_path / "results", tmp_path, {"evaluate": bad}, tmp_path / "m", tmp_path / "p")
     assert not (tmp_path / "m").exists()
 
 

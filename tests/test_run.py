@@ -13,11 +13,12 @@ from hmspar.data.splits import stratified_split
 from hmspar.errors import HmsparError
 from hmspar.models import registry
 from hmspar.models.base import Model
-from hmspar.training.run import run_model
+from hmspar.runner import run_model
 from hmspar.training.trainer import TrainConfig
 
 METRIC_FIELDS = {"model", "run", "dataset", "task", "group", "seed", "inputs", "threshold", "test",
-                 "test_at_0.5", "val", "n_train", "n_val", "n_test", "fit_seconds", "predict_seconds"}
+                 "test_at_0.5", "val", "n_train", "n_val", "n_test"}
+TIMING_FIELDS = {"fit_seconds", "predict_seconds"}
 BINARY_FIELDS = {"roc_auc", "auprc", "f1", "precision", "recall", "accuracy", "brier"}
 
 
@@ -91,14 +92,18 @@ RUN = {"dataset": "toy", "task": "churn"}
 
 def test_run_model_writes_outputs(features_dir, registered, tmp_path):
     out = tmp_path / "results" / "run1"
+    timings_path = tmp_path / "timings" / "run1.json"
     results = run_model("logistic", {}, "baselines.logistic", features_dir, "run1", RUN, [0, 1], out,
-                        progress=False)
+                        progress=False, timings_path=timings_path)
     assert len(results) == 2
+    timings = json.loads(timings_path.read_text())
+    assert set(timings) == {"seed0", "seed1"} and all(set(t) == TIMING_FIELDS for t in timings.values())
     for seed, res in zip([0, 1], results):
         sdir = out / f"seed{seed}"
         assert sorted(p.name for p in sdir.iterdir()) == ["metrics.json", "model.pkl", "predictions.csv"]
         metrics = json.loads((sdir / "metrics.json").read_text())
-        assert metrics == res
+        assert not TIMING_FIELDS & set(metrics)  # host facts stay out of cached outputs
+        assert {**metrics, **timings[f"seed{seed}"]} == res
         assert METRIC_FIELDS <= set(metrics)
         assert set(metrics["test"]) == set(metrics["test_at_0.5"]) == set(metrics["val"]) == BINARY_FIELDS
         assert metrics["seed"] == seed and metrics["inputs"] == ["static"] and metrics["group"] is None

@@ -16,7 +16,8 @@ from torch import nn  # noqa: E402
 
 from hmspar.config import build  # noqa: E402
 from hmspar.errors import HmsparError  # noqa: E402
-from hmspar.models.base import Model, TorchClassifier  # noqa: E402
+from hmspar.models.base import Model  # noqa: E402
+from hmspar.models.torch_base import TorchClassifier  # noqa: E402
 from hmspar.training.losses import (BinaryBCELoss, BinaryFocalLoss, MulticlassFocalLoss,  # noqa: E402
                                     WeightedCrossEntropy, class_weights_from_labels, make_loss)
 from hmspar.training.trainer import TrainConfig, Trainer, batch_slices  # noqa: E402
@@ -81,7 +82,7 @@ def test_train_config_validation():
 
 def test_base_importable_without_torch():
     code = ("import sys, hmspar.models.base, hmspar.training.trainer, hmspar.training.metrics, "
-            "hmspar.training.run; assert 'torch' not in sys.modules, 'torch imported'")
+            "hmspar.runner; assert 'torch' not in sys.modules, 'torch imported'")
     subprocess.run([sys.executable, "-c", code], check=True)
 
 

@@ -26,7 +26,7 @@ chunks). Torch models (:class:`~hmspar.models.torch_base.TorchClassifier`, ``laz
 trained and evaluated batch by batch from these views, so a million merchants with (2, 16, 16) images
 (2 GB on disk) never sit in memory at once. Models that need whole matrices (the tabular baselines:
 gradient boosting, MiniRocket, ...) get materialised numpy arrays from :meth:`SplitData.materialise`
-(that is what :func:`hmspar.training.run.run_model` does for any model without ``lazy_inputs``); their
+(that is what :func:`hmspar.runner.run_model` does for any model without ``lazy_inputs``); their
 memory grows with the split size. The standardisation statistics are computed in chunks (exact
 mean / population std, merged with Chan's parallel formula), so fitting them is bounded too.
 

@@ -3,8 +3,7 @@
 
 This module does not import torch, so tree models can subclass :class:`Model` cheaply.
 :class:`TorchClassifier` (the base of every torch model, trained by the shared Trainer) lives in
-:mod:`hmspar.models.torch_base` and is re-exported here lazily: ``from hmspar.models.base import
-TorchClassifier`` imports torch only when that name is asked for.
+:mod:`hmspar.models.torch_base`, which imports this module (never the other way round).
 """
 
 from __future__ import annotations
@@ -189,11 +188,3 @@ class Model(abc.ABC):
     def __repr__(self) -> str:
         return f"{type(self).__name__}(cfg={self.cfg!r}, seed={self.seed})"
 
-
-def __getattr__(name: str) -> Any:
-    # Lazy re-export so importing this module never imports torch.
-    if name == "TorchClassifier":
-        from hmspar.models.torch_base import TorchClassifier
-
-        return TorchClassifier
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -38,12 +38,18 @@ REGISTRY: dict[str, str] = {
 }
 
 
-def model_class(name: str) -> type:
-    """Import and return the class registered under ``name``."""
+def module_name(name: str) -> str:
+    """Dotted name of the module that holds model ``name`` (imported only by :func:`model_class`)."""
     if name not in REGISTRY:
         raise HmsparError(f"unknown model {name!r} (registered: {', '.join(sorted(REGISTRY))})")
-    module_name, cls_name = REGISTRY[name].split(":")
-    return getattr(importlib.import_module(module_name), cls_name)
+    return REGISTRY[name].split(":")[0]
+
+
+def model_class(name: str) -> type:
+    """Import and return the class registered under ``name``."""
+    module_name(name)
+    module_name_, cls_name = REGISTRY[name].split(":")
+    return getattr(importlib.import_module(module_name_), cls_name)
 
 
 def make_model(name: str, section: dict[str, Any] | None, seed: int, where: str | None = None) -> Any:

@@ -12,6 +12,9 @@ prediction hold one batch in memory, not the split.
 from __future__ import annotations
 
 import abc
+import collections
+import io
+import sys
 from collections.abc import Callable
 from typing import Any
 
@@ -82,7 +85,7 @@ class TorchClassifier(Model):
     #: Fraction of the training data held out for early stopping when ``fit`` gets no validation data.
     holdout_fraction: float = 0.1
 
-    #: ``X`` may hold lazily read arrays (``MappedRows``): :func:`hmspar.training.run.run_model` then passes
+    #: ``X`` may hold lazily read arrays (``MappedRows``): :func:`hmspar.runner.run_model` then passes
     #: the loader's views instead of materialised arrays. A subclass that needs whole matrices in memory
     #: still works (``np.asarray`` reads a view), or can set this to False.
     lazy_inputs: bool = True
@@ -200,5 +203,39 @@ class TorchClassifier(Model):
         state = self.__dict__.copy()
         state["callback"] = None  # may hold an open DVCLive logger
         if state.get("module_") is not None:
-            state["module_"] = state["module_"].cpu()
+            # torch.save numbers storages 0, 1, ...; a plain pickle of a tensor names its storage by memory
+            # address, so the same weights would give different bytes on every run (model.pkl is cached).
+            # Equal strings are interned first: pickle writes a repeated *object* as a back-reference, so two
+            # fits whose name strings merely differ in identity would otherwise pickle differently.
+            module = state["module_"].cpu()
+            _intern_names(module)
+            buffer = io.BytesIO()
+            torch.save(module, buffer)
+            state["module_"] = buffer.getvalue()
         return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        if isinstance(state.get("module_"), bytes):
+            state = dict(state)
+            state["module_"] = torch.load(io.BytesIO(state["module_"]), map_location="cpu", weights_only=False)
+        self.__dict__.update(state)
+
+
+def _intern_names(module: nn.Module) -> None:
+    """Intern the strings held by every submodule's attributes (lists, tuples, dict keys), in place."""
+    def intern(value: Any) -> Any:
+        if isinstance(value, str):
+            return sys.intern(value)
+        if isinstance(value, list):
+            return [intern(v) for v in value]
+        if isinstance(value, tuple) and type(value) is tuple:
+            return tuple(intern(v) for v in value)
+        if type(value) in (dict, collections.OrderedDict):
+            return type(value)((intern(k), v) for k, v in value.items())
+        return value
+
+    for sub in module.modules():
+        for key, value in list(vars(sub).items()):
+            new = intern(value)
+            if new is not value:
+                object.__setattr__(sub, key, new)

@@ -7,21 +7,17 @@ Seed results are grouped by ``(run, model)`` as written in ``metrics.json``. Tes
 recomputed here from ``predictions.csv`` with scikit-learn, at the threshold stored in ``metrics.json``
 (chosen on validation by the training code), so the leaderboard never trusts numbers it cannot check.
 
-:func:`evaluate` is the whole stage: leaderboard (JSON and CSV), paired-bootstrap significance
-(:mod:`hmspar.report.bootstrap`), a small headline metrics file for ``dvc metrics``, DVC plot data and
-PNG figures (:mod:`hmspar.report.plots`) and the README results table (:mod:`hmspar.report.readme_table`).
+:func:`hmspar.report.evaluate.evaluate` runs the whole stage on top of this module (the report package is
+one-way: ``leaderboard`` (data, tables) <- ``bootstrap``, ``plots``, ``readme_table`` <- ``evaluate``).
 """
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
-import datetime as _dt
 import hashlib
 import json
 import math
 import os
-import tempfile
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
@@ -29,7 +25,7 @@ from typing import Any
 import numpy as np
 
 from hmspar.errors import HmsparError
-from hmspar.io import read_json, write_json
+from hmspar.io import read_json
 from hmspar.report.page import ReportConfig
 
 #: Test metrics of every leaderboard row, in display order.
@@ -119,30 +115,6 @@ class SeedResult:
 def is_hmspar(model: str) -> bool:
     """True for HMSPAR itself (``hmspar``) and its modality-ablation variants (``hmspar[series+text]``)."""
     return model == HMSPAR or (model.startswith(HMSPAR + "[") and model.endswith("]"))
-
-
-# --------------------------------------------------------------------------------------------------
-# Atomic text/bytes writes for files that are not JSON.
-
-
-def write_bytes_atomic(path: str | os.PathLike, data: bytes) -> None:
-    """Write ``data`` to ``path`` through a temporary sibling file and an atomic rename."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
-        raise
-
-
-def write_text_atomic(path: str | os.PathLike, text: str) -> None:
-    """Write UTF-8 ``text`` to ``path`` atomically (see :func:`write_bytes_atomic`)."""
-    write_bytes_atomic(path, text.encode("utf-8"))
 
 
 # --------------------------------------------------------------------------------------------------
@@ -453,17 +425,6 @@ def params_digest(params: Mapping[str, Any]) -> str:
     return hashlib.sha256(text.encode("utf-8")).hexdigest()[:12]
 
 
-def _today() -> str:
-    """Today's UTC date, or the date of ``$SOURCE_DATE_EPOCH`` when set (reproducible builds)."""
-    epoch = os.environ.get("SOURCE_DATE_EPOCH")
-    if epoch:
-        try:
-            return _dt.datetime.fromtimestamp(int(epoch), tz=_dt.timezone.utc).date().isoformat()
-        except ValueError:
-            raise HmsparError(f"SOURCE_DATE_EPOCH: expected seconds since 1970, got {epoch!r}") from None
-    return _dt.datetime.now(tz=_dt.timezone.utc).date().isoformat()
-
-
 def _json_safe(obj: Any) -> Any:
     """Replace NaN/inf floats by ``None`` so that the JSON stays standard."""
     if isinstance(obj, float):
@@ -473,99 +434,3 @@ def _json_safe(obj: Any) -> Any:
     if isinstance(obj, (list, tuple)):
         return [_json_safe(v) for v in obj]
     return obj
-
-
-def evaluate(
-    results_dir: str | os.PathLike,
-    features_root: str | os.PathLike,
-    params: Mapping[str, Any],
-    out_metrics_dir: str | os.PathLike,
-    plots_dir: str | os.PathLike,
-    readme_path: str | os.PathLike | None = None,
-    date: str | None = None,
-    live_root: str | os.PathLike = "dvclive",
-) -> dict[str, Path]:
-    """Run the whole evaluate stage.
-
-    Parameters
-    ----------
-    results_dir : path
-        Searched recursively for ``metrics.json`` + ``predictions.csv`` pairs (``results/``).
-    features_root : path
-        ``data/features``: example GASF images are read from ``<features_root>/<dataset>/``.
-    params : mapping
-        The whole ``params.yaml`` (its ``evaluate`` section, optional, is built into :class:`EvaluateConfig`;
-        the whole mapping is hashed into the table's params digest), or an :class:`EvaluateConfig`.
-    out_metrics_dir : path
-        Receives ``leaderboard.json``, ``leaderboard.csv``, ``significance.json``, ``headline.json`` and
-        ``results_table.md``.
-    plots_dir : path
-        Receives ``roc/<run>.json``, ``pr/<run>.json``, ``confusion/<run>.csv`` (DVC plot data; each folder
-        is replaced as a whole) and ``leaderboard_heatmap.png``, ``ablation.png`` (only when ablation results
-        exist; a stale one is removed otherwise), ``gaf_examples.png`` and ``report.html`` (the report page,
-        :func:`hmspar.report.page.write_report`, built last from the files above).
-    readme_path : path, optional
-        When given, the results table is also copied between the README markers
-        (:func:`hmspar.report.readme_table.update_readme`). The DVC stage leaves it out.
-    date : str, optional
-        Date printed under the table (default: today in UTC, or ``$SOURCE_DATE_EPOCH``).
-    live_root : path
-        DVCLive folder of the train stage; its per-epoch curves go to ``plots/curves/<run>.json``.
-
-    Returns
-    -------
-    dict
-        Name -> path of every file written.
-    """
-    from hmspar.config import build
-    from hmspar.report import bootstrap, plots, readme_table
-
-    if isinstance(params, EvaluateConfig):
-        cfg, digest_source = params, dataclasses.asdict(params)
-    else:
-        if not isinstance(params, Mapping):
-            raise HmsparError(f"params: expected a mapping, got {type(params).__name__}")
-        cfg = build(EvaluateConfig, params.get("evaluate"), "evaluate")
-        digest_source = dict(params)
-    metrics_dir, plots_dir = Path(out_metrics_dir), Path(plots_dir)
-
-    results = discover_results(results_dir)
-    leaderboard = build_leaderboard(results)
-    significance = bootstrap.significance(results, leaderboard, cfg)
-    headline = build_headline(leaderboard, cfg.headline_digits)
-
-    written: dict[str, Path] = {}
-    written["leaderboard_json"] = metrics_dir / "leaderboard.json"
-    write_json(written["leaderboard_json"], _json_safe(leaderboard))
-    written["leaderboard_csv"] = metrics_dir / "leaderboard.csv"
-    csv_text = leaderboard_frame(leaderboard).to_csv(index=False, float_format="%.6g")
-    write_text_atomic(written["leaderboard_csv"], csv_text)
-    written["significance"] = metrics_dir / "significance.json"
-    write_json(written["significance"], _json_safe(significance))
-    written["headline"] = metrics_dir / "headline.json"
-    write_json(written["headline"], _json_safe(headline))
-
-    written.update(plots.write_plot_data(results, leaderboard, plots_dir, cfg.curve_points))
-    written.update(plots.write_training_curves(live_root, plots_dir))
-    written["heatmap"] = plots.leaderboard_heatmap(leaderboard, plots_dir / "leaderboard_heatmap.png")
-    ablation = plots.ablation_chart(leaderboard, plots_dir / "ablation.png")
-    if ablation is not None:
-        written["ablation"] = ablation
-    else:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(plots_dir / "ablation.png")
-    datasets = sorted({r.dataset for r in results})
-    written["gaf_examples"] = plots.gaf_examples(datasets, features_root, plots_dir / "gaf_examples.png")
-
-    table = readme_table.render_results_table(leaderboard, date or _today(), params_digest(digest_source),
-                                              digits=cfg.table_digits)
-    written["results_table"] = metrics_dir / "results_table.md"
-    write_text_atomic(written["results_table"], table)
-    if readme_path is not None:
-        readme_table.update_readme(readme_path, table)
-        written["readme"] = Path(readme_path)
-    # Last: the report page reads the files written above (and the recommendation track's, when present).
-    from hmspar.report import page
-
-    written["report"] = page.write_report(metrics_dir, plots_dir, cfg.report)
-    return written

@@ -177,7 +177,8 @@ def write_plot_data(results: list, leaderboard: Mapping[str, Any], plots_dir: st
     import pandas as pd
 
     from hmspar.io import write_json
-    from hmspar.report.leaderboard import HMSPAR, group_results, predicted_labels, write_text_atomic
+    from hmspar.io import write_text_atomic
+    from hmspar.report.leaderboard import HMSPAR, group_results, predicted_labels
 
     plots_dir = Path(plots_dir)
     groups = group_results(results)
@@ -221,7 +222,7 @@ def _new_figure(width: float, height: float):
 
 
 def _save_png(fig, path: str | os.PathLike) -> Path:
-    from hmspar.report.leaderboard import write_bytes_atomic
+    from hmspar.io import write_bytes_atomic
 
     buf = io.BytesIO()
     fig.savefig(buf, format="png")

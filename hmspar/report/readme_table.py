@@ -92,7 +92,7 @@ def update_readme(readme_path: str | os.PathLike, table: str) -> None:
     HmsparError
         When the file is missing or the markers are missing, repeated or out of order.
     """
-    from hmspar.report.leaderboard import write_text_atomic
+    from hmspar.io import write_text_atomic
 
     path = Path(readme_path)
     if not path.exists():

@@ -19,7 +19,7 @@ here runs: no process group is created and training is exactly the single-proces
   (:func:`gather_rows`), so every rank sees the full validation set; rank 0's early-stopping decision is
   broadcast (:func:`broadcast_flags`), so all ranks stop at the same epoch;
 * writes nothing unless it is rank 0 (:func:`is_main`): predictions, metrics, the pickled model and the
-  DVCLive curves come from rank 0 only (:func:`hmspar.training.run.run_model`).
+  DVCLive curves come from rank 0 only (:func:`hmspar.runner.run_model`).
 
 Differences from one process, by design: batch-normalisation statistics are computed per shard on CPU
 (``SyncBatchNorm`` is used on CUDA only, torch supports it nowhere else), and rank 0's running

@@ -47,12 +47,18 @@ class DatasetConfig:
 IMPORTERS = ("transactions", "series")
 
 
-def generator_module(kind: str) -> ModuleType:
+def module_name(kind: str) -> str:
+    """Dotted name of the module that implements dataset ``kind`` (a simulator or an importer)."""
     if kind in IMPORTERS:
-        return importlib.import_module(f"hmspar.data.importers.{kind}")
+        return f"hmspar.data.importers.{kind}"
     if kind not in GENERATORS:
         raise HmsparError(f"unknown dataset kind {kind!r} (known: {', '.join(GENERATORS + IMPORTERS)})")
-    return importlib.import_module(f"hmspar.data.generators.{kind}")
+    return f"hmspar.data.generators.{kind}"
+
+
+def generator_module(kind: str) -> ModuleType:
+    """Import the module of dataset ``kind`` (see :func:`module_name`)."""
+    return importlib.import_module(module_name(kind))
 
 
 def dataset_config(name: str, section: dict[str, Any]) -> Any:
@@ -61,7 +67,8 @@ def dataset_config(name: str, section: dict[str, Any]) -> Any:
         raise HmsparError(f"datasets.{name}: expected a mapping of settings, got {section!r}")
     kind = section.get("kind") or name
     module = generator_module(kind)
-    cfg = build(module.Config, section, f"datasets.{name}")
-    require_positive(f"datasets.{name}", n_entities=cfg.n_entities, length=cfg.length)
+    where = f"imports.{name}" if kind in IMPORTERS else f"datasets.{name}"  # the section holding it
+    cfg = build(module.Config, section, where)
+    require_positive(where, n_entities=cfg.n_entities, length=cfg.length)
     cfg = dataclasses.replace(cfg, kind=kind)
-    return cfg.named(name) if kind in IMPORTERS else cfg  # importers name datasets.<name> in their errors
+    return cfg.named(name) if kind in IMPORTERS else cfg  # importers name imports.<name> in their errors

@@ -1,6 +1,6 @@
 """Bring your own data: importers that turn user files into the same raw schema the simulators write.
 
-Two dataset kinds read files instead of simulating (``params.yaml: datasets.<name>.kind``):
+Two dataset kinds read files instead of simulating (``params.yaml: imports.<name>.kind``; the ``import@<name>`` stage):
 
 ``transactions`` (:mod:`hmspar.data.importers.transactions`)
     An event log (one row per purchase) aggregated into per-customer period series, a description of the
@@ -31,7 +31,7 @@ __all__ = ["IMPORTERS", "ImportConfig", "cap_entities"]
 
 @dataclasses.dataclass(frozen=True)
 class ImportConfig(DatasetConfig):
-    """Settings every importer shares (``params.yaml: datasets.<name>``).
+    """Settings every importer shares (``params.yaml: imports.<name>``).
 
     Attributes
     ----------
@@ -58,8 +58,8 @@ class ImportConfig(DatasetConfig):
 
     @property
     def where(self) -> str:
-        """``datasets.<name>``, the params path that error messages point at."""
-        return f"datasets.{self.name or '<name>'}"
+        """``imports.<name>``, the params path that error messages point at."""
+        return f"imports.{self.name or '<name>'}"
 
     def named(self, name: str) -> "ImportConfig":
         """Return a copy with ``name`` recorded for error messages (called by ``dataset_config``)."""
@@ -89,9 +89,9 @@ def cap_entities(n: int, cap: int | None, seed: int) -> np.ndarray:
     n : int
         Number of entities found in the file.
     cap : int or None
-        ``datasets.<name>.n_entities``.
+        ``imports.<name>.n_entities``.
     seed : int
-        ``datasets.<name>.seed``; the sample uses ``np.random.default_rng([seed, 4049])``.
+        ``imports.<name>.seed``; the sample uses ``np.random.default_rng([seed, 4049])``.
     """
     if cap is None or cap >= n:
         return np.arange(n)

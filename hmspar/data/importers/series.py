@@ -59,7 +59,7 @@ SPLIT_WORDS = {"train": TRAIN, "val": VAL, "valid": VAL, "validation": VAL, "tes
 
 @dataclasses.dataclass(frozen=True)
 class Config(ImportConfig):
-    """``datasets.<name>`` settings of a ``kind: series`` dataset.
+    """``imports.<name>`` settings of a ``kind: series`` dataset.
 
     Attributes
     ----------

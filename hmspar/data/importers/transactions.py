@@ -60,7 +60,7 @@ _EPOCH_WEEKDAY_SHIFT = 3  # 1970-01-01 was a Thursday: (day + 3) // 7 starts wee
 
 @dataclasses.dataclass(frozen=True)
 class Columns:
-    """``datasets.<name>.columns``: which column of the log holds what.
+    """``imports.<name>.columns``: which column of the log holds what.
 
     Attributes
     ----------
@@ -95,7 +95,7 @@ class Columns:
 
 @dataclasses.dataclass(frozen=True)
 class Config(ImportConfig):
-    """``datasets.<name>`` settings of a ``kind: transactions`` dataset.
+    """``imports.<name>`` settings of a ``kind: transactions`` dataset.
 
     Attributes
     ----------

@@ -90,7 +90,7 @@ def _predictions_frame(parts: list[tuple[str, Any, np.ndarray]], classes: np.nda
 def run_model(model_name: str, model_section: dict[str, Any] | None, where: str, features_dir: Path,
               run_name: str, run_spec: dict[str, Any], seeds: list[int], out_dir: Path,
               live_dir: Path | None = None, progress: bool = True,
-              model_label: str | None = None) -> list[dict[str, Any]]:
+              model_label: str | None = None, timings_path: Path | None = None) -> list[dict[str, Any]]:
     """Fit ``model_name`` once per seed on the run's train split and evaluate it on validation and test.
 
     Parameters
@@ -119,11 +119,15 @@ def run_model(model_name: str, model_section: dict[str, Any] | None, where: str,
     model_label : str, optional
         Name recorded as ``model`` in ``metrics.json`` (default ``model_name``): a params variant such as
         ``lightgbm_text`` or an ablation such as ``hmspar[series+text]``.
+    timings_path : Path, optional
+        Where to write ``{"seed<k>": {"fit_seconds", "predict_seconds"}}`` (a file the stage declares
+        ``cache: false``). Timings never go into ``out_dir``: cached outputs hold the same bytes for the
+        same params on any machine.
 
     Returns
     -------
     list of dict
-        The ``metrics.json`` content of each seed.
+        The ``metrics.json`` content of each seed, plus its ``fit_seconds`` and ``predict_seconds``.
     """
     from hmspar.data.loader import load_task
     from hmspar.models.registry import make_model
@@ -140,6 +144,7 @@ def run_model(model_name: str, model_section: dict[str, Any] | None, where: str,
     progress = progress and main
     data = None
     results: list[dict[str, Any]] = []
+    timings: dict[str, dict[str, float]] = {}
     with (atomic_dir(out_dir) if main else _scratch_dir()) as tmp:
         for seed in seeds:
             model = make_model(model_name, model_section, int(seed), where)
@@ -170,7 +175,6 @@ def run_model(model_name: str, model_section: dict[str, Any] | None, where: str,
                 "model": model_label or model_name, "run": run_name, "dataset": dataset, "task": task, "group": group,
                 "seed": int(seed), "inputs": list(model.uses),
                 "n_train": len(train), "n_val": len(val), "n_test": len(test),
-                "fit_seconds": round(fit_seconds, 3), "predict_seconds": round(predict_seconds, 3),
                 "best_epoch": getattr(model, "best_epoch_", None),
             }
             if classes.size == 2:
@@ -197,11 +201,14 @@ def run_model(model_name: str, model_section: dict[str, Any] | None, where: str,
                 seed_dir / "predictions.csv", index=False, float_format="%.8g")
             write_json(seed_dir / "metrics.json", metrics)
             model.save(seed_dir / "model.pkl")
-            results.append(metrics)
+            timings[f"seed{seed}"] = {"fit_seconds": round(fit_seconds, 3), "predict_seconds": round(predict_seconds, 3)}
+            results.append({**metrics, **timings[f"seed{seed}"]})
             if progress:
                 test_m = metrics["test"]
                 print(f"{model_label or model_name} {run_name} seed {seed}: test roc_auc={test_m.get('roc_auc')} "
                       f"f1={test_m.get('f1', test_m.get('f1_macro'))} fit {fit_seconds:.1f}s", flush=True)
+    if timings_path is not None and main:
+        write_json(timings_path, timings)
     return results
 
 
@@ -213,13 +220,10 @@ def _scratch_dir():
 
 
 def _is_torch_model(model: Any) -> bool:
-    import sys
-
-    if "hmspar.models.torch_base" not in sys.modules:  # no torch model was imported
-        return False
-    from hmspar.models.torch_base import TorchClassifier
-
-    return isinstance(model, TorchClassifier)
+    """Whether ``model`` reports epochs (``progress`` and a per-epoch ``callback``, as every
+    :class:`~hmspar.models.torch_base.TorchClassifier` does). Duck-typed, so the runner does not import
+    the torch base class and a tree-model stage does not depend on the Trainer's code."""
+    return hasattr(model, "callback") and hasattr(model, "progress")
 
 
 def _check_proba(proba: Any, n: int, model_name: str) -> np.ndarray:

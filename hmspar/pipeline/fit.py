@@ -1,0 +1,136 @@
+"""Model stages: ``train@<run>`` (HMSPAR), ``ablation@<run>`` (HMSPAR on modality subsets) and
+``baseline_<family>@<dataset>-<model>``, all through :func:`hmspar.runner.run_model`."""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+from hmspar.config import build
+from hmspar.errors import HmsparError
+from hmspar.io import atomic_dir
+from hmspar.pipeline import (FEATURES_ROOT, LIVE_ROOT, RESULTS_ROOT, TIMINGS_ROOT, HmsparRun, RunSpec,
+                             baseline_section, deep_merge, hmspar_run, run_specs, seeds)
+
+
+def _run_spec_dict(spec: RunSpec) -> dict[str, Any]:
+    return {"dataset": spec.dataset, "task": spec.task, "group": spec.group}
+
+
+def _hmspar_section(params: dict[str, Any], entry: HmsparRun) -> dict[str, Any]:
+    section = deep_merge(params.get("model") or {}, entry.model)
+    section["train"] = deep_merge(params.get("train") or {}, entry.train)
+    return section
+
+
+def train(run: str, params: dict[str, Any], progress: bool = True) -> list[dict[str, Any]]:
+    """``train@<run>``: HMSPAR on one run, one output folder per seed under ``results/hmspar/<run>/``.
+
+    Reads ``model``, ``train``, ``seeds``, ``hmspar_runs.<run>`` and ``runs.<dataset>.<run>``.
+    """
+    from hmspar.runner import run_model
+
+    spec, entry = hmspar_run(params, run)
+    return run_model(
+        model_name="hmspar",
+        model_section=_hmspar_section(params, entry),
+        where="model",
+        features_dir=FEATURES_ROOT / spec.dataset,
+        run_name=run,
+        run_spec=_run_spec_dict(spec),
+        seeds=seeds(params),
+        out_dir=RESULTS_ROOT / "hmspar" / run,
+        live_dir=LIVE_ROOT / run,
+        progress=progress,
+        timings_path=TIMINGS_ROOT / "hmspar" / f"{run}.json",
+    )
+
+
+@dataclasses.dataclass(frozen=True)
+class AblationConfig:
+    """``params.yaml: ablation`` — HMSPAR retrained with subsets of its modalities.
+
+    ``variants`` maps a label (e.g. ``series+text``) to the ``model.modalities`` list it uses. ``runs`` maps
+    each ablated run to its dataset (``ablation@<run>``, one DVC stage per run, trains every variant with
+    every seed; results are reported as ``hmspar[<label>]``).
+    """
+
+    runs: dict[str, str] = dataclasses.field(default_factory=dict)
+    variants: dict[str, list[str]] = dataclasses.field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        for label, modalities in self.variants.items():
+            if not modalities:
+                raise ValueError(f"variants.{label}: list at least one modality")
+
+
+def ablation(run: str, params: dict[str, Any], progress: bool = True) -> list[dict[str, Any]]:
+    """``ablation@<run>``: HMSPAR with each modality subset of ``ablation.variants`` on run ``run``.
+
+    Outputs go to ``results/ablation/<run>/<variant>/seed<k>/``, which the evaluate stage reports as model
+    ``hmspar[<variant>]`` next to the full model (the modality-ablation chart and table). Reads
+    ``ablation.variants``, ``ablation.runs.<run>``, ``model``, ``train``, ``seeds``, ``hmspar_runs.<run>`` and
+    ``runs.<dataset>.<run>``.
+    """
+    from hmspar.runner import run_model
+
+    cfg = build(AblationConfig, params.get("ablation"), "ablation")
+    if run not in cfg.runs:
+        raise HmsparError(f"ablation.runs: run {run!r} is not ablated (ablation.runs: {', '.join(cfg.runs)})")
+    spec, entry = hmspar_run(params, run)
+    if cfg.runs[run] != spec.dataset:
+        raise HmsparError(f"ablation.runs.{run}: {cfg.runs[run]!r}, but the run's dataset is {spec.dataset!r}")
+    records: list[dict[str, Any]] = []
+    with atomic_dir(RESULTS_ROOT / "ablation" / run) as tmp:
+        for label, modalities in cfg.variants.items():
+            section = _hmspar_section(params, entry)
+            section["modalities"] = list(modalities)
+            records += run_model(
+                model_name="hmspar",
+                model_section=section,
+                where=f"ablation.variants.{label}",
+                features_dir=FEATURES_ROOT / spec.dataset,
+                run_name=run,
+                run_spec=_run_spec_dict(spec),
+                seeds=seeds(params),
+                out_dir=tmp / label,
+                live_dir=None,
+                progress=progress,
+                model_label=f"hmspar[{label}]",
+                timings_path=TIMINGS_ROOT / "ablation" / run / f"{label}.json",
+            )
+    return records
+
+
+def baseline(dataset: str, model: str, params: dict[str, Any], progress: bool = True) -> list[dict[str, Any]]:
+    """``baseline_<family>@<dataset>-<model>``: one baseline on every run of one dataset, every seed.
+
+    Reads ``baselines.<model>``, ``seeds`` and ``runs.<dataset>`` (never ``hmspar_runs``).
+
+    ``model`` names a ``baselines.<model>`` section; the section's optional ``model`` key picks the registry
+    class, so one class can appear under several names with different settings (``lightgbm_text``).
+    """
+    from hmspar.runner import run_model
+
+    runs = run_specs(params, dataset)
+    section = baseline_section(params, model)
+    registry_name = section.pop("model", model)  # a named variant, e.g. lightgbm_text: {model: lightgbm, ...}
+    out_root = RESULTS_ROOT / "baselines" / dataset / model
+    records: list[dict[str, Any]] = []
+    with atomic_dir(out_root) as tmp:
+        for run, spec in runs.items():
+            records += run_model(
+                model_name=registry_name,
+                model_label=model,
+                model_section=section,
+                where=f"baselines.{model}",
+                features_dir=FEATURES_ROOT / dataset,
+                run_name=run,
+                run_spec=_run_spec_dict(spec),
+                seeds=seeds(params),
+                out_dir=tmp / run,
+                live_dir=None,
+                progress=progress,
+                timings_path=TIMINGS_ROOT / "baselines" / dataset / model / f"{run}.json",
+            )
+    return records

@@ -1,0 +1,127 @@
+"""The evaluate stage: leaderboard (JSON and CSV), paired-bootstrap significance, headline metrics, DVC plot
+data and PNG figures and the README results table, in that order.
+
+The top of the report package: it imports :mod:`~hmspar.report.leaderboard` (results -> tables),
+:mod:`~hmspar.report.bootstrap`, :mod:`~hmspar.report.plots` and :mod:`~hmspar.report.readme_table`, and
+nothing imports it but :func:`hmspar.pipeline.evaluate`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import datetime as _dt
+import os
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from hmspar.config import build
+from hmspar.errors import HmsparError
+from hmspar.io import write_json, write_text_atomic
+from hmspar.report import bootstrap, page, plots, readme_table
+from hmspar.report.leaderboard import (EvaluateConfig, _json_safe, build_headline, build_leaderboard,
+                                       discover_results, leaderboard_frame, params_digest)
+
+
+def _today() -> str:
+    """Today's UTC date, or the date of ``$SOURCE_DATE_EPOCH`` when set (reproducible builds)."""
+    epoch = os.environ.get("SOURCE_DATE_EPOCH")
+    if epoch:
+        try:
+            return _dt.datetime.fromtimestamp(int(epoch), tz=_dt.timezone.utc).date().isoformat()
+        except ValueError:
+            raise HmsparError(f"SOURCE_DATE_EPOCH: expected seconds since 1970, got {epoch!r}") from None
+    return _dt.datetime.now(tz=_dt.timezone.utc).date().isoformat()
+
+
+def evaluate(
+    results_dir: str | os.PathLike,
+    features_root: str | os.PathLike,
+    params: Mapping[str, Any],
+    out_metrics_dir: str | os.PathLike,
+    plots_dir: str | os.PathLike,
+    readme_path: str | os.PathLike | None = None,
+    date: str | None = None,
+    live_root: str | os.PathLike = "dvclive",
+) -> dict[str, Path]:
+    """Run the whole evaluate stage.
+
+    Parameters
+    ----------
+    results_dir : path
+        Searched recursively for ``metrics.json`` + ``predictions.csv`` pairs (``results/``).
+    features_root : path
+        ``data/features``: example GASF images are read from ``<features_root>/<dataset>/``.
+    params : mapping
+        The whole ``params.yaml`` (its ``evaluate`` section, optional, is built into :class:`EvaluateConfig`
+        and hashed into the table's params digest: the stage declares only ``evaluate``), or an
+        :class:`EvaluateConfig`.
+    out_metrics_dir : path
+        Receives ``leaderboard.json``, ``leaderboard.csv``, ``significance.json``, ``headline.json`` and
+        ``results_table.md``.
+    plots_dir : path
+        Receives ``roc/<run>.json``, ``pr/<run>.json``, ``confusion/<run>.csv`` (DVC plot data; each folder
+        is replaced as a whole) and ``leaderboard_heatmap.png``, ``ablation.png`` (only when ablation results
+        exist; a stale one is removed otherwise), ``gaf_examples.png`` and ``report.html`` (the report page,
+        :func:`hmspar.report.page.write_report`, built last from the files above).
+    readme_path : path, optional
+        When given, the results table is also copied between the README markers
+        (:func:`hmspar.report.readme_table.update_readme`). The DVC stage leaves it out.
+    date : str, optional
+        Date printed under the table (default: today in UTC, or ``$SOURCE_DATE_EPOCH``).
+    live_root : path
+        DVCLive folder of the train stage; its per-epoch curves go to ``plots/curves/<run>.json``.
+
+    Returns
+    -------
+    dict
+        Name -> path of every file written.
+    """
+    if isinstance(params, EvaluateConfig):
+        cfg, digest_source = params, dataclasses.asdict(params)
+    else:
+        if not isinstance(params, Mapping):
+            raise HmsparError(f"params: expected a mapping, got {type(params).__name__}")
+        cfg = build(EvaluateConfig, params.get("evaluate"), "evaluate")
+        digest_source = dataclasses.asdict(cfg)
+    metrics_dir, plots_dir = Path(out_metrics_dir), Path(plots_dir)
+
+    results = discover_results(results_dir)
+    leaderboard = build_leaderboard(results)
+    significance = bootstrap.significance(results, leaderboard, cfg)
+    headline = build_headline(leaderboard, cfg.headline_digits)
+
+    written: dict[str, Path] = {}
+    written["leaderboard_json"] = metrics_dir / "leaderboard.json"
+    write_json(written["leaderboard_json"], _json_safe(leaderboard))
+    written["leaderboard_csv"] = metrics_dir / "leaderboard.csv"
+    csv_text = leaderboard_frame(leaderboard).to_csv(index=False, float_format="%.6g")
+    write_text_atomic(written["leaderboard_csv"], csv_text)
+    written["significance"] = metrics_dir / "significance.json"
+    write_json(written["significance"], _json_safe(significance))
+    written["headline"] = metrics_dir / "headline.json"
+    write_json(written["headline"], _json_safe(headline))
+
+    written.update(plots.write_plot_data(results, leaderboard, plots_dir, cfg.curve_points))
+    written.update(plots.write_training_curves(live_root, plots_dir))
+    written["heatmap"] = plots.leaderboard_heatmap(leaderboard, plots_dir / "leaderboard_heatmap.png")
+    ablation = plots.ablation_chart(leaderboard, plots_dir / "ablation.png")
+    if ablation is not None:
+        written["ablation"] = ablation
+    else:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(plots_dir / "ablation.png")
+    datasets = sorted({r.dataset for r in results})
+    written["gaf_examples"] = plots.gaf_examples(datasets, features_root, plots_dir / "gaf_examples.png")
+
+    table = readme_table.render_results_table(leaderboard, date or _today(), params_digest(digest_source),
+                                              digits=cfg.table_digits)
+    written["results_table"] = metrics_dir / "results_table.md"
+    write_text_atomic(written["results_table"], table)
+    if readme_path is not None:
+        readme_table.update_readme(readme_path, table)
+        written["readme"] = Path(readme_path)
+    # Last: the report page reads the files written above (and the recommendation track's, when present).
+    written["report"] = page.write_report(metrics_dir, plots_dir, cfg.report)
+    return written
