@@ -13,6 +13,7 @@ from test_report import PARAMS, RUNS, _build_tree
 from hmspar.config import build
 from hmspar.errors import HmsparError
 from hmspar.report import leaderboard, page, vega
+from hmspar.report.evaluate import evaluate
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -27,8 +28,8 @@ def evaluate_tree(base: Path) -> Path:
             rows = "".join(f"{step}\t{start + (0.05 if 'auc' in name else -0.05) * step + 0.01 * seed}\n"
                            for step in range(5))
             (folder / f"{name}.tsv").write_text(f"step\t{name}\n{rows}")
-    leaderboard.evaluate(results, features, PARAMS, base / "metrics", base / "plots", date="2024-01-02",
-                         live_root=base / "dvclive")
+    evaluate(results, features, PARAMS, base / "metrics", base / "plots", date="2024-01-02",
+             live_root=base / "dvclive")
     return base
 
 
