@@ -133,6 +133,7 @@ def train(run: str, params: dict[str, Any], progress: bool = True) -> list[dict[
         out_dir=RESULTS_ROOT / "hmspar" / run,
         live_dir=LIVE_ROOT / run,
         progress=progress,
+        selection=params.get("selection"),
     )
 
 
@@ -186,6 +187,7 @@ def ablation(params: dict[str, Any], progress: bool = True) -> list[dict[str, An
                     live_dir=None,
                     progress=progress,
                     model_label=f"hmspar[{label}]",
+                    selection=params.get("selection"),
                 )
     return records
 
@@ -223,5 +225,6 @@ def baseline(dataset: str, model: str, params: dict[str, Any], progress: bool = 
                 out_dir=tmp / run,
                 live_dir=None,
                 progress=progress,
+                selection=params.get("selection"),
             )
     return records
