@@ -450,7 +450,7 @@ class Trainer:
         use_auc = np.unique(y_val).size == n_classes
         show = self.progress and main
 
-        best_score, best_epoch, best_state, bad_epochs = -math.inf, 0, None, 0
+        best_score, best_epoch, best_state, bad_epochs, best_loss = -math.inf, 0, None, 0, math.inf
         history: list[dict[str, float]] = []
         epochs = range(1, cfg.epochs + 1)
         bar = None
@@ -533,12 +533,15 @@ class Trainer:
                 score = float(epoch)
             if not math.isfinite(score):
                 score = -math.inf
-            improved = best_state is None or score > best_score
+            # Ties in ROC-AUC (a small validation split saturates at 1.0 within a few epochs) are broken by
+            # the validation loss, so training goes on while the predictions still sharpen.
+            improved = (best_state is None or score > best_score
+                        or (score == best_score and use_auc and val_loss < best_loss))
             stop = not improved and bad_epochs + 1 >= cfg.patience
             if ddp:  # every rank saw the same gathered logits; rank 0 decides all the same
                 improved, stop = distributed.broadcast_flags([improved, stop])
             if improved:
-                best_score, best_epoch, bad_epochs = score, epoch, 0
+                best_score, best_epoch, bad_epochs, best_loss = score, epoch, 0, val_loss
                 best_state = copy.deepcopy(work.state_dict())
             else:
                 bad_epochs += 1
