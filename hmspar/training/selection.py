@@ -131,7 +131,7 @@ def stratified_folds(y: np.ndarray, folds: int, seed: int) -> list[tuple[np.ndar
     y = np.asarray(y)
     classes, counts = np.unique(y, return_counts=True)
     if counts.min() < 2:
-        raise HmsparError(f"k-fold selection: class {classes[np.argmin(counts)]!r} has {int(counts.min())} training "
+        raise HmsparError(f"k-fold selection: class {classes[np.argmin(counts)].item()!r} has {int(counts.min())} training "
                           "row(s); every class needs at least two")
     k = int(min(folds, counts.min()))
     rng = np.random.default_rng([int(seed), 2203])
