@@ -14,12 +14,14 @@ step in a fresh child process. Target: 15 s.
 model of ``baseline_models`` with their ``params.yaml`` sections and the ``selection`` policy, per seed,
 printing test accuracy, balanced accuracy, macro F1 and the number of classes predicted, and the total
 wall time. Target: the whole dataset through all default models within 3 minutes on 2 cores (one seed).
-Results go to ``benchmarks/out/small_<mode>.json``.
+Results go to ``benchmarks/out/small_<mode>.json``. ``HMSPAR_BENCH_N_JOBS=1`` overrides every baseline's
+``n_jobs`` (on a machine shared with other jobs, LightGBM with two threads ran 6x slower than with one).
 """
 
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import sys
 import time
@@ -96,6 +98,8 @@ def bench_models(seeds: list[int]) -> None:
     models = [("hmspar", "hmspar", {**deep_merge(params["model"], {}), "train": params["train"]}, "model")]
     for name in params["baseline_models"]:
         section = dict(params["baselines"][name])
+        if os.environ.get("HMSPAR_BENCH_N_JOBS") and "n_jobs" in section:
+            section["n_jobs"] = int(os.environ["HMSPAR_BENCH_N_JOBS"])
         models.append((name, section.pop("model", name), section, f"baselines.{name}"))
     rows = []
     for label, registry_name, section, where in models:
