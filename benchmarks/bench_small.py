@@ -14,7 +14,8 @@ step in a fresh child process. Target: 15 s.
 model of ``baseline_models`` with their ``params.yaml`` sections and the ``selection`` policy, per seed,
 printing test accuracy, balanced accuracy, macro F1 and the number of classes predicted, and the total
 wall time. Target: the whole dataset through all default models within 3 minutes on 2 cores (one seed).
-Results go to ``benchmarks/out/small_<mode>.json``. ``HMSPAR_BENCH_N_JOBS=1`` overrides every baseline's
+Results go to ``benchmarks/out/small_<mode>.json``. ``HMSPAR_BENCH_MODELS=hmspar,minirocket`` restricts the run to some models (run-outputs of earlier
+models are kept under ``benchmarks/out/small/runs/``). ``HMSPAR_BENCH_N_JOBS=1`` overrides every baseline's
 ``n_jobs`` (on a machine shared with other jobs, LightGBM with two threads ran 6x slower than with one).
 """
 
@@ -101,6 +102,9 @@ def bench_models(seeds: list[int]) -> None:
         if os.environ.get("HMSPAR_BENCH_N_JOBS") and "n_jobs" in section:
             section["n_jobs"] = int(os.environ["HMSPAR_BENCH_N_JOBS"])
         models.append((name, section.pop("model", name), section, f"baselines.{name}"))
+    only = os.environ.get("HMSPAR_BENCH_MODELS")
+    if only:
+        models = [m for m in models if m[0] in only.split(",")]
     rows = []
     for label, registry_name, section, where in models:
         start = time.perf_counter()
