@@ -377,10 +377,10 @@ class HMSPAR(TorchClassifier):
         Raises
         ------
         HmsparError
-            If a listed modality is missing from ``X`` or has the wrong rank, if ``text`` has no columns,
-            or if the pretrained image checkpoint cannot be loaded. A ``static`` matrix without columns
-            (a dataset without static attributes) is skipped: static features are used whenever the
-            dataset has them.
+            If a listed modality is missing from ``X`` or has the wrong rank, or if the pretrained image
+            checkpoint cannot be loaded. A ``text`` or ``static`` matrix without columns (a dataset
+            without that modality) is skipped; the run code already drops modalities a dataset does not
+            declare (:meth:`~hmspar.models.base.Model.restricted_to`), so no encoder is built for them.
         """
         cfg: HMSPARConfig = self.cfg
         encoders: dict[str, nn.Module] = {}
@@ -409,11 +409,8 @@ class HMSPAR(TorchClassifier):
             elif m in ("text", "static"):
                 if len(shape) != 2:
                     raise HmsparError(f"HMSPAR: {m} must be (n, D), got {shape}")
-                if shape[1] == 0:
-                    if m == "static":  # a dataset without static attributes: no encoder to build
-                        continue
-                    raise HmsparError(f"HMSPAR: the {m!r} matrix has no columns for this dataset; "
-                                      f"remove {m!r} from model.modalities")
+                if shape[1] == 0:  # a dataset without this modality (e.g. a series import): no encoder
+                    continue
                 sub = cfg.text if m == "text" else cfg.static
                 encoders[m] = MLPEncoder(shape[1], sub.hidden, cfg.d_model, sub.dropout)
         if not encoders:

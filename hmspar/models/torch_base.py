@@ -143,7 +143,8 @@ class TorchClassifier(Model):
         """Build and train the module; validation data drive early stopping only.
 
         Without ``X_val``/``y_val``, a stratified ``holdout_fraction`` of the training rows (drawn with
-        ``self.seed``) is held out for early stopping.
+        ``self.seed``) is held out for early stopping, unless :attr:`fixed_budget` is set: then every row
+        is trained on for ``fixed_budget`` epochs (of the configured schedule) and the last weights kept.
         """
         X = self.select_inputs(X)
         codes = self._fit_classes(y)
@@ -151,7 +152,11 @@ class TorchClassifier(Model):
             raise HmsparError(f"{type(self).__name__}: X has {self.n_rows(X)} rows but y has {codes.size}")
         if (X_val is None) != (y_val is None):
             raise HmsparError(f"{type(self).__name__}: give both X_val and y_val, or neither")
-        if X_val is None:
+        stop_epoch = None
+        if X_val is None and self.fixed_budget is not None:  # refit after a k-fold selection
+            X_tr, y_tr, X_va, y_va = X, codes, None, None
+            stop_epoch = int(self.fixed_budget)
+        elif X_val is None:
             tr, ho = stratified_holdout(codes, self.holdout_fraction, self.seed)
             if ho.size == 0:
                 raise HmsparError(f"{type(self).__name__}: too few training rows to hold out validation data")
@@ -167,12 +172,18 @@ class TorchClassifier(Model):
                                   f"but y_val has {y_va.size}")
         n_outputs = n_outputs_for(self.classes_.size)
         module = self.make_module(X_tr, n_outputs)
-        trainer = Trainer(self.train_config, seed=self.seed, callback=self.callback, progress=self.progress)
+        trainer = Trainer(self.train_config, seed=self.seed, callback=self.callback, progress=self.progress,
+                          stop_epoch=stop_epoch)
         result = trainer.fit(module, X_tr, y_tr, X_va, y_va)
         self.module_ = result.module.cpu().eval()
         self.history_ = result.history
         self.best_epoch_ = result.best_epoch
         return self
+
+    @property
+    def budget_(self) -> int | None:
+        """The best validation epoch of the last fit (the epoch budget the k-fold selection averages)."""
+        return int(self.best_epoch_) if self.best_epoch_ else None
 
     def predict_proba(self, X: dict[str, np.ndarray]) -> np.ndarray:
         """(n, K) class probabilities from the module in eval mode, in ``eval_batch_size`` batches.

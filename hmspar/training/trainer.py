@@ -316,6 +316,10 @@ class Trainer:
         val_roc_auc, lr`` (used for DVCLive); called on rank 0 only in distributed training.
     progress : bool
         Show tqdm bars over epochs and over the rows of each epoch (rank 0 only).
+    stop_epoch : int, optional
+        Stop after this epoch (the learning-rate schedule still spans ``cfg.epochs``): the refit of a
+        k-fold selection, which trains on all rows without validation for the epoch count chosen by the
+        folds and keeps the last weights.
 
     Notes
     -----
@@ -324,16 +328,17 @@ class Trainer:
     """
 
     def __init__(self, cfg: TrainConfig, seed: int, callback: Callable[[int, dict], None] | None = None,
-                 progress: bool = False) -> None:
+                 progress: bool = False, stop_epoch: int | None = None) -> None:
         if not isinstance(cfg, TrainConfig):
             raise HmsparError(f"Trainer: cfg must be a TrainConfig, got {type(cfg).__name__}")
         self.cfg = cfg
         self.seed = int(seed)
         self.callback = callback
         self.progress = progress
+        self.stop_epoch = None if stop_epoch is None else max(1, int(stop_epoch))
 
     def fit(self, module: "nn.Module", X_train: dict[str, Any], y_train: np.ndarray,
-            X_val: dict[str, Any], y_val: np.ndarray) -> TrainResult:
+            X_val: dict[str, Any] | None, y_val: np.ndarray | None) -> TrainResult:
         """Train ``module`` and return it holding the best validation epoch's weights.
 
         Parameters
@@ -344,6 +349,8 @@ class Trainer:
             Modality arrays (numpy, memmap or lazy ``MappedRows``); batches are indexed, then converted.
         y_train, y_val : np.ndarray
             (n,) labels encoded as 0..K-1; K = 2 needs ``n_outputs = 1``.
+            ``X_val = y_val = None`` trains for exactly ``cfg.epochs`` epochs and keeps the last weights (the
+            refit on all training rows after a k-fold selection of the epoch count).
 
         Returns
         -------
@@ -354,10 +361,14 @@ class Trainer:
         from hmspar.training import distributed
 
         y_train = np.asarray(y_train, dtype=np.int64)
+        if X_val is None:  # no validation: fixed epoch budget, last epoch kept (val_* metrics are NaN)
+            X_val, y_val = {}, np.zeros(0, dtype=np.int64)
         y_val = np.asarray(y_val, dtype=np.int64)
         if y_train.ndim != 1 or y_train.size == 0:
             raise HmsparError("Trainer: y_train must be a non-empty 1-D array")
         for name, X, y in (("train", X_train, y_train), ("val", X_val, y_val)):
+            if name == "val" and not X and y.size == 0:
+                continue
             if not X:
                 raise HmsparError(f"Trainer: X_{name} holds no modality")
             for k, v in X.items():
@@ -439,7 +450,7 @@ class Trainer:
         use_auc = np.unique(y_val).size == n_classes
         show = self.progress and main
 
-        best_score, best_epoch, best_state, bad_epochs = -math.inf, 0, None, 0
+        best_score, best_epoch, best_state, bad_epochs, best_loss = -math.inf, 0, None, 0, math.inf
         history: list[dict[str, float]] = []
         epochs = range(1, cfg.epochs + 1)
         bar = None
@@ -506,23 +517,31 @@ class Trainer:
                 total, seen = distributed.all_sum([total, float(seen)])
                 distributed.broadcast_buffers(work)  # rank 0's batch-norm statistics everywhere
             lr = float(optimiser.param_groups[0]["lr"])
-            logits_val = predict_logits(work, X_val, cfg.eval_batch_size, device, use_amp, distributed=ddp)
-            with torch.no_grad():
-                val_loss = float(loss_fn(torch.from_numpy(logits_val).to(device),
-                                         torch.from_numpy(y_val).to(device)))
-            val_auc = validation_auc(y_val, logits_to_proba(logits_val)) if use_auc else float("nan")
+            if y_val.size:
+                logits_val = predict_logits(work, X_val, cfg.eval_batch_size, device, use_amp, distributed=ddp)
+                with torch.no_grad():
+                    val_loss = float(loss_fn(torch.from_numpy(logits_val).to(device),
+                                             torch.from_numpy(y_val).to(device)))
+                val_auc = validation_auc(y_val, logits_to_proba(logits_val)) if use_auc else float("nan")
+            else:  # no validation data: every epoch "improves", so the last one is kept
+                val_loss, val_auc = float("nan"), float("nan")
             metrics = {"epoch": epoch, "train_loss": total / max(seen, 1), "val_loss": val_loss,
                        "val_roc_auc": val_auc, "lr": lr}
             history.append(metrics)
             score = val_auc if use_auc else -val_loss
+            if not y_val.size:
+                score = float(epoch)
             if not math.isfinite(score):
                 score = -math.inf
-            improved = best_state is None or score > best_score
+            # Ties in ROC-AUC (a small validation split saturates at 1.0 within a few epochs) are broken by
+            # the validation loss, so training goes on while the predictions still sharpen.
+            improved = (best_state is None or score > best_score
+                        or (score == best_score and use_auc and val_loss < best_loss))
             stop = not improved and bad_epochs + 1 >= cfg.patience
             if ddp:  # every rank saw the same gathered logits; rank 0 decides all the same
                 improved, stop = distributed.broadcast_flags([improved, stop])
             if improved:
-                best_score, best_epoch, bad_epochs = score, epoch, 0
+                best_score, best_epoch, bad_epochs, best_loss = score, epoch, 0, val_loss
                 best_state = copy.deepcopy(work.state_dict())
             else:
                 bad_epochs += 1
@@ -530,7 +549,7 @@ class Trainer:
                 bar.set_postfix(loss=f"{metrics['train_loss']:.4f}", val_auc=f"{val_auc:.4f}")
             if self.callback is not None and main:
                 self.callback(epoch, {k: v for k, v in metrics.items() if k != "epoch"})
-            if stop:
+            if stop or (self.stop_epoch is not None and epoch >= self.stop_epoch):
                 break
         if bar is not None:
             bar.close()
