@@ -74,7 +74,7 @@ def test_config_defaults_and_inputs_alias():
     ({"fusion": {"n_expert": 2}}, r"model\.fusion\.n_expert: unknown key"),
     ({"modalities": ["series", "audio"]}, r"model: modalities: unknown modality 'audio'"),
     ({"modalities": []}, r"model: modalities: list at least one"),
-    ({"series": {"pooling": "max"}}, r"model\.series\.pooling: expected one of"),
+    ({"series": {"pooling": "sum"}}, r"model\.series\.pooling: expected one of"),
     ({"image": {"small_input": "yes"}}, r"model\.image\.small_input"),
     ({"image": {"pretrained_path": "x.pth", "width": 16}}, r"model\.image: width: must be 64"),
     ({"fusion": {"n_shared": 0, "n_specific": 0}}, r"model\.fusion: n_shared"),

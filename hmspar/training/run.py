@@ -173,6 +173,10 @@ def run_model(model_name: str, model_section: dict[str, Any] | None, where: str,
                 "fit_seconds": round(fit_seconds, 3), "predict_seconds": round(predict_seconds, 3),
                 "best_epoch": getattr(model, "best_epoch_", None),
             }
+            if getattr(model, "best_step_", None) is not None:
+                metrics["best_step"] = model.best_step_
+            if getattr(model, "diagnostics_", None):  # e.g. HMSPAR's fusion gate weights
+                metrics["diagnostics"] = model.diagnostics_
             if classes.size == 2:
                 y_val = (val.y == classes[1]).astype(np.int64)
                 y_test = (test.y == classes[1]).astype(np.int64)
