@@ -647,7 +647,8 @@ class Trainer:
         if bar is not None:
             bar.close()
         if X_val is None:
-            best_state, best_epoch, best_step, best_score = copy.deepcopy(work.state_dict()), len(history), step, math.nan
+            best_state, best_score = copy.deepcopy(work.state_dict()), math.nan
+            best_epoch, best_step = len(history), step
         module.load_state_dict(best_state)
         module.eval()
         return TrainResult(module=module, best_epoch=best_epoch, best_score=float(best_score), history=history,
