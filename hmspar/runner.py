@@ -198,6 +198,10 @@ def run_model(model_name: str, model_section: dict[str, Any] | None, where: str,
                 "best_epoch": getattr(model, "best_epoch_", None),
                 "selection": chosen.record(),
             }
+            if getattr(model, "best_step_", None) is not None:
+                metrics["best_step"] = model.best_step_
+            if getattr(model, "diagnostics_", None):  # e.g. HMSPAR's fusion gate weights
+                metrics["diagnostics"] = model.diagnostics_
             # "val" metrics: on the validation split, or on the out-of-fold predictions of the k-fold regime.
             if chosen.regime == "kfold" and chosen.oof is not None:
                 sel_y, sel_p = np.searchsorted(classes, train.y), chosen.oof

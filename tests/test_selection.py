@@ -84,7 +84,7 @@ def test_split_without_validation_rows_uses_kfold(imported, tmp_path):
     assert m["test"]["accuracy"] > 0.8 and m["test_at_0.5"]["accuracy"] > 0.8
 
 
-def test_torch_refit_trains_the_median_fold_epochs(imported, tmp_path):
+def test_torch_refit_trains_the_median_fold_steps(imported, tmp_path):
     pytest.importorskip("torch")
     feats, _ = imported
     section = {"hidden": 8, "head_hidden": 8, "train": {"epochs": 6, "batch_size": 256, "lr": 0.01, "patience": 6,
@@ -93,7 +93,8 @@ def test_torch_refit_trains_the_median_fold_epochs(imported, tmp_path):
                     [0], tmp_path / "out", progress=False, selection={"folds": 3, "min_steps_per_epoch": 4})
     sel = res[0]["selection"]
     assert sel["regime"] == "kfold" and len(sel["fold_budgets"]) == 3
-    assert res[0]["best_epoch"] == sel["budget"] == int(round(np.median(sel["fold_budgets"])))
+    # torch budgets are optimiser steps (each fold's best step); the refit trains exactly their median
+    assert res[0]["best_step"] == sel["budget"] == int(round(np.median(sel["fold_budgets"])))
 
 
 def test_regime_and_folds():

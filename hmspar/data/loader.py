@@ -22,7 +22,8 @@ A split may have no validation rows (a user's predefined split without them): ``
 (:mod:`hmspar.training.selection`).
 
 Everything fitted is fitted here on the *training* split of the requested task, so every model sees the
-same normalisation: series are standardised per channel, numeric static columns per column.
+same normalisation: series are standardised per channel, text embeddings per dimension, numeric static
+columns per column.
 
 Bounded memory
 --------------
@@ -274,7 +275,8 @@ class SplitData:
     """One split of one task.
 
     ``X`` maps modality names to arrays: ``series`` (n, C, T) standardised, ``mask`` (n, C, T) (always
-    present with ``series``), ``image`` (n, 2C, S, S), ``text`` (n, D), ``static`` (n, F) standardised.
+    present with ``series``), ``image`` (n, 2C, S, S), ``text`` (n, D) standardised, ``static`` (n, F)
+    standardised (numeric columns).
     Values are :class:`MappedRows` views (``load_task(lazy=True)``) or float32 numpy arrays.
     ``y`` is (n,) int64, ``ids`` (n,) str.
     """
@@ -416,6 +418,10 @@ def load_task(
     stats: dict[str, tuple[np.ndarray, np.ndarray]] = {}
     if "series" in sources:
         stats["series"] = fit_standardiser(MappedRows(sources["series"], index["train"]), axes=(0, 2))
+    if "text" in sources and sources["text"].shape[1]:
+        # Sentence-embedding dimensions have std ~0.02: without this every model taking text sees
+        # nearly constant inputs.
+        stats["text"] = fit_standardiser(MappedRows(sources["text"], index["train"]), axes=(0,))
     if "static" in sources and sources["static"].shape[1]:
         n_cols = sources["static"].shape[1]
         numeric = np.asarray(meta.get("static_numeric", [True] * n_cols), dtype=bool)
