@@ -149,8 +149,10 @@ def write_project(root: Path, nproc: int) -> None:
         "runs": {"toy": {"toy-churn": {"task": "churn"}}},
         "hmspar_runs": {"toy-churn": {"dataset": "toy"}},
         "seeds": [0],
+        "selection": {"small_train_rows": 0},  # the validation regime: k-fold selection is tested elsewhere
         "model": tiny["model"],
-        "train": {**tiny["train"], "epochs": 4, "patience": 4, "batch_size": 64, "num_threads": 1,
+        "train": {**tiny["train"], "epochs": 4, "max_steps": 0, "patience_steps": 0, "patience": 4, "batch_size": 64,
+                  "num_threads": 1,
                   "distributed": {"nproc": nproc, "backend": "auto"}},
     }
     (root / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
