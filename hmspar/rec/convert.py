@@ -1,5 +1,5 @@
 """The rec convert step: a raw interaction dataset -> per-item modality tables and time-ordered user
-sequences (``data/features/<dataset>/``, layout in :mod:`hmspar.rec.schema`).
+sequences (``data/rec/features/<dataset>/``, layout in :mod:`hmspar.rec.schema`).
 
 Nothing here is fitted: pictures are copied as uint8, texts embedded with the shared MiniLM encoder (each
 distinct string once), prices log1p-transformed, categories coded in sorted order. Events are sorted by
@@ -20,8 +20,8 @@ from hmspar.config import build
 from hmspar.io import atomic_dir
 from hmspar.rec.schema import read_events, read_items, read_meta, write_meta
 
-RAW_ROOT = Path("data/raw")
-FEATURES_ROOT = Path("data/features")
+RAW_ROOT = Path("data/rec/raw")
+FEATURES_ROOT = Path("data/rec/features")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -88,7 +88,7 @@ def convert(raw_dir: str | Path, out_dir: str | Path, text_cfg: TextConfig) -> d
 
 def convert_dataset(name: str, params: dict[str, Any], raw_root: Path = RAW_ROOT,
                     features_root: Path = FEATURES_ROOT) -> Path:
-    """``rec_convert@<name>``: ``data/raw/<name>/`` -> ``data/features/<name>/`` (atomically).
+    """``rec_convert@<name>``: ``data/rec/raw/<name>/`` -> ``data/rec/features/<name>/`` (atomically).
 
     Reads only the ``text`` params section (the raw folder already reflects ``rec.datasets.<name>``).
     """

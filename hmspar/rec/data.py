@@ -1,4 +1,4 @@
-"""Loading converted rec features (``data/features/<dataset>/``) and the leave-one-out protocol split.
+"""Loading converted rec features (``data/rec/features/<dataset>/``) and the leave-one-out protocol split.
 
 Leave-one-out by time: each kept user's last interaction is the test target, the one before it the
 validation target, everything earlier the training history. Users with fewer than

@@ -12,7 +12,7 @@ from hmspar.errors import HmsparError
 from hmspar.io import atomic_dir
 from hmspar.rec import importer, shop
 
-RAW_ROOT = Path("data/raw")
+RAW_ROOT = Path("data/rec/raw")
 
 #: kind -> module with ``Config`` and ``generate(cfg, out_dir, progress)``.
 KINDS = {"shop": shop, "interactions": importer}
@@ -54,7 +54,7 @@ def generate(name: str, params: dict[str, Any], out_dir: Path, progress: bool = 
 
 
 def generate_dataset(name: str, params: dict[str, Any], raw_root: Path = RAW_ROOT, progress: bool = False) -> Path:
-    """``rec_generate@<name>``: write ``data/raw/<name>/`` atomically (nothing half-written on failure)."""
+    """``rec_generate@<name>``: write ``data/rec/raw/<name>/`` atomically (nothing half-written on failure)."""
     dataset_config(name, params)  # fail on a bad key before touching the output
     out = Path(raw_root) / name
     with atomic_dir(out) as tmp:

@@ -34,7 +34,7 @@ from hmspar.rec.data import ProtocolConfig, load
 from hmspar.rec.evaluate import rank_batched, sample_negatives
 from hmspar.rec.registry import REGISTRY, build_recommender
 
-FEATURES_ROOT = Path("data/features")
+FEATURES_ROOT = Path("data/rec/features")
 RESULTS_ROOT = Path("results/rec")
 TIMINGS_ROOT = Path("metrics/rec_timings")
 

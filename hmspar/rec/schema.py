@@ -1,5 +1,5 @@
-"""The on-disk schema of a raw interaction dataset (``data/raw/<dataset>/``) and of its converted features
-(``data/features/<dataset>/``), shared by the shop simulator, the interaction-log importer and the loader.
+"""The on-disk schema of a raw interaction dataset (``data/rec/raw/<dataset>/``) and of its converted features
+(``data/rec/features/<dataset>/``), shared by the shop simulator, the interaction-log importer and the loader.
 
 Raw files (written by ``rec_generate``)::
 
