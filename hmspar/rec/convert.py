@@ -43,8 +43,11 @@ def embed_texts(texts: list[str], text_cfg: TextConfig) -> np.ndarray:
     return TextEncoder(text_cfg.model_path, batch_size=text_cfg.batch_size).encode(texts)
 
 
-def convert(raw_dir: str | Path, out_dir: str | Path, text_cfg: TextConfig) -> dict[str, Any]:
-    """Convert ``raw_dir`` into ``out_dir``; returns the metadata written to ``meta.json``."""
+def convert(raw_dir: str | Path, out_dir: str | Path, text_cfg: TextConfig, embed: Any = None) -> dict[str, Any]:
+    """Convert ``raw_dir`` into ``out_dir``; returns the metadata written to ``meta.json``.
+
+    ``embed`` (texts -> (n, D) float32) replaces the MiniLM encoder when given (tests use a stub).
+    """
     raw_dir, out_dir = Path(raw_dir), Path(out_dir)
     raw_meta = read_meta(raw_dir)
     items, pictures = read_items(raw_dir)
@@ -56,7 +59,9 @@ def convert(raw_dir: str | Path, out_dir: str | Path, text_cfg: TextConfig) -> d
         return out
 
     np.save(out_dir / "image.npy", padded(pictures, np.uint8))
-    np.save(out_dir / "text.npy", padded(embed_texts(items["text"].astype(str).tolist(), text_cfg), np.float32))
+    texts = items["text"].astype(str).tolist()
+    vectors = embed(texts) if embed is not None else embed_texts(texts, text_cfg)
+    np.save(out_dir / "text.npy", padded(vectors, np.float32))
     np.save(out_dir / "price.npy", padded(np.log1p(items["price"].to_numpy(dtype=np.float64)), np.float32))
     categories, cat_code = np.unique(items["category"].astype(str).to_numpy(), return_inverse=True)
     np.save(out_dir / "category.npy", padded(cat_code + 1, np.int64))
