@@ -13,7 +13,7 @@ import dataclasses
 import numpy as np
 
 from hmspar.rec.base import Histories, ItemFeatures, Recommender
-from hmspar.rec.data import history_matrix
+from hmspar.rec.data import cooccurrence, history_matrix
 
 
 @dataclasses.dataclass(frozen=True)
@@ -36,8 +36,7 @@ class EASE(Recommender):
 
     def fit(self, train: Histories, items: ItemFeatures, val: Histories | None = None) -> "EASE":
         self.n_items = n = items.n_items
-        x = (history_matrix(train, n) > 0).astype(np.float64)[:, 1:]  # (U, I)
-        g = x.T @ x
+        g = cooccurrence(train, n)[1:, 1:]                            # (I, I) X^T X
         g[np.diag_indices(n)] += self.cfg.l2
         p = np.linalg.inv(g)
         b = -p / np.diag(p)[None, :]

@@ -7,7 +7,7 @@ import dataclasses
 import numpy as np
 
 from hmspar.rec.base import Histories, ItemFeatures, Recommender
-from hmspar.rec.data import history_matrix
+from hmspar.rec.data import cooccurrence, history_matrix
 
 
 @dataclasses.dataclass(frozen=True)
@@ -41,9 +41,7 @@ class ItemKNN(Recommender):
 
     def fit(self, train: Histories, items: ItemFeatures, val: Histories | None = None) -> "ItemKNN":
         self.n_items = n = items.n_items
-        x = history_matrix(train, n) > 0                              # (U, I+1) bool
-        xf = x.astype(np.float32)
-        co = xf.T @ xf                                                # (I+1, I+1)
+        co = cooccurrence(train, n).astype(np.float32)                # (I+1, I+1)
         norms = np.sqrt(np.diag(co)).astype(np.float32)
         sim = co / (norms[:, None] * norms[None, :] + self.cfg.shrink)
         np.fill_diagonal(sim, 0.0)
