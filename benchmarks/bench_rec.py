@@ -72,9 +72,9 @@ print(json.dumps({"users": len(data.test), "fit_s": fit_wall, "fit_cpu_s": fit_c
 def run(cmd: list[str]) -> tuple[dict, str]:
     proc = subprocess.run([sys.executable, "-c", _WRAPPER] + cmd, capture_output=True, text=True,
                           env={**os.environ, "PYTHONPATH": os.getcwd()})
-    result = json.loads(proc.stderr.strip().splitlines()[-1])
+    result = json.loads([line for line in proc.stderr.strip().splitlines() if line.startswith("{")][-1])
     if result["rc"] != 0:
-        raise RuntimeError(f"{' '.join(cmd[:3])} failed:\n{proc.stderr[-3000:]}")
+        raise RuntimeError(f"{' '.join(cmd[-3:])} failed:\n{proc.stderr[-3000:]}")
     return result, proc.stdout
 
 
@@ -89,8 +89,8 @@ def main(argv: list[str] | None = None) -> None:
     users = args.users or int(load_params()["rec"]["datasets"]["shop"]["n_users"])
     rows = []
     with tempfile.TemporaryDirectory(prefix="bench_rec_") as tmp:
-        gen, _ = run(["-c", _DATA, tmp, str(users), "generate"])
-        conv, _ = run(["-c", _DATA, tmp, str(users), "convert"])
+        gen, _ = run([sys.executable, "-c", _DATA, tmp, str(users), "generate"])
+        conv, _ = run([sys.executable, "-c", _DATA, tmp, str(users), "convert"])
         events = json.loads((Path(tmp) / "raw" / "shop" / "meta.json").read_text())["n_events"]
         rows.append({"what": "generate", "users": users, "events": events, "wall_s": gen["seconds"],
                      "cpu_s": gen["cpu_s"], "peak_mib": gen["peak_mib"]})
@@ -99,7 +99,7 @@ def main(argv: list[str] | None = None) -> None:
         print(rows[-2], rows[-1], flush=True)
         if args.only == "all":
             for name in args.models.split(","):
-                res, out = run(["-c", _FIT, tmp, name])
+                res, out = run([sys.executable, "-c", _FIT, tmp, name])
                 fit = json.loads(out.strip().splitlines()[-1])
                 rows.append({"what": f"{name} fit (1 seed, {fit['epochs']} epochs)" if fit["epochs"] else f"{name} fit",
                              "users": fit["users"], "events": events, "wall_s": fit["fit_s"], "cpu_s": fit["fit_cpu_s"],
