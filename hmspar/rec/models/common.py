@@ -1,0 +1,604 @@
+"""Shared parts of the torch recommenders: training settings, the fit loop with early stopping on
+validation NDCG@10, item modality encoders, gap buckets and transformer blocks driven by attention masks.
+
+Torch is imported at module level here: this module is only imported by the torch recommenders.
+Randomness comes from the run seed only: batch order and negative samples from seeded
+``torch.Generator`` objects, parameter initialisation and dropout inside ``torch.random.fork_rng``
+seeded from the same seed, so the caller's global random state is untouched.
+"""
+
+from __future__ import annotations
+
+import abc
+import copy
+import dataclasses
+import math
+from typing import Any, Literal
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from hmspar.errors import HmsparError
+from hmspar.rec.base import Histories, ItemFeatures, Recommender
+
+
+@dataclasses.dataclass(frozen=True)
+class RecTrainConfig:
+    """Optimisation settings of a torch recommender (its nested ``train`` params section).
+
+    Parameters
+    ----------
+    epochs : int
+        Maximum passes over the training users.
+    batch_size : int
+        Users per training step (sequences are grouped by length, so little padding is computed).
+    eval_batch_size : int
+        Users per scoring batch.
+    lr, weight_decay : float
+        AdamW learning rate and decoupled weight decay.
+    grad_clip : float
+        Maximum global gradient norm; 0 disables clipping.
+    patience : int
+        Epochs without a better validation NDCG@10 before training stops.
+    max_len : int
+        Most recent interactions a model reads (longer histories are cut on the left).
+    val_max_users : int
+        Validation users scored per epoch for early stopping (a fixed, seeded subset); 0 = all.
+    device : {"auto", "cpu", "cuda"}
+        ``auto`` picks CUDA when available; the device is never hard-coded in a model.
+    num_threads : int
+        ``torch.set_num_threads`` during fit (0 leaves torch's default).
+    """
+
+    epochs: int = 20
+    batch_size: int = 128
+    eval_batch_size: int = 512
+    lr: float = 2e-3
+    weight_decay: float = 1e-4
+    grad_clip: float = 1.0
+    patience: int = 3
+    max_len: int = 50
+    val_max_users: int = 0
+    device: Literal["auto", "cpu", "cuda"] = "auto"
+    num_threads: int = 0
+
+    def __post_init__(self) -> None:
+        for name in ("epochs", "batch_size", "eval_batch_size", "max_len"):
+            if getattr(self, name) <= 0:
+                raise ValueError(f"{name} must be positive, got {getattr(self, name)!r}")
+        if self.lr <= 0:
+            raise ValueError(f"lr must be positive, got {self.lr!r}")
+        if self.patience < 1:
+            raise ValueError(f"patience must be at least 1, got {self.patience!r}")
+        if self.val_max_users < 0:
+            raise ValueError(f"val_max_users must be 0 (all) or positive, got {self.val_max_users!r}")
+
+
+# ----------------------------------------------------------------------------------------------------
+# Validation metric used for early stopping.
+# TEMPORARY: a minimal stand-in until the track's evaluation module (issue 14, hmspar.rec.evaluation)
+# lands; then early stopping should call its NDCG@10 (with its seen-item policy) instead. It ranks the
+# target against the whole catalogue (column 0 excluded), ties counted half, no seen-item masking.
+# ----------------------------------------------------------------------------------------------------
+def ndcg_at_k(scores: np.ndarray, targets: np.ndarray, k: int = 10) -> float:
+    """Mean NDCG@k of one target per row under full ranking (ties between items count half a rank).
+
+    Parameters
+    ----------
+    scores : np.ndarray
+        (B, n_items + 1) scores, column 0 (padding) ignored.
+    targets : np.ndarray
+        (B,) target item per row (1..n_items).
+
+    Returns
+    -------
+    float
+    """
+    scores = np.asarray(scores, dtype=np.float64)[:, 1:]
+    t = np.asarray(targets, dtype=np.int64) - 1
+    if scores.shape[0] == 0:
+        return 0.0
+    s_t = scores[np.arange(t.size), t][:, None]
+    greater = (scores > s_t).sum(1)
+    ties = (scores == s_t).sum(1) - 1
+    rank = greater + 0.5 * ties  # 0-based
+    gain = np.where(rank < k, 1.0 / np.log2(rank + 2.0), 0.0)
+    return float(gain.mean())
+
+
+# ----------------------------------------------------------------------------------------------------
+# Item modality tables
+# ----------------------------------------------------------------------------------------------------
+def style_descriptor(images: np.ndarray) -> np.ndarray:
+    """Fixed (not learned) style features of product pictures: Gram matrices and means of colour and
+    edge maps at two scales plus a 4x4 colour thumbnail.
+
+    Parameters
+    ----------
+    images : np.ndarray
+        (n, 3, S, S) uint8 pictures (S divisible by 4).
+
+    Returns
+    -------
+    np.ndarray
+        (n, 88) float32: per scale (S and S/2) the 5 map means and the 15 upper-triangle entries of
+        the 5x5 Gram matrix of (R, G, B, |dx|, |dy|) maps, then 48 thumbnail values.
+    """
+    x = np.asarray(images, dtype=np.float32) / 255.0
+    if x.ndim != 4 or x.shape[1] != 3 or x.shape[2] % 4 or x.shape[3] % 4:
+        raise HmsparError(f"item pictures must be (n, 3, S, S) with S divisible by 4, got {x.shape}")
+    feats = []
+    iu = np.triu_indices(5)
+    for scale in (1, 2):
+        if scale > 1:
+            n, c, h, w = x.shape
+            x = x.reshape(n, c, h // 2, 2, w // 2, 2).mean(axis=(3, 5))
+        gray = x.mean(1)
+        dx = np.abs(np.diff(gray, axis=2, append=gray[:, :, -1:]))
+        dy = np.abs(np.diff(gray, axis=1, append=gray[:, -1:, :]))
+        maps = np.concatenate([x, dx[:, None], dy[:, None]], axis=1).reshape(x.shape[0], 5, -1)
+        gram = np.einsum("nip,njp->nij", maps, maps) / maps.shape[2]
+        feats += [maps.mean(2), gram[:, iu[0], iu[1]]]
+    n, c, h, w = x.shape
+    thumb = x.reshape(n, c, 4, h // 4, 4, w // 4).mean(axis=(3, 5)).reshape(n, -1)
+    feats.append(thumb)
+    return np.concatenate(feats, axis=1).astype(np.float32)
+
+
+def _standardise(values: np.ndarray, fit_rows: np.ndarray) -> np.ndarray:
+    """Standardise columns with mean/std of ``fit_rows`` only; row 0 (padding) set to zero."""
+    values = np.asarray(values, dtype=np.float32)
+    ref = values[fit_rows]
+    mu = ref.mean(0)
+    sd = ref.std(0)
+    sd = np.where(sd > 1e-8, sd, 1.0)
+    out = (values - mu) / sd
+    out[0] = 0.0
+    return out.astype(np.float32)
+
+
+def train_items(train: Histories, n_items: int) -> np.ndarray:
+    """(n_items + 1,) bool: items that occur in the training histories (scalers are fitted on these)."""
+    seen = np.zeros(n_items + 1, dtype=bool)
+    seen[np.asarray(train.items).ravel()] = True
+    seen[0] = False
+    return seen
+
+
+class ItemEmbedder(nn.Module):
+    """Per-modality item embeddings of dimension ``d`` from fixed item tables held as buffers.
+
+    Parameters
+    ----------
+    items : ItemFeatures
+        The catalogue.
+    modalities : sequence of str
+        Subset of ``id, image, text, price, category``; ``image`` uses :func:`style_descriptor`.
+    d : int
+        Embedding size.
+    fit_rows : np.ndarray
+        Indices of the items whose statistics standardise the numeric tables (training items).
+    """
+
+    def __init__(self, items: ItemFeatures, modalities: tuple[str, ...], d: int, fit_rows: np.ndarray) -> None:
+        super().__init__()
+        n = items.n_items
+        self.n_items = n
+        self.modalities = tuple(modalities)
+        if not self.modalities:
+            raise HmsparError("a recommender needs at least one item modality in `inputs`")
+        if "id" in self.modalities:
+            self.id_emb = nn.Embedding(n + 1, d, padding_idx=0)
+            nn.init.normal_(self.id_emb.weight, std=0.05)
+            with torch.no_grad():
+                self.id_emb.weight[0].zero_()
+        if "image" in self.modalities:
+            style = _standardise(style_descriptor(items.image), fit_rows)
+            self.register_buffer("style", torch.from_numpy(style))
+            self.image_proj = nn.Sequential(nn.Linear(style.shape[1], d), nn.GELU(), nn.Linear(d, d))
+        if "text" in self.modalities:
+            text = np.asarray(items.text, dtype=np.float32).copy()
+            text[0] = 0.0
+            self.register_buffer("text", torch.from_numpy(text))
+            self.text_proj = nn.Sequential(nn.Linear(text.shape[1], d), nn.GELU(), nn.Linear(d, d))
+        if "price" in self.modalities:
+            price = _standardise(np.asarray(items.price, dtype=np.float32)[:, None], fit_rows)
+            self.register_buffer("price", torch.from_numpy(price))
+            self.price_proj = nn.Sequential(nn.Linear(1, d), nn.GELU(), nn.Linear(d, d))
+        if "category" in self.modalities:
+            cats = np.asarray(items.category, dtype=np.int64)
+            self.register_buffer("category", torch.from_numpy(cats))
+            self.cat_emb = nn.Embedding(int(cats.max()) + 1, d, padding_idx=0)
+
+    def forward(self, idx: torch.Tensor) -> dict[str, torch.Tensor]:
+        """Embeddings of items ``idx`` per modality.
+
+        Parameters
+        ----------
+        idx : Tensor
+            (...) int64 item indices.
+
+        Returns
+        -------
+        dict of str to Tensor
+            modality -> (..., d); rows of the padding item are zero.
+        """
+        out: dict[str, torch.Tensor] = {}
+        pad = (idx > 0).unsqueeze(-1).float()                     # (..., 1)
+        if "id" in self.modalities:
+            out["id"] = self.id_emb(idx)                           # (..., d)
+        if "image" in self.modalities:
+            out["image"] = self.image_proj(self.style[idx]) * pad  # (..., F) -> (..., d)
+        if "text" in self.modalities:
+            out["text"] = self.text_proj(self.text[idx]) * pad     # (..., 384) -> (..., d)
+        if "price" in self.modalities:
+            out["price"] = self.price_proj(self.price[idx]) * pad  # (..., 1) -> (..., d)
+        if "category" in self.modalities:
+            out["category"] = self.cat_emb(self.category[idx])     # (..., d)
+        return out
+
+    def catalogue(self) -> dict[str, torch.Tensor]:
+        """Embeddings of every item (row 0 = padding) per modality, each (n_items + 1, d)."""
+        device = next(self.parameters()).device
+        return self(torch.arange(self.n_items + 1, device=device))
+
+
+# ----------------------------------------------------------------------------------------------------
+# Time gaps
+# ----------------------------------------------------------------------------------------------------
+def gaps(times: torch.Tensor, valid: torch.Tensor, next_times: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor]:
+    """Gaps (days) before and after each position.
+
+    Parameters
+    ----------
+    times : Tensor
+        (B, L) interaction times in days (left-padded).
+    valid : Tensor
+        (B, L) bool, True where an item is present.
+    next_times : Tensor or None
+        (B, L) time of the interaction following each position (NaN where unknown), or None.
+
+    Returns
+    -------
+    (Tensor, Tensor)
+        ``prev`` (B, L): time since the previous interaction (NaN at the first one and on padding);
+        ``next`` (B, L): time until the next interaction (NaN where unknown).
+    """
+    prev = torch.full_like(times, float("nan"))
+    both = valid[:, 1:] & valid[:, :-1]
+    prev[:, 1:] = torch.where(both, times[:, 1:] - times[:, :-1], prev[:, 1:])
+    if next_times is None:
+        nxt = torch.full_like(times, float("nan"))
+    else:
+        nxt = torch.where(valid, next_times - times, torch.full_like(times, float("nan")))
+    return prev.clamp(min=0), nxt.clamp(min=0)
+
+
+def gap_bucket(gap: torch.Tensor, edges: tuple[float, ...]) -> torch.Tensor:
+    """Bucket index of gaps: 0 for unknown (NaN), 1 + number of ``edges`` (days) below the gap otherwise.
+
+    >>> gap_bucket(torch.tensor([float('nan'), 0.0, 2.0, 100.0]), (1.0, 7.0)).tolist()
+    [0, 1, 2, 3]
+    """
+    e = torch.tensor(edges, dtype=gap.dtype, device=gap.device)
+    b = torch.bucketize(torch.nan_to_num(gap, nan=0.0), e, right=True) + 1
+    return torch.where(torch.isnan(gap), torch.zeros_like(b), b)
+
+
+# ----------------------------------------------------------------------------------------------------
+# Transformer blocks
+# ----------------------------------------------------------------------------------------------------
+def causal_mask(valid: torch.Tensor) -> torch.Tensor:
+    """(B, L, L) bool attention mask (True = may attend): earlier-or-same valid positions; a padded
+    query attends to itself only, so no row is empty.
+
+    Parameters
+    ----------
+    valid : Tensor
+        (B, L) bool.
+    """
+    L = valid.shape[1]
+    tri = torch.ones(L, L, dtype=torch.bool, device=valid.device).tril()
+    eye = torch.eye(L, dtype=torch.bool, device=valid.device)
+    return (tri & valid[:, None, :]) | eye
+
+
+class MultiStreamBlock(nn.Module):
+    """Pre-LN transformer block over ``n_streams`` concatenated token segments of equal length, each
+    segment with its own weights (layer norms, projections, feed-forward) and one attention call.
+
+    With ``allowed`` given, tokens attend across segments as the (B, T, T) mask allows; without it each
+    segment attends causally within itself only (computed per segment, no (T, T) mask materialised).
+
+    Parameters
+    ----------
+    n_streams : int
+        Number of segments (modalities, plus the shared token segment where used).
+    d, heads : int
+        Width and attention heads (``d % heads == 0``).
+    dropout : float
+        Dropout on attention weights and residual branches.
+    """
+
+    def __init__(self, n_streams: int, d: int, heads: int, dropout: float) -> None:
+        super().__init__()
+        if d % heads:
+            raise HmsparError(f"embedding size {d} is not divisible by heads={heads}")
+        self.n, self.d, self.h, self.p = n_streams, d, heads, dropout
+        self.ln1 = nn.ModuleList(nn.LayerNorm(d) for _ in range(n_streams))
+        self.qkv = nn.ModuleList(nn.Linear(d, 3 * d) for _ in range(n_streams))
+        self.out = nn.ModuleList(nn.Linear(d, d) for _ in range(n_streams))
+        self.ln2 = nn.ModuleList(nn.LayerNorm(d) for _ in range(n_streams))
+        self.ff = nn.ModuleList(nn.Sequential(nn.Linear(d, 2 * d), nn.GELU(), nn.Dropout(dropout),
+                                              nn.Linear(2 * d, d)) for _ in range(n_streams))
+        self.drop = nn.Dropout(dropout)
+
+    def forward(self, x: torch.Tensor, valid: torch.Tensor, allowed: torch.Tensor | None = None) -> torch.Tensor:
+        """Apply the block.
+
+        Parameters
+        ----------
+        x : Tensor
+            (B, n_streams * L, d) tokens, segment ``s`` at columns ``s*L .. (s+1)*L - 1``.
+        valid : Tensor
+            (B, L) bool item presence (shared by all segments).
+        allowed : Tensor or None
+            (B, T, T) bool mask, T = n_streams * L; None = causal within each segment.
+
+        Returns
+        -------
+        Tensor
+            (B, n_streams * L, d).
+        """
+        B, T, d = x.shape
+        L = T // self.n
+        segs = x.view(B, self.n, L, d)
+        qkv = torch.stack([self.qkv[s](self.ln1[s](segs[:, s])) for s in range(self.n)], 1)  # (B, n, L, 3d)
+        q, k, v = qkv.view(B, self.n, L, 3, self.h, d // self.h).permute(3, 0, 1, 4, 2, 5)    # (B, n, h, L, dh)
+        p = self.p if self.training else 0.0
+        if allowed is None:
+            mask = causal_mask(valid)[:, None, None]                        # (B, 1, 1, L, L)
+            a = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, dropout_p=p)  # (B, n, h, L, dh)
+        else:
+            qf, kf, vf = (t.transpose(1, 2).reshape(B, self.h, T, d // self.h) for t in (q, k, v))  # (B, h, T, dh)
+            a = F.scaled_dot_product_attention(qf, kf, vf, attn_mask=allowed[:, None], dropout_p=p)
+            a = a.view(B, self.h, self.n, L, d // self.h).transpose(1, 2)   # (B, n, h, L, dh)
+        a = a.permute(0, 1, 3, 2, 4).reshape(B, self.n, L, d)               # (B, n, L, d)
+        outs = []
+        for s in range(self.n):
+            y = segs[:, s] + self.drop(self.out[s](a[:, s]))
+            outs.append(y + self.drop(self.ff[s](self.ln2[s](y))))
+        return torch.stack(outs, 1).view(B, T, d)
+
+
+def info_nce(a: torch.Tensor, b: torch.Tensor, temperature: float) -> torch.Tensor:
+    """Symmetric InfoNCE between paired rows of ``a`` and ``b`` (row i of each is the positive pair,
+    every other row of the batch a negative).
+
+    Parameters
+    ----------
+    a, b : Tensor
+        (N, d) representations, N >= 2.
+
+    Returns
+    -------
+    Tensor
+        Scalar loss.
+    """
+    a = F.normalize(a, dim=-1)
+    b = F.normalize(b, dim=-1)
+    logits = a @ b.T / temperature                                          # (N, N)
+    labels = torch.arange(a.shape[0], device=a.device)
+    return 0.5 * (F.cross_entropy(logits, labels) + F.cross_entropy(logits.T, labels))
+
+
+# ----------------------------------------------------------------------------------------------------
+# Batches and the fit loop
+# ----------------------------------------------------------------------------------------------------
+def resolve_device(device: str) -> torch.device:
+    """``auto`` -> CUDA when available else CPU; asking for CUDA without one raises a clear error."""
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if device == "cuda" and not torch.cuda.is_available():
+        raise HmsparError("train.device: 'cuda' requested but no CUDA device is available")
+    return torch.device(device)
+
+
+def _trim(items: np.ndarray, *others: np.ndarray) -> tuple[np.ndarray, ...]:
+    """Drop leading columns that are padding in every row (keeps at least one column)."""
+    nz = (items > 0).any(0)
+    start = int(np.argmax(nz)) if nz.any() else items.shape[1] - 1
+    return (items[:, start:],) + tuple(o[:, start:] for o in others)
+
+
+class TorchSeqRecommender(Recommender):
+    """Base of the torch sequence recommenders: next-item training on every position of the training
+    histories, early stopping on validation NDCG@10, scoring from the last position.
+
+    Subclasses implement :meth:`build_module`, returning a module with
+
+    - ``loss(items, times, next_items, next_times, generator) -> Tensor`` (scalar; items (B, L) int64,
+      times and next_times (B, L) float32 days, next_items (B, L) with 0 where there is no target);
+    - ``score(items, times, target_times) -> Tensor`` (B, n_items + 1) for the next item after the
+      last position (``target_times`` (B,) float32, NaN where unknown).
+
+    Attributes
+    ----------
+    module_ : nn.Module
+        The network with the best validation epoch's weights (kept on the CPU).
+    history_ : list of dict
+        Per-epoch ``epoch, train_loss, val_ndcg10``.
+    best_epoch_ : int
+        1-based epoch whose weights were kept (0 = the initial weights).
+    """
+
+    def __init__(self, cfg: Any, seed: int = 0) -> None:
+        super().__init__(cfg, seed)
+        self.module_: nn.Module | None = None
+        self.history_: list[dict[str, float]] = []
+        self.best_epoch_ = 0
+
+    @property
+    def train_cfg(self) -> RecTrainConfig:
+        return getattr(self.cfg, "train", None) or RecTrainConfig()
+
+    @abc.abstractmethod
+    def build_module(self, train: Histories, items: ItemFeatures) -> nn.Module:
+        """Build the network for this catalogue (sizes read from ``items``, statistics from ``train``)."""
+
+    # -- data ---------------------------------------------------------------------------------------
+    def _examples(self, train: Histories) -> tuple[np.ndarray, np.ndarray]:
+        """Training windows: (U, max_len + 1) items and times of users with at least two interactions."""
+        L = self.train_cfg.max_len + 1
+        items = np.asarray(train.items, dtype=np.int64)[:, -L:]
+        times = np.asarray(train.times, dtype=np.float64)[:, -L:]
+        if items.shape[1] < L:
+            pad = L - items.shape[1]
+            items = np.pad(items, ((0, 0), (pad, 0)))
+            times = np.pad(times, ((0, 0), (pad, 0)))
+        keep = (items > 0).sum(1) >= 2
+        return items[keep], times[keep]
+
+    def _batches(self, lengths: np.ndarray, generator: torch.Generator) -> list[np.ndarray]:
+        """Row indices per batch: rows sorted by length (ties in a seeded random order), cut into
+        batches, the batch order shuffled with ``generator``."""
+        bs = self.train_cfg.batch_size
+        jitter = torch.rand(lengths.size, generator=generator).numpy()
+        order = np.lexsort((jitter, lengths))
+        chunks = [order[i:i + bs] for i in range(0, order.size, bs)]
+        perm = torch.randperm(len(chunks), generator=generator).numpy()
+        return [chunks[i] for i in perm]
+
+    # -- fit ----------------------------------------------------------------------------------------
+    def fit(self, train: Histories, items: ItemFeatures, val: Histories | None = None) -> "TorchSeqRecommender":
+        """Train on the training histories; ``val`` (validation targets) decides early stopping only.
+
+        Without ``val`` the model trains for ``train.epochs`` epochs and keeps the last weights.
+        """
+        cfg = self.train_cfg
+        self.n_items = items.n_items
+        if val is not None and val.targets is None:
+            raise HmsparError(f"{type(self).__name__}.fit: validation histories carry no targets")
+        ex_items, ex_times = self._examples(train)
+        if ex_items.shape[0] == 0:
+            raise HmsparError(f"{type(self).__name__}.fit: no training user has two or more interactions")
+        device = resolve_device(cfg.device)
+        old_threads = torch.get_num_threads()
+        if cfg.num_threads > 0:
+            torch.set_num_threads(cfg.num_threads)
+        devices = [device.index or 0] if device.type == "cuda" else []
+        try:
+            with torch.random.fork_rng(devices=devices):
+                torch.manual_seed(self.seed)  # initialisation and dropout; restored on leaving fork_rng
+                module = self.build_module(train, items)
+                self._fit_loop(module, ex_items, ex_times, val, device)
+        finally:
+            if cfg.num_threads > 0:
+                torch.set_num_threads(old_threads)
+        return self
+
+    def _fit_loop(self, module: nn.Module, ex_items: np.ndarray, ex_times: np.ndarray,
+                  val: Histories | None, device: torch.device) -> None:
+        cfg = self.train_cfg
+        module = module.to(device)
+        gen = torch.Generator().manual_seed(self.seed)
+        neg_gen = torch.Generator(device=device).manual_seed(self.seed + 1)
+        optimiser = torch.optim.AdamW([p for p in module.parameters() if p.requires_grad],
+                                      lr=cfg.lr, weight_decay=cfg.weight_decay)
+        if val is not None and cfg.val_max_users and len(val) > cfg.val_max_users:
+            pick = np.sort(torch.randperm(len(val), generator=torch.Generator().manual_seed(self.seed + 2))
+                           .numpy()[:cfg.val_max_users])
+            val = val.subset(pick)
+        lengths = (ex_items > 0).sum(1)
+        best, best_state, bad = -math.inf, None, 0
+        self.history_ = []
+        self.module_ = module
+        for epoch in range(1, cfg.epochs + 1):
+            module.train()
+            total, steps = 0.0, 0
+            for rows in self._batches(lengths, gen):
+                it, tm = _trim(ex_items[rows], ex_times[rows])
+                it_t = torch.from_numpy(it).to(device)
+                tm_t = torch.from_numpy(tm.astype(np.float32)).to(device)
+                loss = module.loss(it_t[:, :-1], tm_t[:, :-1], it_t[:, 1:], tm_t[:, 1:], neg_gen)
+                optimiser.zero_grad(set_to_none=True)
+                loss.backward()
+                if cfg.grad_clip > 0:
+                    torch.nn.utils.clip_grad_norm_(module.parameters(), cfg.grad_clip)
+                optimiser.step()
+                total += float(loss.detach())
+                steps += 1
+            row: dict[str, float] = {"epoch": epoch, "train_loss": total / max(steps, 1)}
+            if val is not None:
+                row["val_ndcg10"] = ndcg_at_k(self._score(val, device), val.targets, 10)
+                if row["val_ndcg10"] > best:
+                    best, bad = row["val_ndcg10"], 0
+                    best_state = copy.deepcopy(module.state_dict())  # a copy, not a live reference
+                    self.best_epoch_ = epoch
+                else:
+                    bad += 1
+            self.history_.append(row)
+            if val is not None and bad >= cfg.patience:
+                break
+        if best_state is not None:
+            module.load_state_dict(best_state)
+        else:
+            self.best_epoch_ = len(self.history_)
+        self.module_ = module.cpu().eval()
+
+    # -- score --------------------------------------------------------------------------------------
+    def _score(self, histories: Histories, device: torch.device) -> np.ndarray:
+        cfg = self.train_cfg
+        module = self.module_
+        module.eval()
+        L = cfg.max_len
+        items = np.asarray(histories.items, dtype=np.int64)[:, -L:]
+        times = np.asarray(histories.times, dtype=np.float64)[:, -L:]
+        if histories.target_times is None:
+            tt = np.full(len(histories), np.nan)
+        else:
+            tt = np.asarray(histories.target_times, dtype=np.float64)
+        out = np.empty((len(histories), self.n_items + 1), dtype=np.float32)
+        with torch.no_grad():
+            for a in range(0, len(histories), cfg.eval_batch_size):
+                b = a + cfg.eval_batch_size
+                it, tm = _trim(items[a:b], times[a:b])
+                s = module.score(torch.from_numpy(it).to(device),
+                                 torch.from_numpy(tm.astype(np.float32)).to(device),
+                                 torch.from_numpy(tt[a:b].astype(np.float32)).to(device))
+                out[a:b] = s.float().cpu().numpy()
+        out[:, 0] = -np.inf
+        return out
+
+    def score(self, histories: Histories) -> np.ndarray:
+        """(B, n_items + 1) float32 scores of every item as the next one; column 0 is ``-inf``."""
+        if self.module_ is None:
+            raise HmsparError(f"{type(self).__name__}: score called before fit")
+        if np.asarray(histories.items).shape[1] == 0:
+            raise HmsparError(f"{type(self).__name__}: histories have no columns")
+        device = resolve_device(self.train_cfg.device)
+        self.module_.to(device)
+        try:
+            return self._score(histories, device)
+        finally:
+            self.module_.cpu()
+
+
+def full_softmax_loss(h: torch.Tensor, item_emb: torch.Tensor, next_items: torch.Tensor) -> torch.Tensor:
+    """Cross-entropy of the next item against the whole catalogue at every position with a target.
+
+    Parameters
+    ----------
+    h : Tensor
+        (B, L, d) user states.
+    item_emb : Tensor
+        (n_items + 1, d) output item embeddings (row 0 = padding, never a valid class).
+    next_items : Tensor
+        (B, L) next item, 0 where there is none.
+    """
+    m = next_items > 0
+    logits = h[m] @ item_emb.T                                              # (P, n_items + 1)
+    logits[:, 0] = -1e9
+    return F.cross_entropy(logits, next_items[m])
