@@ -152,6 +152,19 @@ def test_mtstrec_mask_shared_token_attends_within_its_position():
             assert allowed == expect
 
 
+def test_mtstrec_factorised_fusion_equals_the_explicit_mask(log):
+    """The fusion layers' fast attention computes exactly the attention of the explicit (T, T) mask."""
+    net = _mtst_net(log, stream_layers=1, fusion_layers=2, dropout=0.0)
+    g = torch.Generator().manual_seed(2)
+    B, M, L, d = 3, len(net.streams), 6, 16
+    x = torch.randn(B, M, L, d, generator=g)
+    shared = torch.randn(B, L, d, generator=g)
+    valid = torch.tensor([[True] * 6, [False, False, True, True, True, True], [False] * 5 + [True]])
+    fast = net.encode(x, shared, valid)
+    slow = net.encode(x, shared, valid, explicit_mask=True)
+    torch.testing.assert_close(fast[valid], slow[valid], atol=1e-5, rtol=1e-5)
+
+
 def _mtst_net(log, **over):
     train, _, _, items = log
     model = make("mtstrec", **over)

@@ -215,13 +215,16 @@ class ATHWENet(nn.Module):
         self.infonce_weight, self.temperature = cfg.infonce_weight, cfg.temperature
         self.balance_weight = cfg.balance_weight
 
-    def encode(self, items: torch.Tensor, times: torch.Tensor, next_times: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def encode(self, items: torch.Tensor, times: torch.Tensor, next_times: torch.Tensor,
+               table: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
         """States at every position.
 
         Parameters
         ----------
         items : Tensor
             (B, L) int64.
+        table : dict of str to Tensor
+            The catalogue's modality embeddings, m -> (n_items + 1, d).
         times, next_times : Tensor
             (B, L) days; ``next_times`` NaN where the next interaction's time is unknown.
 
@@ -232,9 +235,8 @@ class ATHWENet(nn.Module):
         """
         B, L = items.shape
         valid = items > 0
-        emb = self.embedder(items)
         pos = self.pos(torch.arange(L - 1, -1, -1, device=items.device))    # (L, d) most recent = 0
-        x = torch.stack([emb[m] for m in self.mods], 1) + self.mod_type[None, :, None] + pos  # (B, M, L, d)
+        x = torch.stack([table[m][items] for m in self.mods], 1) + self.mod_type[None, :, None] + pos  # (B, M, L, d)
         h = self.drop(x).reshape(B, len(self.mods) * L, -1)
         for blk in self.encoders:
             h = blk(h, valid)                                               # causal within each modality
@@ -244,10 +246,9 @@ class ATHWENet(nn.Module):
         out = self.moe(fused, gap_bucket(nxt, self.edges), valid)           # (B, L, d)
         return out, per_mod
 
-    def item_table(self) -> torch.Tensor:
+    def item_table(self, table: dict[str, torch.Tensor]) -> torch.Tensor:
         """(n_items + 1, d) output embeddings: the sum of the item's modality embeddings."""
-        cat = self.embedder.catalogue()
-        return torch.stack([cat[m] for m in self.mods], 0).sum(0)
+        return torch.stack([table[m] for m in self.mods], 0).sum(0)
 
     def nce_loss(self, per_mod: torch.Tensor) -> torch.Tensor:
         """Mean InfoNCE over modality pairs at each user's last position ((B, M, L, d) states)."""
@@ -260,8 +261,9 @@ class ATHWENet(nn.Module):
 
     def loss(self, items, times, next_items, next_times, generator) -> torch.Tensor:
         """Next-item cross-entropy + InfoNCE between modalities + expert balance (items (B, L))."""
-        h, per_mod = self.encode(items, times, next_times)
-        loss = full_softmax_loss(h, self.item_table(), next_items)
+        table = self.embedder.catalogue()                                   # m -> (n_items + 1, d), once
+        h, per_mod = self.encode(items, times, next_times, table)
+        loss = full_softmax_loss(h, self.item_table(table), next_items)
         if self.infonce_weight > 0:
             loss = loss + self.infonce_weight * self.nce_loss(per_mod)
         return loss + self.balance_weight * self.moe.balance_loss
@@ -269,8 +271,9 @@ class ATHWENet(nn.Module):
     def score(self, items, times, target_times) -> torch.Tensor:
         """(B, n_items + 1) scores of the next item after the last position."""
         next_times = torch.cat([times[:, 1:], target_times[:, None]], 1)    # (B, L)
-        h, _ = self.encode(items, times, next_times)
-        return h[:, -1] @ self.item_table().T
+        table = self.embedder.catalogue()
+        h, _ = self.encode(items, times, next_times, table)
+        return h[:, -1] @ self.item_table(table).T
 
 
 class ATHWE(TorchSeqRecommender):

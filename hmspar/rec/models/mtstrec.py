@@ -3,10 +3,11 @@ time-aligned shared token per position that fuses the modalities of that positio
 
 Layout of the tokens in a batch: ``M`` modality segments of length ``L`` followed (with ``use_token``)
 by the shared-token segment. Stream layers let each modality token attend causally within its own
-stream only (own weights per stream). Fusion layers use one attention call over all segments with the
-mask of :func:`mtst_attention_mask`: modality tokens keep attending causally within their stream, and
-the shared token of position ``t`` attends to the ``M`` modality tokens of position ``t`` and to itself,
-never to another position. The shared token at the last position is the user state; every catalogue
+stream only (own weights per stream). Fusion layers follow the mask of :func:`mtst_attention_mask`:
+modality tokens keep attending causally within their stream, and the shared token of position ``t``
+attends to the ``M`` modality tokens of position ``t`` and to itself, never to another position. The
+layers compute exactly this mask's attention in factorised form (per-stream causal attention plus a
+small attention per position), which a test checks against the explicit (T, T) mask. The shared token at the last position is the user state; every catalogue
 item is scored by a dot product with its summed modality embeddings.
 
 Differences from the public code, on purpose: the style feature of the last item is kept (the
@@ -148,8 +149,9 @@ class MTSTRecNet(nn.Module):
                                            for _ in range(cfg.fusion_layers))
         self.ln_out = nn.LayerNorm(d)
 
-    def inputs(self, items: torch.Tensor, times: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor]:
-        """Initial tokens.
+    def inputs(self, items: torch.Tensor, times: torch.Tensor,
+               table: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor]:
+        """Initial tokens from the catalogue's modality embeddings ``table`` (m -> (n_items + 1, d)).
 
         Returns
         -------
@@ -158,15 +160,15 @@ class MTSTRecNet(nn.Module):
         """
         B, L = items.shape
         valid = items > 0
-        emb = self.embedder(items)                                          # m -> (B, L, d)
         prev, _ = gaps(times, valid, None)
         time_tok = self.gap_emb(gap_bucket(prev, self.edges)) + self.pos(torch.arange(L - 1, -1, -1, device=items.device))
-        x = torch.stack([emb[m] for m in self.streams], 1)                  # (B, M, L, d)
+        x = torch.stack([table[m][items] for m in self.streams], 1)         # (B, M, L, d)
         x = x + self.stream_type[None, :, None, :] + time_tok[:, None]
         shared = (self.token0 + time_tok) if self.use_token else None       # (B, L, d)
         return self.drop(x), (self.drop(shared) if shared is not None else None), valid
 
-    def encode(self, x: torch.Tensor, shared: torch.Tensor | None, valid: torch.Tensor) -> torch.Tensor:
+    def encode(self, x: torch.Tensor, shared: torch.Tensor | None, valid: torch.Tensor,
+               explicit_mask: bool = False) -> torch.Tensor:
         """User states at every position.
 
         Parameters
@@ -177,6 +179,9 @@ class MTSTRecNet(nn.Module):
             (B, L, d) initial shared tokens (with ``use_token``).
         valid : Tensor
             (B, L) bool.
+        explicit_mask : bool
+            Run the fusion layers with the full (T, T) mask of :func:`mtst_attention_mask` instead of
+            the equivalent factorised attention (slower; for tests).
 
         Returns
         -------
@@ -189,9 +194,9 @@ class MTSTRecNet(nn.Module):
             h = blk(h, valid)                                               # causal within each stream
         if self.use_token:
             h = torch.cat([h, shared], 1)                                   # (B, (M+1)*L, d)
-            mask = mtst_attention_mask(valid, M, True)                      # (B, T, T)
+            mask = mtst_attention_mask(valid, M, True) if explicit_mask else None  # (B, T, T)
             for blk in self.fusion_blocks:
-                h = blk(h, valid, mask)
+                h = blk(h, valid, mask, token=True)
             out = h.view(B, M + 1, L, d)[:, M]                              # (B, L, d) shared tokens
         else:
             for blk in self.fusion_blocks:
@@ -199,22 +204,23 @@ class MTSTRecNet(nn.Module):
             out = h.view(B, M, L, d).mean(1)                                # (B, L, d)
         return self.ln_out(out)
 
-    def item_table(self) -> torch.Tensor:
+    def item_table(self, table: dict[str, torch.Tensor]) -> torch.Tensor:
         """(n_items + 1, d) output embedding of every item: the sum of its stream embeddings."""
-        cat = self.embedder.catalogue()
-        return torch.stack([cat[m] for m in self.streams], 0).sum(0)
+        return torch.stack([table[m] for m in self.streams], 0).sum(0)
 
     def loss(self, items, times, next_items, next_times, generator) -> torch.Tensor:
         """Full-catalogue cross-entropy of the next item at every position (items (B, L))."""
-        x, shared, valid = self.inputs(items, times)
+        table = self.embedder.catalogue()                                   # m -> (n_items + 1, d), once
+        x, shared, valid = self.inputs(items, times, table)
         h = self.encode(x, shared, valid)                                   # (B, L, d)
-        return full_softmax_loss(h, self.item_table(), next_items)
+        return full_softmax_loss(h, self.item_table(table), next_items)
 
     def score(self, items, times, target_times) -> torch.Tensor:
         """(B, n_items + 1) scores of the next item after the last position."""
-        x, shared, valid = self.inputs(items, times)
+        table = self.embedder.catalogue()
+        x, shared, valid = self.inputs(items, times, table)
         h = self.encode(x, shared, valid)[:, -1]                            # (B, d)
-        return h @ self.item_table().T
+        return h @ self.item_table(table).T
 
 
 class MTSTRec(TorchSeqRecommender):

@@ -288,13 +288,15 @@ class PixelRecTwoTower(TorchSeqRecommender):
         cfg = self.train_cfg
         items = np.asarray(histories.items, dtype=np.int64)[:, -cfg.max_len:]
         out = np.empty((len(histories), self.n_items + 1), dtype=np.float32)
+        order = np.argsort((items > 0).sum(1), kind="stable")  # similar lengths share a batch
         with torch.no_grad():
             cat = module.catalogue()
             for a in range(0, len(histories), cfg.eval_batch_size):
-                (it,) = _trim(items[a:a + cfg.eval_batch_size])
+                rows = order[a:a + cfg.eval_batch_size]
+                (it,) = _trim(items[rows])
                 it_t = torch.from_numpy(it).to(device)
                 h = module.user(cat[it_t], it_t)[:, -1]
-                out[a:a + cfg.eval_batch_size] = (h @ cat.T).float().cpu().numpy()
+                out[rows] = (h @ cat.T).float().cpu().numpy()
         out[:, 0] = -np.inf
         return out
 
