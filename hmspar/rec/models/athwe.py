@@ -73,7 +73,7 @@ class Config:
     """
 
     inputs: list[str] = dataclasses.field(default_factory=lambda: ["id", "text", "image"])
-    d: int = 64
+    d: int = 32
     heads: int = 2
     layers: int = 1
     dropout: float = 0.2
@@ -82,7 +82,7 @@ class Config:
     n_shared_experts: int = 1
     n_routed_experts: int = 4
     top_k: int = 2
-    expert_hidden: int = 128
+    expert_hidden: int = 64
     gap_edges: list[float] = dataclasses.field(default_factory=lambda: [0.04, 1.0, 7.0, 30.0])
     infonce_weight: float = 0.1
     temperature: float = 0.2

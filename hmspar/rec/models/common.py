@@ -60,7 +60,7 @@ class RecTrainConfig:
     grad_clip: float = 1.0
     patience: int = 3
     max_len: int = 50
-    val_max_users: int = 0
+    val_max_users: int = 3000
     device: Literal["auto", "cpu", "cuda"] = "auto"
     num_threads: int = 0
 

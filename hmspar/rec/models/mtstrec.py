@@ -70,7 +70,7 @@ class Config:
     use_style: bool = True
     use_text: bool = True
     use_price: bool = True
-    d: int = 64
+    d: int = 32
     heads: int = 2
     stream_layers: int = 1
     fusion_layers: int = 1

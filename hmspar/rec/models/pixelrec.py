@@ -66,7 +66,7 @@ class Config:
     layers: int = 1
     dropout: float = 0.2
     fusion: Literal["concat", "gated", "attention"] = "gated"
-    cnn_channels: list[int] = dataclasses.field(default_factory=lambda: [16, 32, 64])
+    cnn_channels: list[int] = dataclasses.field(default_factory=lambda: [8, 16, 32])
     image_weights: str | None = None
     n_negatives: int = 128
     contrastive_weight: float = 0.1
