@@ -70,6 +70,9 @@ class Histories:
         (B,) float64 time of the target interaction (a model may use the gap to it, never the item).
     users : np.ndarray or None
         (B,) int64 user indices.
+    exclude_seen : bool
+        Whether the protocol masks the items of ``items`` from the ranking of ``targets`` (set by
+        :func:`hmspar.rec.data.load`; used by the evaluator and by validation inside ``fit``).
     """
 
     items: np.ndarray
@@ -77,6 +80,7 @@ class Histories:
     targets: np.ndarray | None = None
     target_times: np.ndarray | None = None
     users: np.ndarray | None = None
+    exclude_seen: bool = False
 
     def __len__(self) -> int:
         return int(self.items.shape[0])
@@ -84,7 +88,7 @@ class Histories:
     def subset(self, idx: np.ndarray) -> "Histories":
         pick = (lambda a: None if a is None else a[idx])
         return Histories(self.items[idx], self.times[idx], pick(self.targets), pick(self.target_times),
-                         pick(self.users))
+                         pick(self.users), self.exclude_seen)
 
 
 class Recommender(abc.ABC):

@@ -1,0 +1,1 @@
+"""Peers of the recommendation track: classic (torch-free) ones and ID-only sequential ones."""

@@ -1,0 +1,379 @@
+"""The ``rec_evaluate`` stage's library side: the rec leaderboard (full ranking, the sampled protocol,
+beyond-accuracy, slices), the paired bootstrap against the best classic peer, the sanity numbers, plots
+and the README results section.
+
+Everything is computed from the stored ranks and top-k lists of ``results/rec/<dataset>/<model>/`` and
+the dataset's features (training popularity, item embeddings); no model is re-run. The best classic peer
+of a comparison is chosen on *validation* NDCG@10, then compared on test.
+
+The README section is written to ``metrics/rec_results_table.md`` and copied into README.md between
+``<!-- rec-results:start -->`` and ``<!-- rec-results:end -->`` by ``python -m hmspar.rec.report``
+(a DVC stage must not rewrite a tracked file that is not its output).
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import dataclasses
+import io
+import json
+import sys
+import zlib
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from hmspar.config import build
+from hmspar.errors import HmsparError
+from hmspar.io import atomic_dir, write_json
+from hmspar.rec import evaluate as ev
+from hmspar.rec.data import ProtocolConfig, load
+
+START_MARKER = "<!-- rec-results:start -->"
+END_MARKER = "<!-- rec-results:end -->"
+
+
+@dataclasses.dataclass(frozen=True)
+class RecEvaluateConfig:
+    """``params.yaml: rec.evaluate``.
+
+    Attributes
+    ----------
+    reference_models : list of str
+        Classic peers; each other model is compared with the best of them (chosen on validation NDCG@10).
+    list_k : int
+        Length of the lists the beyond-accuracy metrics look at.
+    cold_item_threshold : int
+        Test targets with fewer training interactions form the cold-item slice.
+    short_history : int
+        Users with at most this many training interactions form the short-history slice.
+    bootstrap_samples, confidence, seed : int, float, int
+        Paired bootstrap over users.
+    curve_ks : list of int
+        Cut-offs of the NDCG@k curves (each at most ``rec.protocol.save_k``).
+    digits : int
+        Decimals in the README table.
+    """
+
+    reference_models: list[str] = dataclasses.field(default_factory=lambda: ["mostpop", "itemknn"])
+    list_k: int = 10
+    cold_item_threshold: int = 5
+    short_history: int = 5
+    bootstrap_samples: int = 1000
+    confidence: float = 0.95
+    seed: int = 0
+    curve_ks: list[int] = dataclasses.field(default_factory=lambda: [1, 2, 5, 10, 20, 50])
+    digits: int = 4
+
+    def __post_init__(self) -> None:
+        if self.bootstrap_samples < 1:
+            raise ValueError(f"bootstrap_samples must be positive, got {self.bootstrap_samples!r}")
+        if not 0 < self.confidence < 1:
+            raise ValueError(f"confidence must lie in (0, 1), got {self.confidence!r}")
+
+
+def _stat(values: list[float]) -> dict[str, Any]:
+    arr = np.asarray(values, dtype=np.float64)
+    return {"mean": float(arr.mean()), "std": float(arr.std(ddof=1)) if arr.size > 1 else None,
+            "per_seed": [float(v) for v in arr]}
+
+
+def _load_run(run_dir: Path) -> dict[str, Any]:
+    meta = json.loads((run_dir / "meta.json").read_text())
+    seeds = {}
+    for s in meta["seeds"]:
+        d = run_dir / f"seed_{s}"
+        seeds[s] = {name: np.load(d / f"{name}.npy") for name in
+                    ("val_rank", "val_sampled_rank", "test_rank", "test_sampled_rank", "test_topk")}
+    return {"meta": meta, "seeds": seeds}
+
+
+def evaluate_dataset(dataset: str, models: list[str], features_dir: Path, results_dir: Path,
+                     protocol: ProtocolConfig, cfg: RecEvaluateConfig) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
+    """Leaderboard entry of one dataset and the per-model NDCG@k curves.
+
+    Returns
+    -------
+    entry : dict
+        ``{"n_users", "n_items", "exclude_seen", "models": {model: {...}}, "comparisons": {...},
+        "sanity": {...}}``.
+    curves : dict
+        model -> (len(curve_ks),) mean test NDCG@k over seeds.
+    """
+    data = load(features_dir, protocol)
+    counts = data.train_counts()
+    train_len = (data.train.items > 0).sum(axis=1)
+    cold = counts[data.test.targets] < cfg.cold_item_threshold
+    short = train_len <= cfg.short_history
+    has_text = bool(data.meta.get("has_text", True))
+    has_pictures = bool(data.meta.get("has_pictures", True))
+    pictures = ev.picture_vectors(data.items.image) if has_pictures else None
+    text = data.items.text if has_text else None
+    top_ks = sorted(protocol.top_k)
+    entry: dict[str, Any] = {"n_users": len(data.test), "n_items": data.n_items, "exclude_seen": data.exclude_seen,
+                             "n_cold_targets": int(cold.sum()), "n_short_users": int(short.sum()), "models": {}}
+    per_user_test: dict[str, np.ndarray] = {}
+    val_ndcg: dict[str, float] = {}
+    curves = {}
+    for model in models:
+        run_dir = results_dir / dataset / model
+        if not (run_dir / "meta.json").is_file():
+            raise HmsparError(f"{run_dir}: no results (run recommend@{dataset}-{model} first)")
+        run = _load_run(run_dir)
+        if run["meta"]["n_users"] != len(data.test):
+            raise HmsparError(f"{run_dir}: ranked {run['meta']['n_users']} users, the protocol keeps "
+                              f"{len(data.test)} (stale results? rerun recommend@{dataset}-{model})")
+        full, sampled, beyond, slices, vals = {}, {}, {}, {}, []
+        for seed, r in run["seeds"].items():
+            for key, value in ev.accuracy(r["test_rank"], top_ks).items():
+                full.setdefault(key, []).append(value)
+            for key, value in ev.accuracy(r["test_sampled_rank"], top_ks).items():
+                sampled.setdefault(key, []).append(value)
+            lists = r["test_topk"][:, :cfg.list_k].astype(np.int64)
+            for key, value in ev.beyond_accuracy(lists, counts, text, pictures).items():
+                beyond.setdefault(key, []).append(value)
+            nd = ev.ndcg(r["test_rank"], 10)
+            for name, mask in (("cold_items", cold), ("warm_items", ~cold), ("short_users", short),
+                               ("long_users", ~short)):
+                slices.setdefault(f"{name}/ndcg@10", []).append(float(nd[mask].mean()) if mask.any() else float("nan"))
+            vals.append(float(ev.ndcg(r["val_rank"], 10).mean()))
+        per_user_test[model] = np.stack([ev.ndcg(r["test_rank"], 10) for r in run["seeds"].values()])
+        val_ndcg[model] = float(np.mean(vals))
+        curves[model] = np.mean([[ev.ndcg(r["test_rank"], k).mean() for k in cfg.curve_ks]
+                                 for r in run["seeds"].values()], axis=0)
+        entry["models"][model] = {
+            "full": {k: _stat(v) for k, v in full.items()},
+            "sampled": {k: _stat(v) for k, v in sampled.items()},
+            "beyond": {k: _stat(v) for k, v in beyond.items()},
+            "slices": {k: _stat(v) for k, v in slices.items()},
+            "val_ndcg@10": _stat(vals),
+            "seeds": list(run["seeds"]),
+        }
+    refs = [m for m in cfg.reference_models if m in per_user_test]
+    comparisons = {}
+    if refs:
+        best_ref = max(refs, key=lambda m: (val_ndcg[m], m))
+        rng_seed = [cfg.seed, zlib.crc32(dataset.encode())]
+        for model in models:
+            if model in refs:
+                continue
+            rng = np.random.default_rng(rng_seed + [zlib.crc32(model.encode())])
+            res = ev.paired_bootstrap(per_user_test[model], per_user_test[best_ref], cfg.bootstrap_samples,
+                                      cfg.confidence, rng)
+            comparisons[model] = {"versus": best_ref, "metric": "ndcg@10", **res}
+        entry["best_reference"] = best_ref
+    entry["comparisons"] = comparisons
+    entry["sanity"] = sanity(data)
+    return entry, curves
+
+
+def sanity(data: Any) -> dict[str, float]:
+    """Leak guard: what shallow signals reach on test (full ranking, the protocol's masking).
+
+    ``popularity_ndcg@10``: MostPop; ``same_category_ndcg@10``: the last item's category first, by
+    popularity; ``same_category_rate``: share of test targets in the last item's category;
+    ``repeat_rate``: share of test targets already in the history.
+    """
+    counts = data.train_counts().astype(np.float32)
+    pop = counts / max(float(counts.max()), 1.0)
+    cat = np.asarray(data.items.category)
+    last_cat = cat[data.test.items[:, -1]]
+    out = {}
+    ranks_pop = ev.rank_batched(lambda h: np.broadcast_to(pop, (len(h), pop.size)).copy(), data.test)["rank"]
+    ranks_cat = ev.rank_batched(lambda h: ((cat[None, :] == cat[h.items[:, -1]][:, None]) * 2.0 + pop[None, :])
+                                .astype(np.float32), data.test)["rank"]
+    out["popularity_ndcg@10"] = float(ev.ndcg(ranks_pop, 10).mean())
+    out["same_category_ndcg@10"] = float(ev.ndcg(ranks_cat, 10).mean())
+    out["same_category_rate"] = float((cat[data.test.targets] == last_cat).mean())
+    out["repeat_rate"] = float((data.test.items == data.test.targets[:, None]).any(axis=1).mean())
+    return out
+
+
+def _fmt(stat: dict[str, Any] | None, digits: int) -> str:
+    if not stat or stat.get("mean") is None:
+        return "–"
+    if stat.get("std") is None:
+        return f"{stat['mean']:.{digits}f}"
+    return f"{stat['mean']:.{digits}f} ± {stat['std']:.{digits}f}"
+
+
+def render_table(leaderboard: dict[str, Any], digits: int = 4) -> str:
+    """Markdown: per dataset, the full-ranking table, the sampled-100 table, beyond-accuracy and slices,
+    the bootstrap comparisons and the sanity numbers."""
+    lines = []
+    for ds, entry in leaderboard.items():
+        models = list(entry["models"])
+        any_model = entry["models"][models[0]]
+        acc_keys = list(any_model["full"])
+        lines.append(f"#### `{ds}`: full ranking over all {entry['n_items']} items "
+                     f"({entry['n_users']} test users, seen items {'excluded' if entry['exclude_seen'] else 'kept'})")
+        lines.append("")
+        lines.append("| model | " + " | ".join(k.upper().replace("@", "@") for k in acc_keys) + " |")
+        lines.append("|---|" + "---|" * len(acc_keys))
+        best = max(models, key=lambda m: entry["models"][m]["full"]["ndcg@10"]["mean"])
+        for m in models:
+            cells = [_fmt(entry["models"][m]["full"][k], digits) for k in acc_keys]
+            name = f"**{m}**" if m == best else m
+            lines.append(f"| {name} | " + " | ".join(cells) + " |")
+        lines.append("")
+        lines.append(f"Sampled protocol (secondary, **inflated**: the target ranked among itself and "
+                     f"{entry.get('n_negatives', 100)} sampled unseen items):")
+        lines.append("")
+        lines.append("| model | " + " | ".join(k.upper() for k in acc_keys) + " |")
+        lines.append("|---|" + "---|" * len(acc_keys))
+        for m in models:
+            lines.append(f"| {m} | " + " | ".join(_fmt(entry["models"][m]["sampled"][k], digits) for k in acc_keys) + " |")
+        lines.append("")
+        bkeys = list(any_model["beyond"])
+        skeys = list(any_model["slices"])
+        lines.append("Beyond accuracy (top-10 lists) and slices (test NDCG@10; cold items: "
+                     f"{entry['n_cold_targets']} targets, short histories: {entry['n_short_users']} users):")
+        lines.append("")
+        lines.append("| model | " + " | ".join(bkeys + skeys) + " |")
+        lines.append("|---|" + "---|" * (len(bkeys) + len(skeys)))
+        for m in models:
+            e = entry["models"][m]
+            lines.append(f"| {m} | " + " | ".join([_fmt(e["beyond"][k], 3) for k in bkeys]
+                                                  + [_fmt(e["slices"][k], 3) for k in skeys]) + " |")
+        lines.append("")
+        if entry["comparisons"]:
+            lines.append(f"Paired bootstrap over users, test NDCG@10 minus the best classic peer on validation "
+                         f"(`{entry['best_reference']}`), seeds pooled:")
+            lines.append("")
+            lines.append("| model | difference | CI | one-sided p |")
+            lines.append("|---|---|---|---|")
+            for m, c in entry["comparisons"].items():
+                lines.append(f"| {m} | {c['difference']:+.{digits}f} | [{c['ci_low']:+.{digits}f}, "
+                             f"{c['ci_high']:+.{digits}f}] | {c['p_value_one_sided']:.3f} |")
+            lines.append("")
+        s = entry["sanity"]
+        lines.append(f"Leak guard: popularity alone reaches NDCG@10 {s['popularity_ndcg@10']:.{digits}f}, "
+                     f"\"same category as the last item\" {s['same_category_ndcg@10']:.{digits}f}; "
+                     f"{100 * s['same_category_rate']:.1f}% of test targets share the last item's category, "
+                     f"{100 * s['repeat_rate']:.1f}% were bought before.")
+        lines.append("")
+    return "\n".join(lines)
+
+
+def write_csv(path: Path, leaderboard: dict[str, Any]) -> None:
+    """One row per dataset, model, protocol and metric: mean and std over seeds."""
+    buf = io.StringIO()
+    w = csv.writer(buf, lineterminator="\n")
+    w.writerow(["dataset", "model", "group", "metric", "mean", "std"])
+    for ds, entry in leaderboard.items():
+        for m, e in entry["models"].items():
+            for group in ("full", "sampled", "beyond", "slices"):
+                for k, st in e[group].items():
+                    w.writerow([ds, m, group, k, f"{st['mean']:.6f}", "" if st["std"] is None else f"{st['std']:.6f}"])
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(buf.getvalue())
+
+
+def write_plots(plots_dir: Path, leaderboard: dict[str, Any], curves: dict[str, dict[str, np.ndarray]],
+                curve_ks: list[int]) -> None:
+    """``ndcg_at_k/<dataset>-<model>.json`` and ``accuracy_coverage.json`` (DVC plot data), and the
+    ``ndcg_at_k.png`` and ``accuracy_coverage.png`` figures."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    with atomic_dir(plots_dir) as tmp:
+        (tmp / "ndcg_at_k").mkdir()
+        for ds, per in curves.items():
+            for m, c in per.items():
+                rows = [{"k": int(k), "ndcg": float(v)} for k, v in zip(curve_ks, c)]
+                (tmp / "ndcg_at_k" / f"{ds}-{m}.json").write_text(json.dumps(rows, indent=1) + "\n")
+        scatter = [{"dataset": ds, "model": m, "coverage": e["beyond"]["coverage"]["mean"],
+                    "ndcg@10": e["full"]["ndcg@10"]["mean"]}
+                   for ds, entry in leaderboard.items() for m, e in entry["models"].items()]
+        (tmp / "accuracy_coverage.json").write_text(json.dumps(scatter, indent=1) + "\n")
+        n = len(curves)
+        fig, axes = plt.subplots(1, n, figsize=(5 * n, 3.6), squeeze=False)
+        for ax, (ds, per) in zip(axes[0], curves.items()):
+            for m, c in per.items():
+                ax.plot(curve_ks, c, marker="o", label=m)
+            ax.set_xscale("log")
+            ax.set_xlabel("k")
+            ax.set_ylabel("test NDCG@k (full ranking)")
+            ax.set_title(ds)
+            ax.legend(fontsize=7)
+        fig.tight_layout()
+        fig.savefig(tmp / "ndcg_at_k.png", dpi=110, metadata={"Software": None})
+        plt.close(fig)
+        fig, axes = plt.subplots(1, n, figsize=(5 * n, 3.6), squeeze=False)
+        for ax, (ds, entry) in zip(axes[0], leaderboard.items()):
+            for m, e in entry["models"].items():
+                x, y = e["beyond"]["coverage"]["mean"], e["full"]["ndcg@10"]["mean"]
+                ax.scatter([x], [y])
+                ax.annotate(m, (x, y), fontsize=7, xytext=(3, 3), textcoords="offset points")
+            ax.set_xlabel("catalogue coverage of the top-10 lists")
+            ax.set_ylabel("test NDCG@10")
+            ax.set_title(ds)
+        fig.tight_layout()
+        fig.savefig(tmp / "accuracy_coverage.png", dpi=110, metadata={"Software": None})
+        plt.close(fig)
+
+
+def rec_evaluate(params: dict[str, Any], features_root: Path = Path("data/rec/features"),
+                 results_root: Path = Path("results/rec"), metrics_dir: Path = Path("metrics"),
+                 plots_dir: Path = Path("plots_rec")) -> dict[str, Path]:
+    """``rec_evaluate``: every ``rec.datasets`` x ``rec.models`` run -> leaderboard, table, plots."""
+    rec = params.get("rec")
+    if not isinstance(rec, dict):
+        raise HmsparError("params.yaml: missing key 'rec'")
+    protocol = build(ProtocolConfig, rec.get("protocol"), "rec.protocol")
+    cfg = build(RecEvaluateConfig, rec.get("evaluate"), "rec.evaluate")
+    if max(cfg.curve_ks) > protocol.save_k or cfg.list_k > protocol.save_k:
+        raise HmsparError(f"rec.evaluate.curve_ks and list_k must be at most rec.protocol.save_k = {protocol.save_k}")
+    datasets, models = rec.get("datasets") or {}, rec.get("models") or []
+    if not isinstance(models, list) or not models:
+        raise HmsparError("rec.models: expected a non-empty list of recommender names")
+    leaderboard, curves = {}, {}
+    for ds in datasets:
+        leaderboard[ds], curves[ds] = evaluate_dataset(ds, models, Path(features_root) / ds, Path(results_root),
+                                                       protocol, cfg)
+        leaderboard[ds]["n_negatives"] = protocol.n_negatives
+    out = {"leaderboard": Path(metrics_dir) / "rec_leaderboard.json",
+           "csv": Path(metrics_dir) / "rec_leaderboard.csv",
+           "table": Path(metrics_dir) / "rec_results_table.md",
+           "headline": Path(metrics_dir) / "rec_headline.json",
+           "plots": Path(plots_dir)}
+    write_json(out["leaderboard"], leaderboard)
+    write_csv(out["csv"], leaderboard)
+    out["table"].write_text(render_table(leaderboard, cfg.digits) + "\n")
+    headline = {f"{ds}/{m}/ndcg@10": round(e["full"]["ndcg@10"]["mean"], cfg.digits)
+                for ds, entry in leaderboard.items() for m, e in entry["models"].items()}
+    write_json(out["headline"], headline)
+    write_plots(Path(plots_dir), leaderboard, curves, cfg.curve_ks)
+    return out
+
+
+def update_readme(table_path: Path, readme_path: Path) -> None:
+    """Replace the lines between the rec-results markers of ``readme_path`` with ``table_path``'s text."""
+    text = Path(readme_path).read_text()
+    if START_MARKER not in text or END_MARKER not in text:
+        raise HmsparError(f"{readme_path}: markers {START_MARKER} / {END_MARKER} not found")
+    head, rest = text.split(START_MARKER, 1)
+    _, tail = rest.split(END_MARKER, 1)
+    table = Path(table_path).read_text().rstrip("\n")
+    Path(readme_path).write_text(f"{head}{START_MARKER}\n{table}\n{END_MARKER}{tail}")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description="Copy metrics/rec_results_table.md into README.md")
+    parser.add_argument("--table", default="metrics/rec_results_table.md")
+    parser.add_argument("--readme", default="README.md")
+    args = parser.parse_args(argv)
+    try:
+        update_readme(Path(args.table), Path(args.readme))
+    except HmsparError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,115 @@
+"""The library side of the ``recommend@<dataset>-<model>`` stage: fit one recommender per seed on the
+protocol's training histories (validation for early stopping only), then rank the validation and test
+targets against the whole catalogue and against the shared sampled negatives.
+
+Outputs (``results/rec/<dataset>/<model>/``, byte-identical for the same params and inputs)::
+
+    meta.json                 model, dataset, seeds, config, protocol, masking rule, user and item counts
+    seed_<s>/val_rank.npy      int32 (U,) full-ranking 0-based rank of each validation target
+    seed_<s>/val_sampled_rank.npy, seed_<s>/test_sampled_rank.npy
+                              int16 (U,) rank among the target and ``n_negatives`` sampled items
+    seed_<s>/test_rank.npy     int32 (U,)
+    seed_<s>/test_topk.npy     int32 (U, save_k) recommended items (masked per the protocol)
+    seed_<s>/test_topk_scores.npy  float32 (U, save_k)
+    seed_<s>/fit.json          what ``fit`` reported (best epoch, validation curve), no timings
+
+Wall-clock timings go to ``metrics/rec_timings/<dataset>-<model>.json`` (a ``cache: false`` output).
+Users are in the loader's order, the same for every model, so evaluation pairs them row by row.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from hmspar.config import build
+from hmspar.errors import HmsparError
+from hmspar.io import atomic_dir, write_json
+from hmspar.rec.data import ProtocolConfig, load
+from hmspar.rec.evaluate import rank_batched, sample_negatives
+from hmspar.rec.registry import REGISTRY, build_recommender
+
+FEATURES_ROOT = Path("data/rec/features")
+RESULTS_ROOT = Path("results/rec")
+TIMINGS_ROOT = Path("metrics/rec_timings")
+
+
+def rec_section(params: dict[str, Any], key: str) -> Any:
+    """``params['rec'][key]`` with an error naming the missing key."""
+    rec = params.get("rec")
+    if not isinstance(rec, dict) or key not in rec:
+        raise HmsparError(f"params.yaml: missing key 'rec.{key}'")
+    return rec[key]
+
+
+def seed_list(params: dict[str, Any]) -> list[int]:
+    """The top-level ``seeds`` list, validated."""
+    value = params.get("seeds")
+    if not isinstance(value, list) or not value or not all(isinstance(s, int) and not isinstance(s, bool) for s in value):
+        raise HmsparError(f"seeds: expected a non-empty list of integers, got {value!r}")
+    if len(set(value)) != len(value):
+        raise HmsparError(f"seeds: duplicate seeds in {value!r}")
+    return value
+
+
+def _to_jsonable(obj: Any) -> Any:
+    if dataclasses.is_dataclass(obj):
+        return dataclasses.asdict(obj)
+    return obj
+
+
+def recommend(dataset: str, model: str, params: dict[str, Any], features_root: Path = FEATURES_ROOT,
+              results_root: Path = RESULTS_ROOT, timings_root: Path = TIMINGS_ROOT) -> Path:
+    """Run ``model`` on ``dataset`` for every seed; returns the output folder (see the module docstring)."""
+    if model not in REGISTRY:
+        raise HmsparError(f"unknown recommender {model!r} (registered: {', '.join(REGISTRY)})")
+    protocol = build(ProtocolConfig, rec_section(params, "protocol"), "rec.protocol")
+    sections = rec_section(params, "recommenders") or {}
+    if not isinstance(sections, dict):
+        raise HmsparError(f"rec.recommenders: expected a mapping of model -> settings, got {sections!r}")
+    section = sections.get(model) or {}
+    seeds = seed_list(params)
+    build_recommender(model, section, seeds[0])  # fail on a bad key before loading data
+    features = Path(features_root) / dataset
+    if not features.is_dir():
+        raise HmsparError(f"{features}: not found (unknown rec dataset {dataset!r}, or run rec_convert@{dataset} first)")
+    data = load(features, protocol)
+    n_items = data.n_items
+    neg_val = sample_negatives(data.val, n_items, protocol.n_negatives, protocol.negative_seed, stream=0)
+    neg_test = sample_negatives(data.test, n_items, protocol.n_negatives, protocol.negative_seed, stream=1)
+    out = Path(results_root) / dataset / model
+    timings: dict[str, Any] = {}
+    with atomic_dir(out) as tmp:
+        for seed in seeds:
+            rec = build_recommender(model, section, seed)
+            t0 = time.perf_counter()
+            rec.fit(data.train, data.items, data.val)
+            t1 = time.perf_counter()
+            val = rank_batched(rec.score, data.val, negatives=neg_val)
+            test = rank_batched(rec.score, data.test, k=protocol.save_k, negatives=neg_test)
+            t2 = time.perf_counter()
+            d = tmp / f"seed_{seed}"
+            d.mkdir()
+            np.save(d / "val_rank.npy", val["rank"].astype(np.int32))
+            np.save(d / "val_sampled_rank.npy", val["sampled_rank"].astype(np.int16))
+            np.save(d / "test_rank.npy", test["rank"].astype(np.int32))
+            np.save(d / "test_sampled_rank.npy", test["sampled_rank"].astype(np.int16))
+            np.save(d / "test_topk.npy", test["topk"].astype(np.int32))
+            np.save(d / "test_topk_scores.npy", test["topk_scores"].astype(np.float32))
+            with open(d / "fit.json", "w") as fh:
+                json.dump(getattr(rec, "report_", {}) or {}, fh, indent=2, sort_keys=True)
+                fh.write("\n")
+            timings[str(seed)] = {"fit_s": round(t1 - t0, 3), "rank_val_test_s": round(t2 - t1, 3)}
+        meta = {"dataset": dataset, "model": model, "seeds": seeds, "config": _to_jsonable(rec.cfg),
+                "protocol": dataclasses.asdict(protocol), "exclude_seen": data.exclude_seen,
+                "n_users": len(data.test), "n_items": n_items, "inputs": list(rec.uses)}
+        with open(tmp / "meta.json", "w") as fh:
+            json.dump(meta, fh, indent=2, sort_keys=True)
+            fh.write("\n")
+    write_json(Path(timings_root) / f"{dataset}-{model}.json", timings)
+    return out

@@ -1,0 +1,14 @@
+"""DVC stage `rec_generate@<dataset>`: simulate the shop or import a log into data/rec/raw/<dataset>/
+(see :func:`hmspar.rec.datasets.generate_dataset`)."""
+
+from hmspar import cli
+from hmspar.params import load_params
+from hmspar.rec.datasets import generate_dataset
+
+
+def _run(argv: list[str]) -> None:
+    print(f"rec_generate: wrote {generate_dataset(argv[0], load_params())}")
+
+
+if __name__ == "__main__":
+    cli.main(_run, "python -m stages.rec_generate <dataset>", n_args=1)

@@ -1,0 +1,47 @@
+"""End to end: the rec stages of the tiny profile under DVC (the shop and the shipped example log)."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from conftest import run
+from test_pipeline import edit_params, restore_params, stale_stages
+
+pytestmark = pytest.mark.slow
+
+
+def test_rec_outputs_and_leaderboard(tiny_project):
+    board = json.loads((tiny_project / "metrics/rec_leaderboard.json").read_text())
+    assert set(board) == {"shop", "example_log"}
+    for ds, entry in board.items():
+        assert set(entry["models"]) == {"mostpop", "itemknn", "sasrec"}
+        for m, e in entry["models"].items():
+            assert 0 <= e["full"]["ndcg@10"]["mean"] <= e["sampled"]["ndcg@10"]["mean"] <= 1  # sampling inflates
+            topk = np.load(tiny_project / f"results/rec/{ds}/{m}/seed_0/test_topk.npy")
+            assert topk.shape == (entry["n_users"], 20) and topk.min() >= 1 and topk.max() <= entry["n_items"]
+        assert entry["comparisons"]["sasrec"]["versus"] in ("mostpop", "itemknn")
+    assert "rec-results" not in (tiny_project / "metrics/rec_results_table.md").read_text()
+    assert (tiny_project / "plots_rec/ndcg_at_k.png").is_file()
+
+
+def test_rec_forced_rerun_gives_identical_bytes(tiny_project):
+    run(["dvc", "repro", "--quiet", "--force", "--single-item", "rec_generate@shop", "rec_convert@shop",
+         "recommend@shop-sasrec"], tiny_project)
+    assert not {s for s in stale_stages(tiny_project) if s.startswith(("rec_", "recommend"))}
+
+
+def test_changing_a_recommender_reruns_only_its_stages(tiny_project):
+    try:
+        edit_params(tiny_project, "rec.recommenders.itemknn.neighbours", 10)
+        stale = {s for s in stale_stages(tiny_project)}
+        assert stale == {"recommend@shop-itemknn", "recommend@example_log-itemknn", "rec_evaluate"}, stale
+    finally:
+        restore_params(tiny_project)
+
+
+def test_recommend_bad_model_exits_2(tiny_project):
+    proc = run(["python", "-m", "stages.recommend", "shop", "nosuchmodel"], tiny_project, check=False)
+    assert proc.returncode == 2 and "unknown recommender 'nosuchmodel'" in proc.stderr
