@@ -14,7 +14,7 @@ from hmspar.config import build  # noqa: E402
 from hmspar.errors import HmsparError  # noqa: E402
 from hmspar.rec.base import Histories, ItemFeatures, Recommender  # noqa: E402
 from hmspar.rec.models import athwe, common, mtstrec, pixelrec  # noqa: E402
-from hmspar.rec.models.wavelets import DWT, band_index, dwt_matrix  # noqa: E402
+from hmspar.rec.models.athwe import DWT, band_index, dwt_matrix  # noqa: E402
 from hmspar.rec.rerank import intra_list_diversity, mmr, mmr_tradeoff, plot_mmr_tradeoff, top_k  # noqa: E402
 from hmspar.rec.toy import leave_one_out, toy_log  # noqa: E402
 
@@ -58,7 +58,8 @@ def test_scores_shape_finite_and_deterministic(name, log, fitted):
     np.testing.assert_array_equal(s, again)
     other = make(name, seed=1).fit(train, items, val).score(test)
     assert not np.allclose(s, other)
-    assert fitted[name].history_ and all(np.isfinite(h["train_loss"]) for h in fitted[name].history_)
+    assert fitted[name].history_ and all(np.isfinite(h["loss"]) for h in fitted[name].history_)
+    assert fitted[name].report_["epochs_run"] == len(fitted[name].history_)
 
 
 @pytest.mark.parametrize("name", list(MODELS))
@@ -74,7 +75,7 @@ def test_save_load_gives_same_scores(name, log, fitted, tmp_path):
 def test_models_beat_random_ranking(name, log, fitted):
     """After a few epochs every model ranks validation targets far better than chance."""
     _, val, _, items = log
-    ndcg = common.ndcg_at_k(fitted[name].score(val), val.targets, 10)
+    ndcg = common.validation_ndcg(fitted[name].score, val, 512)
     chance = np.mean([1 / np.log2(r + 2) for r in range(10)]) * 10 / items.n_items
     assert ndcg > 1.5 * chance, (name, ndcg, chance)
 
@@ -92,9 +93,9 @@ def test_early_stopping_keeps_the_best_epoch(log):
     train, val, _, items = log
     model = make("mtstrec", train={**SMALL_TRAIN, "epochs": 6, "patience": 1})
     model.fit(train, items, val)
-    scores = [h["val_ndcg10"] for h in model.history_]
+    scores = [h["val_ndcg@10"] for h in model.history_]
     assert model.best_epoch_ == int(np.argmax(scores)) + 1
-    kept = common.ndcg_at_k(model.score(val), val.targets, 10)
+    kept = common.validation_ndcg(model.score, val, 512)
     assert kept == pytest.approx(max(scores))
 
 
@@ -380,3 +381,48 @@ def test_mmr_tradeoff_rows_and_plot(tmp_path):
     assert rows[-1]["ild"] >= rows[0]["ild"]
     plot_mmr_tradeoff(rows, tmp_path / "mmr.png")
     assert (tmp_path / "mmr.png").stat().st_size > 1000
+
+
+# ---------------------------------------------------------------- the DVC stage depends on what it imports
+def _project_imports(path, root):
+    """Project files imported (transitively, function-level imports included) by ``path``."""
+    import ast
+
+    seen, todo = set(), [path]
+    while todo:
+        f = todo.pop()
+        if f in seen:
+            continue
+        seen.add(f)
+        for node in ast.walk(ast.parse((root / f).read_text())):
+            names = []
+            if isinstance(node, ast.Import):
+                names = [a.name for a in node.names]
+            elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+                names = [node.module] + [f"{node.module}.{a.name}" for a in node.names]
+            for name in names:
+                if not name.startswith("hmspar"):
+                    continue
+                parts = name.split(".")
+                for i in range(1, len(parts) + 1):
+                    pkg = root.joinpath(*parts[:i], "__init__.py")
+                    mod = root.joinpath(*parts[:i]).with_suffix(".py")
+                    for cand in (pkg, mod):
+                        if cand.is_file():
+                            todo.append(str(cand.relative_to(root)))
+    return seen
+
+
+@pytest.mark.parametrize("name", ["mtstrec", "athwe", "pixelrec"])
+def test_recommend_mm_stage_depends_on_exactly_its_imports(name):
+    from pathlib import Path
+
+    import yaml
+
+    from hmspar.rec.registry import module_path
+
+    root = Path(__file__).resolve().parents[1]
+    stage = yaml.safe_load((root / "dvc.yaml").read_text())["stages"]["recommend_mm"]
+    deps = {d.replace("${item.model}", name) for d in stage["deps"] if not d.startswith("data/")}
+    imported = _project_imports("stages/recommend.py", root) | _project_imports(module_path(name), root)
+    assert deps == imported, (sorted(deps - imported), sorted(imported - deps))

@@ -76,36 +76,12 @@ class RecTrainConfig:
             raise ValueError(f"val_max_users must be 0 (all) or positive, got {self.val_max_users!r}")
 
 
-# ----------------------------------------------------------------------------------------------------
-# Validation metric used for early stopping.
-# TEMPORARY: a minimal stand-in until the track's evaluation module (issue 14, hmspar.rec.evaluation)
-# lands; then early stopping should call its NDCG@10 (with its seen-item policy) instead. It ranks the
-# target against the whole catalogue (column 0 excluded), ties counted half, no seen-item masking.
-# ----------------------------------------------------------------------------------------------------
-def ndcg_at_k(scores: np.ndarray, targets: np.ndarray, k: int = 10) -> float:
-    """Mean NDCG@k of one target per row under full ranking (ties between items count half a rank).
+def validation_ndcg(score_fn, val: Histories, batch_size: int, k: int = 10) -> float:
+    """Mean validation NDCG@k from the track's evaluation module: full ranking against the catalogue
+    with the protocol's seen-item masking (``val.exclude_seen``), exactly as the evaluator ranks."""
+    from hmspar.rec.evaluate import ndcg, rank_batched
 
-    Parameters
-    ----------
-    scores : np.ndarray
-        (B, n_items + 1) scores, column 0 (padding) ignored.
-    targets : np.ndarray
-        (B,) target item per row (1..n_items).
-
-    Returns
-    -------
-    float
-    """
-    scores = np.asarray(scores, dtype=np.float64)[:, 1:]
-    t = np.asarray(targets, dtype=np.int64) - 1
-    if scores.shape[0] == 0:
-        return 0.0
-    s_t = scores[np.arange(t.size), t][:, None]
-    greater = (scores > s_t).sum(1)
-    ties = (scores == s_t).sum(1) - 1
-    rank = greater + 0.5 * ties  # 0-based
-    gain = np.where(rank < k, 1.0 / np.log2(rank + 2.0), 0.0)
-    return float(gain.mean())
+    return float(ndcg(rank_batched(score_fn, val, batch_size=batch_size)["rank"], k).mean())
 
 
 # ----------------------------------------------------------------------------------------------------
@@ -443,6 +419,11 @@ class TorchSeqRecommender(Recommender):
     """Base of the torch sequence recommenders: next-item training on every position of the training
     histories, early stopping on validation NDCG@10, scoring from the last position.
 
+    Same protocol as :func:`hmspar.rec.train.fit_sequential` (crop to ``max_len + 1``, seeded batches,
+    AdamW, clipping, validation NDCG@10 from the evaluation module, deep-copied best state), plus what
+    the multimodal nets need: item features at build time, batches of similar-length histories (far
+    less padding for multi-stream models), a seeded generator for sampled negatives, and a device.
+
     Subclasses implement :meth:`build_module`, returning a module with
 
     - ``loss(items, times, next_items, next_times, generator) -> Tensor`` (scalar; items (B, L) int64,
@@ -455,7 +436,9 @@ class TorchSeqRecommender(Recommender):
     module_ : nn.Module
         The network with the best validation epoch's weights (kept on the CPU).
     history_ : list of dict
-        Per-epoch ``epoch, train_loss, val_ndcg10``.
+        Per-epoch ``epoch, loss, val_ndcg@10`` (validation NDCG@10 under the protocol's masking).
+    report_ : dict
+        ``best_epoch, best_val_ndcg@10, epochs_run, history`` (the recommend stage's ``fit.json``).
     best_epoch_ : int
         1-based epoch whose weights were kept (0 = the initial weights).
     callback : callable or None
@@ -468,6 +451,7 @@ class TorchSeqRecommender(Recommender):
         self.module_: nn.Module | None = None
         self.history_: list[dict[str, float]] = []
         self.best_epoch_ = 0
+        self.report_: dict[str, Any] = {}
         self.callback = None
 
     def __getstate__(self) -> dict[str, Any]:
@@ -565,11 +549,11 @@ class TorchSeqRecommender(Recommender):
                 optimiser.step()
                 total += float(loss.detach())
                 steps += 1
-            row: dict[str, float] = {"epoch": epoch, "train_loss": total / max(steps, 1)}
+            row: dict[str, float] = {"epoch": epoch, "loss": total / max(steps, 1)}
             if val is not None:
-                row["val_ndcg10"] = ndcg_at_k(self._score(val, device), val.targets, 10)
-                if row["val_ndcg10"] > best:
-                    best, bad = row["val_ndcg10"], 0
+                row["val_ndcg@10"] = validation_ndcg(lambda h: self._score(h, device), val, cfg.eval_batch_size)
+                if row["val_ndcg@10"] > best:
+                    best, bad = row["val_ndcg@10"], 0
                     best_state = copy.deepcopy(module.state_dict())  # a copy, not a live reference
                     self.best_epoch_ = epoch
                 else:
@@ -584,6 +568,9 @@ class TorchSeqRecommender(Recommender):
         else:
             self.best_epoch_ = len(self.history_)
         self.module_ = module.cpu().eval()
+        # what the recommend stage stores in fit.json (same keys as hmspar.rec.train; no timings)
+        self.report_ = {"best_epoch": self.best_epoch_, "best_val_ndcg@10": best if val is not None else None,
+                        "epochs_run": len(self.history_), "history": self.history_}
 
     # -- score --------------------------------------------------------------------------------------
     def _score(self, histories: Histories, device: torch.device) -> np.ndarray:
