@@ -426,3 +426,15 @@ def test_recommend_mm_stage_depends_on_exactly_its_imports(name):
     deps = {d.replace("${item.model}", name) for d in stage["deps"] if not d.startswith("data/")}
     imported = _project_imports("stages/recommend.py", root) | _project_imports(module_path(name), root)
     assert deps == imported, (sorted(deps - imported), sorted(imported - deps))
+
+
+def test_scores_from_stored_topk_rerank_like_the_full_scores():
+    from hmspar.rec.rerank import scores_from_topk
+
+    rng = np.random.default_rng(3)
+    full = rng.normal(size=(12, 41))
+    full[:, 0] = -np.inf
+    emb = rng.normal(size=(41, 5))
+    lists = top_k(full, 20)
+    stored = scores_from_topk(lists, np.take_along_axis(full, lists, 1), 40)
+    np.testing.assert_array_equal(mmr(stored, emb, 10, 0.5, n_candidates=20), mmr(full, emb, 10, 0.5, n_candidates=20))

@@ -14,6 +14,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from hmspar.errors import HmsparError
+from hmspar.rec.evaluate import intra_list_diversity  # the evaluator's definition (1 - cos), one for all
 
 
 def top_k(scores: np.ndarray, k: int) -> np.ndarray:
@@ -101,26 +102,6 @@ def mmr(scores: np.ndarray, item_emb: np.ndarray, k: int = 10, lam: float = 0.5,
     return np.take_along_axis(cand, chosen, 1)
 
 
-def intra_list_diversity(lists: np.ndarray, item_emb: np.ndarray) -> float:
-    """Mean over lists of the mean pairwise cosine distance (1 - cos) between their items.
-
-    Parameters
-    ----------
-    lists : np.ndarray
-        (B, k) item indices, k >= 2.
-    item_emb : np.ndarray
-        (N, D) item vectors.
-    """
-    lists = np.asarray(lists)
-    if lists.shape[1] < 2:
-        raise HmsparError("intra_list_diversity: lists need at least two items")
-    v = _unit(item_emb)[lists]                                              # (B, k, D)
-    sim = np.einsum("bkd,bjd->bkj", v, v)
-    k = lists.shape[1]
-    off = (sim.sum((1, 2)) - np.trace(sim, axis1=1, axis2=2)) / (k * (k - 1))
-    return float((1.0 - off).mean())
-
-
 def ndcg_of_lists(lists: np.ndarray, targets: np.ndarray) -> float:
     """Mean NDCG of one target per row given ranked lists (B, k) (0 when the target is not listed)."""
     lists = np.asarray(lists)
@@ -167,3 +148,12 @@ def plot_mmr_tradeoff(rows: Sequence[dict[str, float]], path: str | os.PathLike,
     fig.tight_layout()
     fig.savefig(path, dpi=120)
     plt.close(fig)
+
+
+def scores_from_topk(topk: np.ndarray, topk_scores: np.ndarray, n_items: int) -> np.ndarray:
+    """(U, n_items + 1) score matrix from stored top-k lists (the ``recommend`` stage's ``test_topk.npy``
+    and ``test_topk_scores.npy``): listed items keep their score, every other item is ``-inf``, so MMR
+    can re-rank a model's stored candidates without refitting it."""
+    out = np.full((topk.shape[0], n_items + 1), -np.inf)
+    np.put_along_axis(out, np.asarray(topk, dtype=np.int64), np.asarray(topk_scores, dtype=np.float64), 1)
+    return out
