@@ -12,7 +12,7 @@ torch = pytest.importorskip("torch")
 
 from hmspar.config import build  # noqa: E402
 from hmspar.errors import HmsparError  # noqa: E402
-from hmspar.rec.base import Histories, ItemFeatures, Recommender  # noqa: E402
+from hmspar.rec.base import Histories, Recommender  # noqa: E402
 from hmspar.rec.models import athwe, common, mtstrec, pixelrec  # noqa: E402
 from hmspar.rec.models.athwe import DWT, band_index, dwt_matrix  # noqa: E402
 from hmspar.rec.rerank import intra_list_diversity, mmr, mmr_tradeoff, plot_mmr_tradeoff, top_k  # noqa: E402
