@@ -17,7 +17,7 @@ def test_rec_outputs_and_leaderboard(tiny_project):
     board = json.loads((tiny_project / "metrics/rec_leaderboard.json").read_text())
     assert set(board) == {"shop", "example_log"}
     for ds, entry in board.items():
-        assert set(entry["models"]) == {"mostpop", "itemknn", "sasrec"}
+        assert set(entry["models"]) == {"mostpop", "itemknn", "sasrec", "pixelrec"}  # rec.multimodal_models too
         for m, e in entry["models"].items():
             assert 0 <= e["full"]["ndcg@10"]["mean"] <= e["sampled"]["ndcg@10"]["mean"] <= 1  # sampling inflates
             topk = np.load(tiny_project / f"results/rec/{ds}/{m}/seed_0/test_topk.npy")
