@@ -146,7 +146,7 @@ def plot_mmr_tradeoff(rows: Sequence[dict[str, float]], path: str | os.PathLike,
     ax.set_ylabel("NDCG@10")
     ax.set_title(title or "MMR: accuracy vs diversity")
     fig.tight_layout()
-    fig.savefig(path, dpi=120)
+    fig.savefig(path, dpi=120, metadata={"Software": None})
     plt.close(fig)
 
 
