@@ -40,6 +40,7 @@ from hmspar.rec.models.common import (
     gap_bucket,
     gaps,
     info_nce,
+    small_embedding,
     train_items,
 )
 
@@ -172,6 +173,9 @@ class Config:
         Weight and temperature of the InfoNCE loss between modalities (0 disables it).
     balance_weight : float
         Weight of the expert load-balancing loss.
+    output : {"id", "sum"}
+        Item vectors scored against the user state: ID embeddings (needs ``id`` in ``inputs``) or the
+        sum of the item's modality embeddings.
     train : RecTrainConfig
     """
 
@@ -190,11 +194,14 @@ class Config:
     infonce_weight: float = 0.1
     temperature: float = 0.2
     balance_weight: float = 0.01
+    output: Literal["id", "sum"] = "id"
     train: RecTrainConfig = dataclasses.field(default_factory=RecTrainConfig)
 
     def __post_init__(self) -> None:
         if not self.inputs:
             raise ValueError("inputs must name at least one item modality")
+        if self.output == "id" and "id" not in self.inputs:
+            raise ValueError("output 'id' needs id in inputs; use output: sum without it")
         if self.levels < 1 or self.d % (2 ** self.levels):
             raise ValueError(f"levels must be >= 1 with d={self.d} divisible by 2**levels, got {self.levels!r}")
         if self.n_routed_experts < 1 or not 1 <= self.top_k <= self.n_routed_experts:
@@ -268,7 +275,7 @@ class TimeAwareMoE(nn.Module):
         self.router = nn.Linear(d, n_routed)
         self.bucket_route = nn.Embedding(n_buckets, n_routed)
         nn.init.normal_(self.bucket_route.weight, std=0.5)
-        self.bucket_emb = nn.Embedding(n_buckets, d)
+        self.bucket_emb = small_embedding(n_buckets, d)
         self.top_k = top_k
         self.ln = nn.LayerNorm(d)
         self.balance_loss = torch.zeros(())
@@ -307,7 +314,7 @@ class ATHWENet(nn.Module):
         self.mods = tuple(dict.fromkeys(cfg.inputs))
         M, d = len(self.mods), cfg.d
         self.edges = tuple(float(e) for e in cfg.gap_edges)
-        self.pos = nn.Embedding(cfg.train.max_len, d)
+        self.pos = small_embedding(cfg.train.max_len, d)
         self.mod_type = nn.Parameter(torch.randn(M, d) * 0.02)
         self.drop = nn.Dropout(cfg.dropout)
         self.encoders = nn.ModuleList(MultiStreamBlock(M, d, cfg.heads, cfg.dropout) for _ in range(cfg.layers))
@@ -317,6 +324,7 @@ class ATHWENet(nn.Module):
         self.nce_proj = nn.ModuleList(nn.Linear(d, d) for _ in range(M))
         self.infonce_weight, self.temperature = cfg.infonce_weight, cfg.temperature
         self.balance_weight = cfg.balance_weight
+        self.output = cfg.output
 
     def encode(self, items: torch.Tensor, times: torch.Tensor, next_times: torch.Tensor,
                table: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
@@ -350,7 +358,9 @@ class ATHWENet(nn.Module):
         return out, per_mod
 
     def item_table(self, table: dict[str, torch.Tensor]) -> torch.Tensor:
-        """(n_items + 1, d) output embeddings: the sum of the item's modality embeddings."""
+        """(n_items + 1, d) output embeddings: ID embeddings, or the sum of the item's modality embeddings."""
+        if self.output == "id":
+            return table["id"]
         return torch.stack([table[m] for m in self.mods], 0).sum(0)
 
     def nce_loss(self, per_mod: torch.Tensor) -> torch.Tensor:

@@ -167,7 +167,7 @@ class ItemEmbedder(nn.Module):
             raise HmsparError("a recommender needs at least one item modality in `inputs`")
         if "id" in self.modalities:
             self.id_emb = nn.Embedding(n + 1, d, padding_idx=0)
-            nn.init.normal_(self.id_emb.weight, std=0.05)
+            nn.init.normal_(self.id_emb.weight, std=d ** -0.5)
             with torch.no_grad():
                 self.id_emb.weight[0].zero_()
         if "image" in self.modalities:
@@ -187,6 +187,7 @@ class ItemEmbedder(nn.Module):
             cats = np.asarray(items.category, dtype=np.int64)
             self.register_buffer("category", torch.from_numpy(cats))
             self.cat_emb = nn.Embedding(int(cats.max()) + 1, d, padding_idx=0)
+            nn.init.normal_(self.cat_emb.weight, std=d ** -0.5)
 
     def forward(self, idx: torch.Tensor) -> dict[str, torch.Tensor]:
         """Embeddings of items ``idx`` per modality.
@@ -266,6 +267,14 @@ def gap_bucket(gap: torch.Tensor, edges: tuple[float, ...]) -> torch.Tensor:
 # ----------------------------------------------------------------------------------------------------
 # Transformer blocks
 # ----------------------------------------------------------------------------------------------------
+def small_embedding(n: int, d: int, std: float = 0.02) -> nn.Embedding:
+    """An ``nn.Embedding`` initialised N(0, std): positions and gap buckets are added to item tokens,
+    and torch's default N(0, 1) would drown the item embeddings at the start of training."""
+    emb = nn.Embedding(n, d)
+    nn.init.normal_(emb.weight, std=std)
+    return emb
+
+
 def causal_mask(valid: torch.Tensor) -> torch.Tensor:
     """(B, L, L) bool attention mask (True = may attend): earlier-or-same valid positions; a padded
     query attends to itself only, so no row is empty.

@@ -8,7 +8,8 @@ modality tokens keep attending causally within their stream, and the shared toke
 attends to the ``M`` modality tokens of position ``t`` and to itself, never to another position. The
 layers compute exactly this mask's attention in factorised form (per-stream causal attention plus a
 small attention per position), which a test checks against the explicit (T, T) mask. The shared token at the last position is the user state; every catalogue
-item is scored by a dot product with its summed modality embeddings.
+item is scored by a dot product with its ID embedding (``output: id``, as the original's ID head) or
+with its summed modality embeddings (``output: sum``).
 
 Differences from the public code, on purpose: the style feature of the last item is kept (the
 original zeroes it), and the device comes from ``train.device`` (the original hard-codes it). The
@@ -19,6 +20,7 @@ a learned projection, instead of VGG Gram features, which need pretrained weight
 from __future__ import annotations
 
 import dataclasses
+from typing import Literal
 
 import numpy as np
 import torch
@@ -34,6 +36,7 @@ from hmspar.rec.models.common import (
     full_softmax_loss,
     gap_bucket,
     gaps,
+    small_embedding,
     train_items,
 )
 
@@ -62,6 +65,9 @@ class Config:
     gap_edges : list of float
         Edges (days) of the buckets of the time since the previous interaction, embedded into every
         token of a position.
+    output : {"id", "sum"}
+        Item vectors the user state is scored against: the ID embeddings (the original's ID head;
+        needs ``id`` among the streams) or the sum of every stream's item embedding.
     train : RecTrainConfig
     """
 
@@ -76,11 +82,14 @@ class Config:
     fusion_layers: int = 1
     dropout: float = 0.2
     gap_edges: list[float] = dataclasses.field(default_factory=lambda: [0.04, 1.0, 7.0, 30.0])
+    output: Literal["id", "sum"] = "id"
     train: RecTrainConfig = dataclasses.field(default_factory=RecTrainConfig)
 
     def __post_init__(self) -> None:
         if not self.streams:
             raise ValueError("inputs leave no stream switched on")
+        if self.output == "id" and "id" not in self.streams:
+            raise ValueError("output 'id' needs the id stream; use output: sum without it")
         if self.stream_layers < 0 or self.fusion_layers < 0 or self.stream_layers + self.fusion_layers == 0:
             raise ValueError("fusion_layers and stream_layers must be >= 0 with at least one layer")
         if list(self.gap_edges) != sorted(self.gap_edges):
@@ -135,11 +144,12 @@ class MTSTRecNet(nn.Module):
         self.embedder = embedder
         self.streams = cfg.streams
         self.use_token = cfg.use_token
+        self.output = cfg.output
         self.edges = tuple(float(e) for e in cfg.gap_edges)
         d, M = cfg.d, len(self.streams)
-        self.pos = nn.Embedding(cfg.train.max_len, d)
+        self.pos = small_embedding(cfg.train.max_len, d)
         self.stream_type = nn.Parameter(torch.randn(M, d) * 0.02)
-        self.gap_emb = nn.Embedding(len(self.edges) + 2, d)
+        self.gap_emb = small_embedding(len(self.edges) + 2, d)
         self.token0 = nn.Parameter(torch.randn(d) * 0.02)
         self.drop = nn.Dropout(cfg.dropout)
         self.stream_blocks = nn.ModuleList(MultiStreamBlock(M, d, cfg.heads, cfg.dropout)
@@ -205,7 +215,10 @@ class MTSTRecNet(nn.Module):
         return self.ln_out(out)
 
     def item_table(self, table: dict[str, torch.Tensor]) -> torch.Tensor:
-        """(n_items + 1, d) output embedding of every item: the sum of its stream embeddings."""
+        """(n_items + 1, d) output embedding of every item: its ID embedding, or the sum of its stream
+        embeddings (``output``)."""
+        if self.output == "id":
+            return table["id"]
         return torch.stack([table[m] for m in self.streams], 0).sum(0)
 
     def loss(self, items, times, next_items, next_times, generator) -> torch.Tensor:

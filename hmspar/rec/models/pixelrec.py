@@ -29,6 +29,7 @@ from hmspar.rec.models.common import (
     _standardise,
     _trim,
     info_nce,
+    small_embedding,
     train_items,
 )
 
@@ -214,7 +215,7 @@ class TwoTowerNet(nn.Module):
         super().__init__()
         self.tower = tower
         d = cfg.d
-        self.pos = nn.Embedding(cfg.train.max_len, d)
+        self.pos = small_embedding(cfg.train.max_len, d)
         self.drop = nn.Dropout(cfg.dropout)
         self.blocks = nn.ModuleList(MultiStreamBlock(1, d, cfg.heads, cfg.dropout) for _ in range(cfg.layers))
         self.ln = nn.LayerNorm(d)
