@@ -46,5 +46,7 @@ class EASE(Recommender):
         return self
 
     def score(self, histories: Histories) -> np.ndarray:
+        from scipy import sparse
+
         x = (history_matrix(histories, self.n_items) > 0).astype(np.float32)
-        return x @ self.b_
+        return np.asarray(sparse.csr_matrix(x) @ self.b_, dtype=np.float32)  # sparse rows: nnz x I work

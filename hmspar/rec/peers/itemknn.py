@@ -54,5 +54,7 @@ class ItemKNN(Recommender):
         return self
 
     def score(self, histories: Histories) -> np.ndarray:
+        from scipy import sparse
+
         x = history_matrix(histories, self.n_items, self.cfg.n_recent, self.cfg.decay)
-        return x @ self.sim_
+        return np.asarray(sparse.csr_matrix(x) @ self.sim_, dtype=np.float32)  # sparse rows: nnz x I work
