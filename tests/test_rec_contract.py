@@ -11,7 +11,7 @@ import pytest
 
 from hmspar.rec.base import ITEM_MODALITIES, Recommender
 from hmspar.rec.evaluate import accuracy, rank_batched
-from hmspar.rec.registry import REGISTRY, module_path, recommender_class
+from hmspar.rec.registry import MULTIMODAL, REGISTRY, module_path, recommender_class
 from rec_tiny import tiny_config, tiny_log
 
 NAMES = sorted(REGISTRY)
@@ -35,8 +35,10 @@ def fitted(data):
 def test_registered_class_follows_the_contract(name):
     cls = recommender_class(name)
     assert issubclass(cls, Recommender)
-    # dvc.yaml's recommend stage depends on hmspar/rec/peers/${item.model}.py: one file per model
-    assert module_path(name) == f"hmspar/rec/peers/{name}.py", "put the model in hmspar/rec/peers/<name>.py"
+    # dvc.yaml's recommend stage depends on hmspar/rec/peers/${item.model}.py, recommend_mm on
+    # hmspar/rec/models/${item.model}.py: one file per model
+    folder = "models" if name in MULTIMODAL else "peers"
+    assert module_path(name) == f"hmspar/rec/{folder}/{name}.py", f"put the model in hmspar/rec/{folder}/<name>.py"
     assert set(cls(tiny_config(cls)).uses) <= set(ITEM_MODALITIES)
 
 

@@ -17,7 +17,7 @@ def test_rec_outputs_and_leaderboard(tiny_project):
     board = json.loads((tiny_project / "metrics/rec_leaderboard.json").read_text())
     assert set(board) == {"shop", "example_log"}
     for ds, entry in board.items():
-        assert set(entry["models"]) == {"mostpop", "itemknn", "sasrec"}
+        assert set(entry["models"]) == {"mostpop", "itemknn", "sasrec", "pixelrec"}  # rec.multimodal_models too
         for m, e in entry["models"].items():
             assert 0 <= e["full"]["ndcg@10"]["mean"] <= e["sampled"]["ndcg@10"]["mean"] <= 1  # sampling inflates
             topk = np.load(tiny_project / f"results/rec/{ds}/{m}/seed_0/test_topk.npy")
@@ -25,6 +25,10 @@ def test_rec_outputs_and_leaderboard(tiny_project):
         assert entry["comparisons"]["sasrec"]["versus"] in ("mostpop", "itemknn")
     assert "rec-results" not in (tiny_project / "metrics/rec_results_table.md").read_text()
     assert (tiny_project / "plots_rec/ndcg_at_k.png").is_file()
+    # MMR trade-off of the two-tower model (rec.evaluate.mmr_models): lambda = 1 first, the plain lists
+    rows = board["shop"]["models"]["pixelrec"]["mmr"]
+    assert rows[0]["lambda"] == 1.0 and rows[0]["ndcg"] == pytest.approx(board["shop"]["models"]["pixelrec"]["full"]["ndcg@10"]["mean"])
+    assert (tiny_project / "plots_rec/mmr/shop-pixelrec.png").is_file()
 
 
 def test_rec_forced_rerun_gives_identical_bytes(tiny_project):

@@ -24,7 +24,16 @@ REGISTRY: dict[str, str] = {
     # ID-only sequential peers (torch, the shared loop of hmspar.rec.train)
     "gru4rec": "hmspar.rec.peers.gru4rec:GRU4Rec",
     "sasrec": "hmspar.rec.peers.sasrec:SASRec",
+    # the multimodal reference systems (torch; shared parts in hmspar/rec/models/common.py)
+    "mtstrec": "hmspar.rec.models.mtstrec:MTSTRec",
+    "athwe": "hmspar.rec.models.athwe:ATHWE",
+    "pixelrec": "hmspar.rec.models.pixelrec:PixelRecTwoTower",
 }
+
+#: Models run by the ``recommend_mm`` stage (listed in ``rec.multimodal_models``), whose files live in
+#: ``hmspar/rec/models/``: their stage also depends on ``hmspar/rec/models/common.py``, which the
+#: peers' ``recommend`` stage must not.
+MULTIMODAL = ("mtstrec", "athwe", "pixelrec")
 
 
 def recommender_class(name: str) -> type:

@@ -29,6 +29,7 @@ from hmspar.config import build
 from hmspar.errors import HmsparError
 from hmspar.io import atomic_dir, write_json
 from hmspar.rec import evaluate as ev
+from hmspar.rec.rerank import mmr_tradeoff, plot_mmr_tradeoff, scores_from_topk
 from hmspar.rec.data import ProtocolConfig, load
 
 START_MARKER = "<!-- rec-results:start -->"
@@ -55,6 +56,12 @@ class RecEvaluateConfig:
         Cut-offs of the NDCG@k curves (each at most ``rec.protocol.save_k``).
     digits : int
         Decimals in the README table.
+    mmr_models : list of str
+        Models whose stored test lists are re-ranked by MMR (:mod:`hmspar.rec.rerank`) for each of
+        ``mmr_lambdas``: NDCG@``list_k`` against intra-list diversity (text vectors, else pictures),
+        averaged over seeds, in the leaderboard (``mmr``) and as ``plots_rec/mmr/<dataset>-<model>.png``.
+    mmr_lambdas : list of float
+        MMR trade-offs in [0, 1] (1 = the plain ranking); empty disables MMR.
     """
 
     reference_models: list[str] = dataclasses.field(default_factory=lambda: ["mostpop", "itemknn"])
@@ -66,8 +73,12 @@ class RecEvaluateConfig:
     seed: int = 0
     curve_ks: list[int] = dataclasses.field(default_factory=lambda: [1, 2, 5, 10, 20, 50])
     digits: int = 4
+    mmr_models: list[str] = dataclasses.field(default_factory=lambda: ["pixelrec"])
+    mmr_lambdas: list[float] = dataclasses.field(default_factory=lambda: [1.0, 0.9, 0.8, 0.7, 0.5, 0.3])
 
     def __post_init__(self) -> None:
+        if any(not 0 <= lam <= 1 for lam in self.mmr_lambdas):
+            raise ValueError(f"mmr_lambdas must lie in [0, 1], got {self.mmr_lambdas!r}")
         if self.bootstrap_samples < 1:
             raise ValueError(f"bootstrap_samples must be positive, got {self.bootstrap_samples!r}")
         if not 0 < self.confidence < 1:
@@ -143,6 +154,16 @@ def evaluate_dataset(dataset: str, models: list[str], features_dir: Path, result
         val_ndcg[model] = float(np.mean(vals))
         curves[model] = np.mean([[ev.ndcg(r["test_rank"], k).mean() for k in cfg.curve_ks]
                                  for r in run["seeds"].values()], axis=0)
+        if model in cfg.mmr_models and cfg.mmr_lambdas:
+            emb = text if text is not None else pictures
+            per_seed = [mmr_tradeoff(scores_from_topk(r["test_topk"], np.load(run_dir / f"seed_{seed}" /
+                                                                               "test_topk_scores.npy"), data.n_items),
+                                     data.test.targets, emb, cfg.mmr_lambdas, cfg.list_k, protocol.save_k)
+                        for seed, r in run["seeds"].items()] if emb is not None else []
+            mmr_rows = [{"lambda": rows[0]["lambda"], "ndcg": float(np.mean([r["ndcg"] for r in rows])),
+                         "ild": float(np.mean([r["ild"] for r in rows]))} for rows in zip(*per_seed)]
+        else:
+            mmr_rows = []
         entry["models"][model] = {
             "full": {k: _stat(v) for k, v in full.items()},
             "sampled": {k: _stat(v) for k, v in sampled.items()},
@@ -151,6 +172,8 @@ def evaluate_dataset(dataset: str, models: list[str], features_dir: Path, result
             "val_ndcg@10": _stat(vals),
             "seeds": list(run["seeds"]),
         }
+        if mmr_rows:
+            entry["models"][model]["mmr"] = mmr_rows
     refs = [m for m in cfg.reference_models if m in per_user_test]
     comparisons = {}
     if refs:
@@ -290,6 +313,12 @@ def write_plots(plots_dir: Path, leaderboard: dict[str, Any], curves: dict[str, 
                     "ndcg@10": e["full"]["ndcg@10"]["mean"]}
                    for ds, entry in leaderboard.items() for m, e in entry["models"].items()]
         (tmp / "accuracy_coverage.json").write_text(json.dumps(scatter, indent=1) + "\n")
+        for ds, entry in leaderboard.items():  # MMR: NDCG@10 against intra-list diversity as lambda varies
+            for m, e in entry["models"].items():
+                if e.get("mmr"):
+                    (tmp / "mmr").mkdir(exist_ok=True)
+                    (tmp / "mmr" / f"{ds}-{m}.json").write_text(json.dumps(e["mmr"], indent=1) + "\n")
+                    plot_mmr_tradeoff(e["mmr"], tmp / "mmr" / f"{ds}-{m}.png", title=f"MMR re-ranking: {m} on {ds}")
         n = len(curves)
         fig, axes = plt.subplots(1, n, figsize=(5 * n, 3.6), squeeze=False)
         for ax, (ds, per) in zip(axes[0], curves.items()):
@@ -320,7 +349,8 @@ def write_plots(plots_dir: Path, leaderboard: dict[str, Any], curves: dict[str, 
 def rec_evaluate(params: dict[str, Any], features_root: Path = Path("data/rec/features"),
                  results_root: Path = Path("results/rec"), metrics_dir: Path = Path("metrics"),
                  plots_dir: Path = Path("plots_rec")) -> dict[str, Path]:
-    """``rec_evaluate``: every ``rec.datasets`` x ``rec.models`` run -> leaderboard, table, plots."""
+    """``rec_evaluate``: every ``rec.datasets`` x (``rec.models`` + ``rec.multimodal_models``) run ->
+    leaderboard, table, plots."""
     rec = params.get("rec")
     if not isinstance(rec, dict):
         raise HmsparError("params.yaml: missing key 'rec'")
@@ -331,6 +361,10 @@ def rec_evaluate(params: dict[str, Any], features_root: Path = Path("data/rec/fe
     datasets, models = rec.get("datasets") or {}, rec.get("models") or []
     if not isinstance(models, list) or not models:
         raise HmsparError("rec.models: expected a non-empty list of recommender names")
+    multimodal = rec.get("multimodal_models") or []
+    if not isinstance(multimodal, list):
+        raise HmsparError(f"rec.multimodal_models: expected a list of recommender names, got {multimodal!r}")
+    models = models + [m for m in multimodal if m not in models]
     leaderboard, curves = {}, {}
     for ds in datasets:
         leaderboard[ds], curves[ds] = evaluate_dataset(ds, models, Path(features_root) / ds, Path(results_root),
