@@ -6,6 +6,12 @@ from hmspar.params import load_params
 from hmspar.rec.datasets import generate_dataset
 
 
+def dynamic_imports(argv: list[str], params: dict) -> list[str]:
+    """None: the shop and the log importer are imported statically. (The shop imports the trend simulator's
+    picture renderer, whose package can load a classification simulator by name; this stage never does.)"""
+    return []
+
+
 def _run(argv: list[str]) -> None:
     print(f"rec_generate: wrote {generate_dataset(argv[0], load_params())}")
 

@@ -1,9 +1,15 @@
-"""DVC stage `recommend@<dataset>-<model>`: fit one recommender per seed, rank validation and test targets
-(see :func:`hmspar.rec.runner.recommend`)."""
+"""DVC stage `recommend@<dataset>-<model>` (and `recommend_seq@`, `recommend_mm@`): fit one recommender
+per seed, rank validation and test targets (see :func:`hmspar.rec.runner.recommend`)."""
 
 from hmspar import cli
 from hmspar.params import load_params
+from hmspar.rec import registry
 from hmspar.rec.runner import recommend
+
+
+def dynamic_imports(argv: list[str], params: dict) -> list[str]:
+    """The recommender module this stage loads by name (for the dependency test)."""
+    return [registry.REGISTRY[argv[1]].split(":")[0]] if argv[1] in registry.REGISTRY else []
 
 
 def _run(argv: list[str]) -> None:

@@ -3,7 +3,8 @@
 Classes are imported lazily (asking for MostPop does not import torch). Each class implements
 :class:`hmspar.rec.base.Recommender` and carries a ``Config`` dataclass read from
 ``params.yaml: rec.recommenders.<name>``. To add a model, add one entry here and one section under
-``rec.recommenders`` (and its name to ``rec.models`` to run it): the contract test in
+``rec.recommenders`` (and its name to ``rec.models``, ``rec.sequential_models`` or ``rec.multimodal_models``,
+by the stage family whose code it uses, to run it): the contract test in
 ``tests/test_rec_contract.py`` picks every entry up.
 """
 
@@ -29,6 +30,10 @@ REGISTRY: dict[str, str] = {
     "athwe": "hmspar.rec.models.athwe:ATHWE",
     "pixelrec": "hmspar.rec.models.pixelrec:PixelRecTwoTower",
 }
+
+#: Models run by the ``recommend_seq`` stage (listed in ``rec.sequential_models``): their stage also depends
+#: on the shared torch loop ``hmspar/rec/train.py``, which the numpy peers' ``recommend`` stage must not.
+SEQUENTIAL = ("gru4rec", "sasrec")
 
 #: Models run by the ``recommend_mm`` stage (listed in ``rec.multimodal_models``), whose files live in
 #: ``hmspar/rec/models/``: their stage also depends on ``hmspar/rec/models/common.py``, which the

@@ -349,7 +349,8 @@ def write_plots(plots_dir: Path, leaderboard: dict[str, Any], curves: dict[str, 
 def rec_evaluate(params: dict[str, Any], features_root: Path = Path("data/rec/features"),
                  results_root: Path = Path("results/rec"), metrics_dir: Path = Path("metrics"),
                  plots_dir: Path = Path("plots_rec")) -> dict[str, Path]:
-    """``rec_evaluate``: every ``rec.datasets`` x (``rec.models`` + ``rec.multimodal_models``) run ->
+    """``rec_evaluate``: every ``rec.datasets`` x (``rec.models`` + ``rec.sequential_models`` +
+    ``rec.multimodal_models``) run ->
     leaderboard, table, plots."""
     rec = params.get("rec")
     if not isinstance(rec, dict):
@@ -361,10 +362,11 @@ def rec_evaluate(params: dict[str, Any], features_root: Path = Path("data/rec/fe
     datasets, models = rec.get("datasets") or {}, rec.get("models") or []
     if not isinstance(models, list) or not models:
         raise HmsparError("rec.models: expected a non-empty list of recommender names")
-    multimodal = rec.get("multimodal_models") or []
-    if not isinstance(multimodal, list):
-        raise HmsparError(f"rec.multimodal_models: expected a list of recommender names, got {multimodal!r}")
-    models = models + [m for m in multimodal if m not in models]
+    for key in ("sequential_models", "multimodal_models"):
+        more = rec.get(key) or []
+        if not isinstance(more, list):
+            raise HmsparError(f"rec.{key}: expected a list of recommender names, got {more!r}")
+        models = models + [m for m in more if m not in models]
     leaderboard, curves = {}, {}
     for ds in datasets:
         leaderboard[ds], curves[ds] = evaluate_dataset(ds, models, Path(features_root) / ds, Path(results_root),
