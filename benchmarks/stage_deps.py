@@ -135,8 +135,9 @@ def check_project(project: Path = ROOT) -> list[StageCheck]:
         for rel in sorted(declared_files):
             if rel not in check.imported and (project / rel).exists():
                 check.problems.append(f"depends on {rel} but never imports it (over-broad dependency)")
-        for d in declared_dirs:
-            if (project / d).is_dir() and not any(rel.startswith(d + "/") for rel in check.imported):
+        for d in declared_dirs:  # a folder without Python files (e.g. hmspar/report/vendor/) is data, read at run time
+            if ((project / d).is_dir() and any((project / d).rglob("*.py"))
+                    and not any(rel.startswith(d + "/") for rel in check.imported)):
                 check.problems.append(f"depends on folder {d}/ but imports no file in it (over-broad dependency)")
     return checks
 

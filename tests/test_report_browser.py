@@ -146,7 +146,9 @@ def test_dvc_plots_page_draws_offline(evaluated, tmp_path):
     for template in (ROOT / ".dvc" / "plots").iterdir():
         shutil.copy2(template, repo / ".dvc" / "plots" / template.name)
     spec = yaml.safe_load((ROOT / "dvc.yaml").read_text())
-    (repo / "dvc.yaml").write_text(yaml.safe_dump({"plots": spec["plots"]}, sort_keys=False))
+    # the classification plots (the rec track's plots_rec/ entries have their data in another stage's output)
+    ours = [p for p in spec["plots"] if (p if isinstance(p, str) else next(iter(p))).startswith("plots/")]
+    (repo / "dvc.yaml").write_text(yaml.safe_dump({"plots": ours}, sort_keys=False))
     shutil.copytree(evaluated / "plots", repo / "plots")
     env = dict(os.environ, DVC_NO_ANALYTICS="1", HOME=str(tmp_path),
                PATH=str(Path(sys.executable).parent) + os.pathsep + os.environ.get("PATH", ""))

@@ -30,6 +30,9 @@ def evaluate_tree(base: Path) -> Path:
             (folder / f"{name}.tsv").write_text(f"step\t{name}\n{rows}")
     evaluate(results, features, PARAMS, base / "metrics", base / "plots", date="2024-01-02",
              live_root=base / "dvclive")
+    # the report stage's page, from evaluate's outputs (no rec outputs here)
+    page.write_report(base / "metrics", base / "plots", build(leaderboard.EvaluateConfig, PARAMS.get("evaluate"),
+                                                             "evaluate").report)
     return base
 
 
@@ -109,25 +112,33 @@ def test_page_is_deterministic_and_thins_curves(evaluated, tmp_path):
 
 
 def test_rec_section_appears_with_rec_outputs(evaluated, tmp_path):
-    metrics, plots = tmp_path / "metrics", tmp_path / "plots"
-    shutil.copytree(evaluated / "metrics", metrics)
-    shutil.copytree(evaluated / "plots", plots)
-    rows = [{"dataset": "shop", "model": "sasrec", "ndcg@10": {"mean": 0.21, "std": 0.01}, "hr@10": 0.4},
-            {"dataset": "shop", "model": "mostpop", "ndcg@10": {"mean": 0.05, "std": None}, "hr@10": 0.1}]
-    (metrics / "rec_leaderboard.json").write_text(json.dumps({"rows": rows}))
-    (plots / "rec_ndcg_at_k.json").write_text(json.dumps(
-        [{"model": m, "k": k, "ndcg": v * k / 20}
-         for m, v in (("sasrec", 0.2), ("mostpop", 0.05)) for k in (5, 10, 20)]))
-    text = page.build_report(metrics, plots)
-    assert 'id="rec"' in text and "sasrec" in text and "0.2100" in text
-    names = re.findall(r'data-name="([^"]*)"', text)
-    assert "rec leaderboard" in names and "rec_ndcg_at_k" in names
+    """The rec section reads rec_evaluate's leaderboard (dataset -> models -> protocol -> metric) and PNGs,
+    only from the paths the report stage passes in."""
+    board = {"shop": {"models": {
+        "sasrec": {"full": {"ndcg@10": {"mean": 0.21, "std": 0.01}, "hr@10": {"mean": 0.4, "std": 0.02}},
+                   "sampled": {"ndcg@10": {"mean": 0.55, "std": 0.01}}},
+        "mostpop": {"full": {"ndcg@10": {"mean": 0.05, "std": 0.0}, "hr@10": {"mean": 0.1, "std": 0.0}},
+                    "sampled": {"ndcg@10": {"mean": 0.30, "std": 0.0}}}},
+        "best_reference": "mostpop",
+        "comparisons": {"sasrec": {"difference": 0.16, "ci_low": 0.15, "ci_high": 0.17, "p_value_one_sided": 0.0}}}}
+    rec_board, rec_plots = tmp_path / "rec_leaderboard.json", tmp_path / "plots_rec"
+    rec_board.write_text(json.dumps(board))
+    rec_plots.mkdir()
+    shutil.copy(evaluated / "plots" / "leaderboard_heatmap.png", rec_plots / "rec_scatter.png")
+    assert 'id="rec"' not in page.build_report(evaluated / "metrics", evaluated / "plots")  # not passed: no section
+    text = page.build_report(evaluated / "metrics", evaluated / "plots", rec_board=rec_board, rec_plots=rec_plots)
+    assert 'id="rec"' in text and "sasrec" in text and "0.2100 ± 0.0100" in text and "0.5500" in text
+    assert "[0.1500, 0.1700]" in text  # the bootstrap against the best classic peer
+    assert text.count("data:image/png;base64,") == 2  # the GAF figure and the rec PNG
     keys = {n: k for k, n in re.findall(r'data-spec="(p\d+)" data-name="([^"]*)"', text)}
-    spec = _specs(text)[keys["rec_ndcg_at_k"]]
-    assert spec["encoding"]["x"]["field"] == "k" and spec["encoding"]["color"]["field"] == "model"
-    (metrics / "rec_leaderboard.json").write_text("[1, 2")
+    spec = _specs(text)[keys["rec leaderboard"]]
+    assert {v["model"]: v["value"] for v in spec["data"]["values"]} == {"sasrec": 0.21, "mostpop": 0.05}
+    rec_board.write_text("[1, 2")
     with pytest.raises(HmsparError, match="rec_leaderboard.json: cannot be read as JSON"):
-        page.build_report(metrics, plots)
+        page.build_report(evaluated / "metrics", evaluated / "plots", rec_board=rec_board)
+    rec_board.write_text(json.dumps([{"model": "sasrec"}]))
+    with pytest.raises(HmsparError, match="rec_leaderboard.json: expected"):
+        page.build_report(evaluated / "metrics", evaluated / "plots", rec_board=rec_board)
 
 
 def test_bad_inputs_and_params_give_clear_errors(tmp_path):

@@ -20,3 +20,4 @@ def evaluate(params: dict[str, Any]) -> dict[str, Path]:
 
     cfg = build(EvaluateConfig, params.get("evaluate"), "evaluate")  # fail on a bad key before reading results
     return run_evaluate(RESULTS_ROOT, FEATURES_ROOT, cfg, Path("metrics"), Path("plots"), live_root=LIVE_ROOT)
+

@@ -19,7 +19,7 @@ from typing import Any
 from hmspar.config import build
 from hmspar.errors import HmsparError
 from hmspar.io import write_json, write_text_atomic
-from hmspar.report import bootstrap, page, plots, readme_table
+from hmspar.report import bootstrap, plots, readme_table
 from hmspar.report.leaderboard import (EvaluateConfig, _json_safe, build_headline, build_leaderboard,
                                        discover_results, leaderboard_frame, params_digest)
 
@@ -63,8 +63,8 @@ def evaluate(
     plots_dir : path
         Receives ``roc/<run>.json``, ``pr/<run>.json``, ``confusion/<run>.csv`` (DVC plot data; each folder
         is replaced as a whole) and ``leaderboard_heatmap.png``, ``ablation.png`` (only when ablation results
-        exist; a stale one is removed otherwise), ``gaf_examples.png`` and ``report.html`` (the report page,
-        :func:`hmspar.report.page.write_report`, built last from the files above).
+        exist; a stale one is removed otherwise), ``gaf_examples.png``. The report page is the ``report``
+        stage's (:func:`hmspar.report.page.write_report`), which reads these files and the rec track's.
     readme_path : path, optional
         When given, the results table is also copied between the README markers
         (:func:`hmspar.report.readme_table.update_readme`). The DVC stage leaves it out.
@@ -122,6 +122,4 @@ def evaluate(
     if readme_path is not None:
         readme_table.update_readme(readme_path, table)
         written["readme"] = Path(readme_path)
-    # Last: the report page reads the files written above (and the recommendation track's, when present).
-    written["report"] = page.write_report(metrics_dir, plots_dir, cfg.report)
     return written

@@ -369,104 +369,6 @@ def _is_number(value: Any) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
 
 
-def rec_rows(path: Path) -> list[dict[str, Any]]:
-    """Rows of ``metrics/rec_leaderboard.json`` (a list, or an object with ``rows``), flattened to scalars."""
-    board = _read_json(path)
-    rows = board.get("rows") if isinstance(board, dict) else board
-    if not isinstance(rows, list) or not all(isinstance(r, dict) for r in rows):
-        raise HmsparError(f"{path}: expected a list of rows (or an object with a 'rows' list)")
-    out = []
-    for row in rows:
-        flat = {}
-        for key, value in row.items():
-            value = _scalar_or_mean(value)
-            if value is None or isinstance(value, (str, int, float, bool)):
-                flat[key] = value
-        out.append(flat)
-    return out
-
-
-def generic_spec(records: list[dict[str, Any]], title: str, cfg: ReportConfig) -> dict[str, Any] | None:
-    """A chart for a long-format list of records: the first string field is the colour, the first two numeric
-    fields are x and y; a line per colour when colours repeat, points otherwise. ``None`` when nothing fits."""
-    if not records or not all(isinstance(r, dict) for r in records):
-        return None
-    first = records[0]
-    strings = [k for k, v in first.items() if isinstance(v, str)]
-    numbers = [k for k, v in first.items() if _is_number(v)]
-    if len(numbers) < 2:
-        return None
-    x, y = numbers[0], numbers[1]
-    color = strings[0] if strings else None
-    repeated = color is not None and len({str(r.get(color)) for r in records}) < len(records)
-    enc: dict[str, Any] = {"x": {"field": x, "type": "quantitative", "scale": {"zero": False}},
-                           "y": {"field": y, "type": "quantitative", "scale": {"zero": False}},
-                           "tooltip": [{"field": k} for k in ([color] if color else []) + [x, y]]}
-    if color:
-        enc["color"] = {"field": color, "type": "nominal"}
-    mark = {"type": "line", "point": True} if repeated else {"type": "point", "filled": True, "size": 60}
-    return {"$schema": _SCHEMA, "title": title, "width": cfg.plot_width, "height": cfg.plot_height,
-            "data": {"values": records}, "mark": mark, "encoding": enc}
-
-
-# --------------------------------------------------------------------------------------------------
-# HTML.
-
-_STYLE = """
-body { font-family: system-ui, -apple-system, "Segoe UI", Roboto, "Liberation Sans", sans-serif; margin: 0;
-       color: #1d2230; background: #fff; }
-header { background: #1d3557; color: #fff; padding: 14px 28px; }
-header h1 { margin: 0 0 4px 0; font-size: 22px; }
-header p { margin: 0; opacity: 0.85; font-size: 13px; }
-nav { padding: 8px 28px; background: #f1f4f8; font-size: 13px; border-bottom: 1px solid #dde3ea; }
-nav a { margin-right: 16px; color: #1d3557; }
-main { padding: 4px 28px 40px 28px; }
-h2 { border-bottom: 2px solid #1d3557; padding-bottom: 3px; margin-top: 28px; }
-h3 { margin: 18px 0 4px 0; }
-p.note { color: #555; font-size: 13px; max-width: 70em; }
-table { border-collapse: collapse; font-size: 12.5px; margin: 6px 0 12px 0; }
-th, td { padding: 3px 9px; border-bottom: 1px solid #e3e7ed; text-align: left; }
-td.num, th.num { text-align: right; font-variant-numeric: tabular-nums; }
-tr.hmspar td { background: #fff7e0; }
-tr.best td:first-child { font-weight: bold; }
-.yes { color: #1f7a3a; font-weight: bold; } .no { color: #b23a48; }
-.charts { display: flex; flex-wrap: wrap; gap: 14px; align-items: flex-start; }
-.plot { min-width: 120px; min-height: 60px; }
-.plot-error { color: #b00020; font-size: 12px; white-space: pre-wrap; }
-details { margin: 4px 0; } summary { cursor: pointer; font-weight: 600; }
-section.run { border-top: 1px solid #e3e7ed; padding-top: 4px; }
-img.figure { max-width: 100%; border: 1px solid #e3e7ed; }
-"""
-
-# Draws every <div class="plot" data-spec="id"> with vega-embed (SVG renderer); failures are written into the div.
-_DRAW_JS = """
-(function () {
-  var specs = JSON.parse(document.getElementById("hmspar-specs").textContent);
-  var divs = Array.prototype.slice.call(document.querySelectorAll("div.plot[data-spec]"));
-  var done = 0, failed = 0;
-  function finish() {
-    if (done + failed === divs.length) {
-      document.body.setAttribute("data-plots-drawn", String(done));
-      document.body.setAttribute("data-plots-failed", String(failed));
-    }
-  }
-  divs.forEach(function (div) {
-    vegaEmbed(div, specs[div.getAttribute("data-spec")], {renderer: "svg", actions: false})
-      .then(function () { div.setAttribute("data-drawn", "svg"); done += 1; finish(); })
-      .catch(function (err) {
-        failed += 1;
-        var p = document.createElement("p");
-        p.className = "plot-error";
-        p.textContent = "plot failed: " + err;
-        div.appendChild(p);
-        finish();
-      });
-  });
-  finish();
-})();
-"""
-
-
 def _fmt(value: Any, digits: int = 3) -> str:
     if value is None or (isinstance(value, float) and not math.isfinite(value)):
         return "–"
@@ -636,58 +538,123 @@ def _image_tag(path: Path, width: int) -> str:
             f'src="data:{mime};base64,{data}"><figcaption class="note">{html.escape(path.name)}</figcaption></figure>')
 
 
-def _rec_section(page: _Page, metrics_dir: Path, plots_dir: Path, cfg: ReportConfig) -> bool:
-    board = metrics_dir / "rec_leaderboard.json"
-    if not board.exists():
+_STYLE = """
+body { font-family: system-ui, -apple-system, "Segoe UI", Roboto, "Liberation Sans", sans-serif; margin: 0;
+       color: #1d2230; background: #fff; }
+header { background: #1d3557; color: #fff; padding: 14px 28px; }
+header h1 { margin: 0 0 4px 0; font-size: 22px; }
+header p { margin: 0; opacity: 0.85; font-size: 13px; }
+nav { padding: 8px 28px; background: #f1f4f8; font-size: 13px; border-bottom: 1px solid #dde3ea; }
+nav a { margin-right: 16px; color: #1d3557; }
+main { padding: 4px 28px 40px 28px; }
+h2 { border-bottom: 2px solid #1d3557; padding-bottom: 3px; margin-top: 28px; }
+h3 { margin: 18px 0 4px 0; }
+p.note { color: #555; font-size: 13px; max-width: 70em; }
+table { border-collapse: collapse; font-size: 12.5px; margin: 6px 0 12px 0; }
+th, td { padding: 3px 9px; border-bottom: 1px solid #e3e7ed; text-align: left; }
+td.num, th.num { text-align: right; font-variant-numeric: tabular-nums; }
+tr.hmspar td { background: #fff7e0; }
+tr.best td:first-child { font-weight: bold; }
+.yes { color: #1f7a3a; font-weight: bold; } .no { color: #b23a48; }
+.charts { display: flex; flex-wrap: wrap; gap: 14px; align-items: flex-start; }
+.plot { min-width: 120px; min-height: 60px; }
+.plot-error { color: #b00020; font-size: 12px; white-space: pre-wrap; }
+details { margin: 4px 0; } summary { cursor: pointer; font-weight: 600; }
+section.run { border-top: 1px solid #e3e7ed; padding-top: 4px; }
+img.figure { max-width: 100%; border: 1px solid #e3e7ed; }
+"""
+
+# Draws every <div class="plot" data-spec="id"> with vega-embed (SVG renderer); failures are written into the div.
+_DRAW_JS = """
+(function () {
+  var specs = JSON.parse(document.getElementById("hmspar-specs").textContent);
+  var divs = Array.prototype.slice.call(document.querySelectorAll("div.plot[data-spec]"));
+  var done = 0, failed = 0;
+  function finish() {
+    if (done + failed === divs.length) {
+      document.body.setAttribute("data-plots-drawn", String(done));
+      document.body.setAttribute("data-plots-failed", String(failed));
+    }
+  }
+  divs.forEach(function (div) {
+    vegaEmbed(div, specs[div.getAttribute("data-spec")], {renderer: "svg", actions: false})
+      .then(function () { div.setAttribute("data-drawn", "svg"); done += 1; finish(); })
+      .catch(function (err) {
+        failed += 1;
+        var p = document.createElement("p");
+        p.className = "plot-error";
+        p.textContent = "plot failed: " + err;
+        div.appendChild(p);
+        finish();
+      });
+  });
+  finish();
+})();
+"""
+
+
+
+#: Full-ranking and beyond-accuracy columns of the rec table, in display order.
+_REC_FULL = ("hr@10", "ndcg@10", "hr@20", "ndcg@20", "mrr@10")
+_REC_SAMPLED = ("hr@10", "ndcg@10")
+
+
+def _rec_section(page: _Page, rec_board: Path | None, rec_plots: Path | None, cfg: ReportConfig) -> bool:
+    """The recommendation track: per dataset, the full-ranking table (mean ± std over seeds), the sampled-100
+    columns (labelled as such), the bootstrap against the best classic peer, and the rec PNG figures."""
+    if rec_board is None or not rec_board.exists():
         return False
-    rows = rec_rows(board)
+    board = _read_json(rec_board)
+    if not isinstance(board, dict) or not all(isinstance(e, dict) and isinstance(e.get("models"), dict)
+                                              for e in board.values()):
+        raise HmsparError(f"{rec_board}: expected {{dataset: {{models: {{model: ...}}}}}} as rec_evaluate writes it")
     page.add('<h2 id="rec">Recommendation track</h2>')
-    page.add('<p class="note">From <code>metrics/rec_leaderboard.json</code> and <code>plots/rec_*</code>.</p>')
-    if rows:
-        columns: list[str] = []
-        for row in rows:
-            columns += [k for k in row if k not in columns]
-        numeric = [c for c in columns if any(_is_number(r.get(c)) for r in rows)]
-        page.add(_table([(html.escape(c), c in numeric) for c in columns],
-                        [([_fmt(r.get(c), 4) for c in columns], "") for r in rows]))
-        label = next((c for c in ("model", "name") if c in columns), None)
-        metric_cols = [c for c in numeric if c not in ("seed", "seeds", "n_seeds", "n_users", "n_items", "k")]
-        if label and metric_cols:
-            facet = "dataset" if "dataset" in columns else None
-            values = [{"model": str(r.get(label)), "metric": c, "value": r[c],
-                       **({"dataset": str(r.get(facet))} if facet else {})}
-                      for r in rows for c in metric_cols if _is_number(r.get(c))]
-            spec = {"$schema": _SCHEMA, "title": "Recommendation leaderboard", "data": {"values": values},
-                    "width": {"step": 14}, "height": cfg.plot_height, "mark": "bar",
-                    "encoding": {"x": {"field": "metric", "type": "nominal", "title": None},
-                                 "xOffset": {"field": "model", "type": "nominal"},
-                                 "y": {"field": "value", "type": "quantitative"},
-                                 "color": {"field": "model", "type": "nominal"},
-                                 "tooltip": [{"field": "model"}, {"field": "metric"},
-                                             {"field": "value", "format": ".4f"}]}}
-            if facet:
-                spec["encoding"]["row"] = {"field": facet, "type": "nominal"}
-            page.add('<div class="charts">' + page.plot(spec, "rec leaderboard") + "</div>")
-    charts, images = [], []
-    for path in sorted(plots_dir.glob("rec_*")):
-        files = sorted(path.iterdir()) if path.is_dir() else [path]
-        for f in files:
-            if f.suffix in (".png", ".svg"):
-                images.append(_image_tag(f, cfg.figure_width))
-            elif f.suffix == ".json":
-                data = _read_json(f)
-                name = f"{path.name}/{f.stem}" if path.is_dir() else f.stem
-                spec = generic_spec(data if isinstance(data, list) else [], name, cfg)
-                if spec is not None:
-                    charts.append(page.plot(spec, name))
-    if charts:
-        page.add('<div class="charts">' + "".join(charts) + "</div>")
-    page.add("".join(images))
+    page.add(f'<p class="note">From <code>{html.escape(rec_board.as_posix())}</code>: full ranking against the '
+             "whole catalogue (mean ± std over seeds); the sampled columns rank the target among sampled "
+             "negatives only and are shown to make their inflation visible.</p>")
+    values = []
+    for ds, entry in board.items():
+        page.add(f"<h3>{html.escape(str(ds))}</h3>")
+        header = ([("model", False)] + [(html.escape(k), True) for k in _REC_FULL]
+                  + [(html.escape(f"sampled {k}"), True) for k in _REC_SAMPLED])
+        body = []
+        for model, e in entry["models"].items():
+            full, sampled = e.get("full") or {}, e.get("sampled") or {}
+            cells = [html.escape(str(model))]
+            for k in _REC_FULL:
+                cell = full.get(k)
+                mean = _scalar_or_mean(cell)
+                std = cell.get("std") if isinstance(cell, dict) else None
+                cells.append(_fmt(mean, 4) + (f" ± {std:.4f}" if _is_number(std) else ""))
+                if k == "ndcg@10" and _is_number(mean):
+                    values.append({"dataset": str(ds), "model": str(model), "value": mean})
+            cells += [_fmt(_scalar_or_mean(sampled.get(k)), 4) for k in _REC_SAMPLED]
+            body.append((cells, ""))
+        page.add(_table(header, body))
+        comparisons = entry.get("comparisons") or {}
+        if comparisons:
+            page.add(f'<p class="note">Paired bootstrap over users, test NDCG@10 minus the best classic peer '
+                     f'(<code>{html.escape(str(entry.get("best_reference")))}</code>, picked on validation):</p>')
+            page.add(_table([("model", False), ("difference", True), ("95% CI", True), ("p (one-sided)", True)],
+                            [([html.escape(str(m)), _fmt(c.get("difference"), 4),
+                               f"[{_fmt(c.get('ci_low'), 4)}, {_fmt(c.get('ci_high'), 4)}]",
+                               _fmt(c.get("p_value_one_sided"), 3)], "") for m, c in comparisons.items()]))
+    if values:
+        spec = {"$schema": _SCHEMA, "title": "Test NDCG@10 (full ranking)", "data": {"values": values},
+                "height": {"step": 14}, "width": cfg.plot_width, "mark": "bar",
+                "encoding": {"y": {"field": "model", "type": "nominal", "sort": "-x", "title": None},
+                             "x": {"field": "value", "type": "quantitative", "title": "NDCG@10"},
+                             "row": {"field": "dataset", "type": "nominal"},
+                             "tooltip": [{"field": "model"}, {"field": "value", "format": ".4f"}]}}
+        page.add('<div class="charts">' + page.plot(spec, "rec leaderboard") + "</div>")
+    if rec_plots is not None and rec_plots.is_dir():
+        page.add("".join(_image_tag(f, cfg.figure_width) for f in sorted(rec_plots.glob("*.png"))))
     return True
 
 
 def build_report(metrics_dir: str | os.PathLike, plots_dir: str | os.PathLike,
-                 cfg: ReportConfig | None = None) -> str:
+                 cfg: ReportConfig | None = None, rec_board: str | os.PathLike | None = None,
+                 rec_plots: str | os.PathLike | None = None) -> str:
     """The report page as one HTML string (see the module docstring for what it reads).
 
     Parameters
@@ -698,6 +665,10 @@ def build_report(metrics_dir: str | os.PathLike, plots_dir: str | os.PathLike,
         evaluate's ``plots/`` folder.
     cfg : ReportConfig, optional
         ``evaluate.report`` (defaults when omitted).
+    rec_board, rec_plots : path, optional
+        The recommendation track's ``metrics/rec_leaderboard.json`` and ``plots_rec/`` (the section is left
+        out when ``rec_board`` is None or absent). Only files passed in are read: the ``report`` stage
+        declares each of them as a dependency.
 
     Returns
     -------
@@ -731,7 +702,8 @@ def build_report(metrics_dir: str | os.PathLike, plots_dir: str | os.PathLike,
     else:
         page.add('<div class="charts">' + page.plot(ablation, "ablation") + "</div>")
     _runs_section(page, rows, models, plots_dir, cfg)
-    has_rec = _rec_section(page, metrics_dir, plots_dir, cfg)
+    has_rec = _rec_section(page, None if rec_board is None else Path(rec_board),
+                           None if rec_plots is None else Path(rec_plots), cfg)
     figures = [plots_dir / name for name in cfg.figures if (plots_dir / name).is_file()]
     if figures:
         page.add('<h2 id="figures">Figures</h2>')
@@ -748,7 +720,7 @@ def build_report(metrics_dir: str | os.PathLike, plots_dir: str | os.PathLike,
         "<title>HMSPAR lab report</title>\n"
         f"<style>{_STYLE}</style>\n{vega.inline_scripts()}\n</head>\n<body>\n"
         "<header><h1>HMSPAR lab report</h1>"
-        f"<p>{len(runs)} runs, {len(models)} models; written by the evaluate stage from <code>metrics/</code> "
+        f"<p>{len(runs)} runs, {len(models)} models; written by the report stage from <code>metrics/</code> "
         f"and <code>plots/</code>; every chart is drawn offline.{html.escape(provenance)}</p></header>\n"
         "<nav>" + "".join(f'<a href="#{a}">{label}</a>' for a, label in nav) + "</nav>\n"
         "<main>\n" + "\n".join(page.blocks) + "\n</main>\n"
@@ -758,9 +730,11 @@ def build_report(metrics_dir: str | os.PathLike, plots_dir: str | os.PathLike,
 
 
 def write_report(metrics_dir: str | os.PathLike, plots_dir: str | os.PathLike, cfg: ReportConfig | None = None,
-                 path: str | os.PathLike | None = None) -> Path:
-    """Build the page (:func:`build_report`) and write it atomically to ``path`` (default ``plots/report.html``)."""
-    text = build_report(metrics_dir, plots_dir, cfg)
+                 path: str | os.PathLike | None = None, rec_board: str | os.PathLike | None = None,
+                 rec_plots: str | os.PathLike | None = None) -> Path:
+    """Build the page (:func:`build_report`) and write it atomically to ``path`` (default
+    ``<plots_dir>/report.html``; the ``report`` stage writes ``report/index.html``)."""
+    text = build_report(metrics_dir, plots_dir, cfg, rec_board, rec_plots)
     path = Path(path) if path is not None else Path(plots_dir) / "report.html"
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
@@ -774,20 +748,22 @@ def write_report(metrics_dir: str | os.PathLike, plots_dir: str | os.PathLike, c
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Rebuild ``plots/report.html`` from existing ``metrics/`` and ``plots/`` folders (settings from params)."""
+    """Rebuild ``report/index.html`` from existing ``metrics/``, ``plots/`` and ``plots_rec/`` (settings from params)."""
     from hmspar.config import build
     from hmspar.params import load_params
 
     parser = argparse.ArgumentParser(prog="python -m hmspar.report.page", description=main.__doc__)
     parser.add_argument("--metrics", type=Path, default=Path("metrics"))
     parser.add_argument("--plots", type=Path, default=Path("plots"))
-    parser.add_argument("--out", type=Path, default=None, help="default: <plots>/report.html")
+    parser.add_argument("--out", type=Path, default=Path("report/index.html"))
+    parser.add_argument("--rec-board", type=Path, default=Path("metrics/rec_leaderboard.json"))
+    parser.add_argument("--rec-plots", type=Path, default=Path("plots_rec"))
     parser.add_argument("--params", type=Path, default=Path("params.yaml"))
     args = parser.parse_args(argv)
     try:
         section = (load_params(args.params).get("evaluate") or {}) if args.params.exists() else {}
         cfg = build(ReportConfig, section.get("report"), "evaluate.report")
-        path = write_report(args.metrics, args.plots, cfg, args.out)
+        path = write_report(args.metrics, args.plots, cfg, args.out, args.rec_board, args.rec_plots)
     except HmsparError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
