@@ -30,7 +30,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "benchmarks" / "results"
 #: Stage outputs a fresh clone does not have (left out of the copy).
-OUTPUT_DIRS = ("data/", "results/", "dvclive/", "metrics/", "plots/", "models/", "timings/")
+OUTPUT_DIRS = ("data/", "results/", "dvclive/", "metrics/", "plots/", "models/", "timings/", "bench_timings/")
 
 
 def _env() -> dict[str, str]:
@@ -73,7 +73,7 @@ def make_clone(dest: Path, params: Path) -> Path:
         raise RuntimeError("dvc.yaml: no `cmd: python -m stages.` command to wrap")
     dvc_yaml.write_text(text)
     with open(dest / ".gitignore", "a", encoding="utf-8") as f:
-        f.write("/timings/\n")
+        f.write("/bench_timings/\n")
     for cmd in (["git", "init", "-q"], ["git", "add", "-A"], ["git", "commit", "-q", "-m", "bench_repro clone"]):
         _run(cmd, dest)
     return dest
@@ -92,7 +92,7 @@ def bench(params: Path, keep: Path | None = None) -> dict:
             total = _run(["dvc", "repro"], clone, log=log)
         noop = _run(["dvc", "repro"], clone)
         load_after = os.getloadavg()
-        stages = [json.loads(p.read_text()) for p in (clone / "timings").glob("*.json")]
+        stages = [json.loads(p.read_text()) for p in (clone / "bench_timings").glob("*.json")]
     finally:
         if keep is None:
             shutil.rmtree(tmp, ignore_errors=True)
