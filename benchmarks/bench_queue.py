@@ -10,7 +10,8 @@ each from ``dvc queue start`` until ``dvc queue status`` shows no queued or runn
 trials are made long enough to measure (``--epochs``, small batches); the thread setting is the
 default ``auto``, so in the ``-j 2`` case every trial should see two live queue workers and use
 ``cpus // 2`` threads. Each trial's train stage also records its wall time, CPU time and
-the number of jobs side by side :mod:`hmspar.threads` saw, through :mod:`benchmarks.stage_timer`. Result: ``benchmarks/results/queue.json``; the issue's target is
+the number of jobs side by side :mod:`hmspar.threads` saw, through :mod:`benchmarks.stage_timer`.
+``--num-threads 0`` runs the same trials with torch's default threads (no policy), for comparison. Result: ``benchmarks/results/queue.json``; the issue's target is
 ``-j 2`` in at most 1.2x the ``-j 1`` time. Timings depend on the machine's load: quote them with it.
 """
 
@@ -35,11 +36,11 @@ def _status(clone: Path) -> str:
     return subprocess.run(["dvc", "queue", "status"], cwd=clone, env=_env(), capture_output=True, text=True).stdout
 
 
-def _trials(clone: Path, lrs: list[str], jobs: int, epochs: int, timeout: float) -> float:
+def _trials(clone: Path, lrs: list[str], jobs: int, epochs: int, timeout: float, num_threads: str) -> float:
     for lr in lrs:
         _run(["dvc", "exp", "run", "--queue", "-n", f"j{jobs}-lr{lr.replace('.', 'p')}", "--single-item", TARGET,
               "-S", f"train.lr={lr}", "-S", f"train.epochs={epochs}", "-S", f"train.patience={epochs}",
-              "-S", "train.batch_size=16"], clone)
+              "-S", "train.batch_size=16", "-S", f"train.num_threads={num_threads}"], clone)
     t0 = time.perf_counter()
     _run(["dvc", "queue", "start", "-j", str(jobs)], clone)
     try:
@@ -62,8 +63,12 @@ def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--epochs", type=int, default=15)
     ap.add_argument("--timeout", type=float, default=900)
+    ap.add_argument("--num-threads", default="auto", help="train.num_threads of the trials (0: torch's default, "
+                    "i.e. no policy; the output file gets a _threads<N> suffix)")
     ap.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "queue.json")
     args = ap.parse_args(argv)
+    if args.num_threads != "auto" and args.out.name == "queue.json":
+        args.out = args.out.with_name(f"queue_threads{args.num_threads}.json")
     tmp = Path(tempfile.mkdtemp(prefix="hmspar-queue-"))
     try:
         clone = make_clone(tmp, ROOT / "tests" / "params_tiny.yaml")
@@ -71,14 +76,15 @@ def main(argv: list[str] | None = None) -> None:
         _run(["git", "add", "-A"], clone)
         _run(["git", "commit", "-q", "-m", "reproduced"], clone)
         load = os.getloadavg()
-        sequential = _trials(clone, ["0.001", "0.003"], 1, args.epochs, args.timeout)
-        parallel = _trials(clone, ["0.002", "0.004"], 2, args.epochs, args.timeout)
+        sequential = _trials(clone, ["0.001", "0.003"], 1, args.epochs, args.timeout, args.num_threads)
+        parallel = _trials(clone, ["0.002", "0.004"], 2, args.epochs, args.timeout, args.num_threads)
         trials = [json.loads(p.read_text()) | {"file": p.stem} for p in sorted((clone / "bench_timings").glob("*__*.json"))]
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     from hmspar.threads import available_cpus
 
-    record = {"target": TARGET, "epochs": args.epochs, "cpus": available_cpus(), "load_avg_before": load,
+    record = {"target": TARGET, "epochs": args.epochs, "num_threads": args.num_threads, "cpus": available_cpus(),
+              "load_avg_before": load,
               "load_avg_after": os.getloadavg(), "two_trials_j1_s": round(sequential, 2),
               "two_trials_j2_s": round(parallel, 2), "ratio_j2_over_j1": round(parallel / sequential, 3),
               "trials": trials}

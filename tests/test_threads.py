@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 
@@ -41,6 +42,8 @@ def test_integers_are_used_as_given_whatever_the_environment():
 
 def test_default_cpu_count_is_the_affinity_mask():
     assert threads.available_cpus() == len(os.sched_getaffinity(0))
+    if shutil.which("taskset") is None:
+        pytest.skip("taskset (util-linux) is not installed")
     script = "from hmspar import threads; print(threads.available_cpus(), threads.resolve('auto', 'k'))"
     env = {**os.environ, "HMSPAR_PARALLEL_JOBS": "1"}
     out = subprocess.run(["taskset", "-c", "0", sys.executable, "-c", script], env=env,
