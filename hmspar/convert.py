@@ -2,7 +2,13 @@
 
 Reads ``data/raw/<dataset>/`` and writes ``data/features/<dataset>/`` in the layout documented in
 :mod:`hmspar.data.loader`. Everything here is stateless per entity (log transform, activity mask,
-ISA-GAF, sentence embedding, one-hot encoding); whatever is *fitted* (standardisation) is fitted later by
+ISA-GAF, sentence embedding, one-hot encoding);
+
+How the series are read follows the raw dataset's ``values`` declaration: ``nonnegative`` activity is
+stored as ``log1p(max(x, 0))`` with the mask "active" (``x > 0``); ``signed`` measurements are stored as
+they are (NaN -> 0) with the mask "observed" (not NaN), and ISA-GAF runs in its signed mode. Only the
+modalities the raw dataset declares are computed: without ``text`` no sentence encoder is loaded and
+``text.npy`` has zero columns, like ``static.npy`` for a dataset without static attributes. whatever is *fitted* (standardisation) is fitted later by
 the loader on the training split of each task. Large arrays are written chunk by chunk into ``.npy``
 memory maps, so memory stays bounded as the entity count grows.
 """
@@ -93,6 +99,8 @@ def convert_dataset(raw_dir: str | Path, out_dir: str | Path, cfg: Any, text_cfg
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     n, c, t = raw.series.shape
+    signed = raw.values == "signed"
+    modalities = raw.declared_modalities
     own_images = raw.images is not None
     if own_images:  # pictures shipped with the dataset replace ISA-GAF
         k, s = raw.images.shape[1], raw.images.shape[2]
@@ -109,18 +117,27 @@ def convert_dataset(raw_dir: str | Path, out_dir: str | Path, cfg: Any, text_cfg
     for a, b in _chunks(n):
         block = np.asarray(raw.series[a:b], dtype=np.float32)  # (b-a, C, T)
         observed = np.nan_to_num(block, nan=0.0)
-        series_out.write(np.log1p(np.maximum(observed, 0.0)))
-        mask_out.write((observed > 0).astype(np.float32))
-        image_out.write(raw.images[a:b] if own_images else isa_gaf(block, s))
+        if signed:  # real values as they are; the mask says which steps were observed
+            series_out.write(observed)
+            mask_out.write(np.isfinite(block).astype(np.float32))
+        else:  # non-negative activity: log1p, the mask says which steps were active
+            series_out.write(np.log1p(np.maximum(observed, 0.0)))
+            mask_out.write((observed > 0).astype(np.float32))
+        image_out.write(raw.images[a:b] if own_images else isa_gaf(block, s, signed=signed))
         bar.update(b - a)
     bar.close()
     for arr in (series_out, mask_out, image_out):
         arr.close()
 
-    # Embed each distinct description once and write the (N, D) rows chunk by chunk.
-    encoder = TextEncoder(model_path=text_cfg.model_path, batch_size=text_cfg.batch_size)
-    distinct, inverse = np.unique(np.asarray(raw.text, dtype=object), return_inverse=True)
-    embedded = encoder.encode(distinct.tolist(), progress=progress)  # (U, D), same order as ``distinct``
+    # Embed each distinct description once and write the (N, D) rows chunk by chunk; a dataset without
+    # text gets an (N, 0) matrix and no encoder is loaded.
+    if "text" in modalities:
+        encoder = TextEncoder(model_path=text_cfg.model_path, batch_size=text_cfg.batch_size)
+        distinct, inverse = np.unique(np.asarray(raw.text, dtype=object), return_inverse=True)
+        embedded = encoder.encode(distinct.tolist(), progress=progress)  # (U, D), same order as ``distinct``
+    else:
+        distinct, inverse = np.zeros(0, dtype=object), np.zeros(n, dtype=np.int64)
+        embedded = np.zeros((1, 0), dtype=np.float32)
     text_out = _NpyWriter(out_dir / "text.npy", (n, embedded.shape[1]))
     for a, b in _chunks(n):
         text_out.write(embedded[inverse[a:b]])
@@ -136,7 +153,8 @@ def convert_dataset(raw_dir: str | Path, out_dir: str | Path, cfg: Any, text_cfg
     splits = {}
     temporal = raw.extra_meta.get("split") == "temporal"  # e.g. trend: earliest windows train, gap = horizon
     for i, (task, y) in enumerate(sorted(raw.labels.items())):
-        if raw.extra_meta.get("split") == "predefined":  # an imported table with the user's own split
+        if raw.extra_meta.get("split") == "predefined":  # an imported table with the user's own split (codes
+            # 0 train, 1 validation, 2 test; without validation rows the training code selects by k-fold)
             splits[task] = np.asarray(raw.extra_meta["split_codes"], dtype=np.int8)
             continue
         if temporal:
@@ -159,7 +177,10 @@ def convert_dataset(raw_dir: str | Path, out_dir: str | Path, cfg: Any, text_cfg
         "image_size": s,
         "image_source": "dataset" if own_images else "isa_gaf",
         "image_channels": (None if own_images else
-                           [f"{ch}:{kind}" for ch in raw.channels for kind in ("trend", "sparsity")]),
+                           [f"{ch}:{kind}" for ch in raw.channels
+                            for kind in (("trend", "trend_gadf") if signed else ("trend", "sparsity"))]),
+        "values": raw.values,
+        "modalities": modalities,
         "n_classes": {task: int(np.max(y)) + 1 for task, y in raw.labels.items()},
         "tasks": sorted(raw.labels),
         "label_definitions": raw.label_definitions,

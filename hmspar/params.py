@@ -9,7 +9,8 @@ import yaml
 
 from hmspar.errors import HmsparError
 
-TOP_LEVEL_KEYS = ("datasets", "imports", "text", "runs", "hmspar_runs", "seeds", "model", "train", "baselines", "baseline_models", "ablation", "evaluate")
+TOP_LEVEL_KEYS = ("datasets", "imports", "text", "runs", "hmspar_runs", "seeds", "selection", "model", "train",
+                  "baselines", "baseline_models", "ablation", "evaluate")
 
 
 def load_params(path: str | Path = "params.yaml") -> dict[str, Any]:

@@ -2,9 +2,11 @@
 ``seed<k>/{predictions.csv, metrics.json, model.pkl}`` under an output directory replaced atomically.
 
 Used by both the ``train`` (HMSPAR) and ``baseline`` stages, so every model is fitted on the same split,
-its threshold chosen on validation the same way, and its test metrics computed by the same code.
-The model sees the training and validation splits in ``fit`` (validation for early stopping only) and the
-test split only in ``predict_proba``.
+its budget and threshold selected the same way (:mod:`hmspar.training.selection`: on validation, or by
+k-fold inside the training rows for small runs and splits without validation), and its test metrics
+computed by the same code. The model sees the training and validation splits in ``fit`` (validation for
+early stopping only) and the test split only in ``predict_proba``. Modalities the dataset does not have
+(``meta.json: modalities``) are dropped from the model's inputs before it is built.
 
 Memory: models with ``lazy_inputs = True`` (every torch model) get the loader's lazily read views and
 hold one batch at a time; any other model (the tabular baselines) gets the splits materialised as numpy
@@ -77,6 +79,8 @@ def _predictions_frame(parts: list[tuple[str, Any, np.ndarray]], classes: np.nda
 
     frames = []
     for split, data, proba in parts:
+        if len(data) == 0:
+            continue
         frame = {"id": np.asarray(data.ids).astype(str), "split": split, "y_true": np.asarray(data.y)}
         if classes.size == 2:
             frame["prob"] = proba[:, 1]
@@ -90,7 +94,8 @@ def _predictions_frame(parts: list[tuple[str, Any, np.ndarray]], classes: np.nda
 def run_model(model_name: str, model_section: dict[str, Any] | None, where: str, features_dir: Path,
               run_name: str, run_spec: dict[str, Any], seeds: list[int], out_dir: Path,
               live_dir: Path | None = None, progress: bool = True,
-              model_label: str | None = None, timings_path: Path | None = None) -> list[dict[str, Any]]:
+              model_label: str | None = None, timings_path: Path | None = None,
+              selection: dict[str, Any] | None = None) -> list[dict[str, Any]]:
     """Fit ``model_name`` once per seed on the run's train split and evaluate it on validation and test.
 
     Parameters
@@ -123,16 +128,20 @@ def run_model(model_name: str, model_section: dict[str, Any] | None, where: str,
         Where to write ``{"seed<k>": {"fit_seconds", "predict_seconds"}}`` (a file the stage declares
         ``cache: false``). Timings never go into ``out_dir``: cached outputs hold the same bytes for the
         same params on any machine.
+    selection : dict, optional
+        The ``params.yaml: selection`` section (:class:`hmspar.training.selection.SelectionConfig`).
 
     Returns
     -------
     list of dict
         The ``metrics.json`` content of each seed, plus its ``fit_seconds`` and ``predict_seconds``.
     """
-    from hmspar.data.loader import load_task
+    from hmspar.config import build
+    from hmspar.data.loader import available_modalities, load_task, read_meta
     from hmspar.models.registry import make_model
     from hmspar.training import distributed
-    from hmspar.training.metrics import binary_metrics, choose_threshold, json_safe, multiclass_metrics
+    from hmspar.training.metrics import binary_metrics, json_safe, multiclass_metrics
+    from hmspar.training.selection import SelectionConfig, fit_with_selection
 
     dataset, task, group = _check_run_spec(run_name, run_spec)
     if not seeds:
@@ -140,6 +149,8 @@ def run_model(model_name: str, model_section: dict[str, Any] | None, where: str,
     if len(set(seeds)) != len(seeds):
         raise HmsparError(f"seeds: duplicates in {list(seeds)}")
     features_dir, out_dir = Path(features_dir), Path(out_dir)
+    select_cfg = build(SelectionConfig, selection, "selection")
+    available = available_modalities(read_meta(features_dir))
     main = distributed.is_main()
     progress = progress and main
     data = None
@@ -147,27 +158,36 @@ def run_model(model_name: str, model_section: dict[str, Any] | None, where: str,
     timings: dict[str, dict[str, float]] = {}
     with (atomic_dir(out_dir) if main else _scratch_dir()) as tmp:
         for seed in seeds:
-            model = make_model(model_name, model_section, int(seed), where)
+            def make(seed: int = int(seed)) -> Any:
+                return make_model(model_name, model_section, seed, where).restricted_to(available)
+
+            model = make()
             if data is None:
                 data = load_task(features_dir, task, group, modalities=model.uses, lazy=True)
                 if not getattr(model, "lazy_inputs", False):
                     data = {name: part.materialise() for name, part in data.items()}
             train, val, test = data["train"], data["val"], data["test"]
             live = None
-            if _is_torch_model(model):
-                model.progress = progress
-                if live_dir is not None and main:
-                    live, model.callback = _live_callback(Path(live_dir) / f"seed{seed}")
+
+            def attach(final: Any, seed: int = int(seed)) -> None:  # progress and curves for the final fit only
+                nonlocal live
+                if _is_torch_model(final):
+                    final.progress = progress
+                    if live_dir is not None and main:
+                        live, final.callback = _live_callback(Path(live_dir) / f"seed{seed}")
+
             try:
                 t0 = time.perf_counter()
-                model.fit(train.X, train.y, val.X, val.y)
+                chosen = fit_with_selection(make, train, val, select_cfg, int(seed), on_final=attach)
                 fit_seconds = time.perf_counter() - t0
             finally:
                 if live is not None:
                     live.end()
-                    model.callback = None
+            model = chosen.model
+            if _is_torch_model(model):
+                model.callback = None
             t0 = time.perf_counter()
-            p_val = _check_proba(model.predict_proba(val.X), len(val), model_name)
+            p_val = _check_proba(model.predict_proba(val.X), len(val), model_name) if len(val) else None
             p_test = _check_proba(model.predict_proba(test.X), len(test), model_name)
             predict_seconds = time.perf_counter() - t0
             classes = np.asarray(model.classes_)
@@ -176,28 +196,44 @@ def run_model(model_name: str, model_section: dict[str, Any] | None, where: str,
                 "seed": int(seed), "inputs": list(model.uses),
                 "n_train": len(train), "n_val": len(val), "n_test": len(test),
                 "best_epoch": getattr(model, "best_epoch_", None),
+                "selection": chosen.record(),
             }
+            if getattr(model, "best_step_", None) is not None:
+                metrics["best_step"] = model.best_step_
+            if getattr(model, "diagnostics_", None):  # e.g. HMSPAR's fusion gate weights
+                metrics["diagnostics"] = model.diagnostics_
+            # "val" metrics: on the validation split, or on the out-of-fold predictions of the k-fold regime.
+            if chosen.regime == "kfold" and chosen.oof is not None:
+                sel_y, sel_p = np.searchsorted(classes, train.y), chosen.oof
+            elif p_val is not None:
+                sel_y, sel_p = np.searchsorted(classes, val.y), p_val
+            else:
+                sel_y = sel_p = None
             if classes.size == 2:
-                y_val = (val.y == classes[1]).astype(np.int64)
                 y_test = (test.y == classes[1]).astype(np.int64)
-                threshold = choose_threshold(y_val, p_val[:, 1])
+                threshold = chosen.threshold
                 metrics.update({
                     "threshold": threshold,
+                    "threshold_source": chosen.threshold_source,
                     "test": binary_metrics(y_test, p_test[:, 1], threshold),
                     "test_at_0.5": binary_metrics(y_test, p_test[:, 1], 0.5),
-                    "val": binary_metrics(y_val, p_val[:, 1], threshold),
+                    "val": binary_metrics(sel_y, sel_p[:, 1], threshold) if sel_y is not None else None,
                 })
             else:
                 metrics.update({
                     "threshold": None,
+                    "threshold_source": None,
                     "test": multiclass_metrics(np.searchsorted(classes, test.y), p_test),
                     "test_at_0.5": None,
-                    "val": multiclass_metrics(np.searchsorted(classes, val.y), p_val),
+                    "val": multiclass_metrics(sel_y, sel_p) if sel_y is not None else None,
                 })
             metrics = json_safe(metrics)
             seed_dir = tmp / f"seed{seed}"
             seed_dir.mkdir()
-            _predictions_frame([("val", val, p_val), ("test", test, p_test)], classes).to_csv(
+            parts = [("val", val, p_val), ("test", test, p_test)]
+            if chosen.oof is not None:  # out-of-fold predictions of the training rows (k-fold selection)
+                parts.insert(0, ("oof", train, chosen.oof))
+            _predictions_frame(parts, classes).to_csv(
                 seed_dir / "predictions.csv", index=False, float_format="%.8g")
             write_json(seed_dir / "metrics.json", metrics)
             model.save(seed_dir / "model.pkl")

@@ -14,8 +14,9 @@ from sklearn.metrics import roc_auc_score
 
 from hmspar.data.generators import GENERATORS, dataset_config
 
-# The trend simulator (windows over a daily stream, derived entity count) has its own tests in test_trend.py.
-SIMULATORS = tuple(g for g in GENERATORS if g != "trend")
+# The trend simulator (windows over a daily stream, derived entity count) has its own tests in test_trend.py,
+# the shapes simulator (signed, multi-class, no text) in test_shapes.py.
+SIMULATORS = tuple(g for g in GENERATORS if g not in ("trend", "shapes"))
 from hmspar.data.schema import RawDataset
 from hmspar.errors import HmsparError
 

@@ -74,7 +74,7 @@ def test_config_defaults_and_inputs_alias():
     ({"fusion": {"n_expert": 2}}, r"model\.fusion\.n_expert: unknown key"),
     ({"modalities": ["series", "audio"]}, r"model: modalities: unknown modality 'audio'"),
     ({"modalities": []}, r"model: modalities: list at least one"),
-    ({"series": {"pooling": "max"}}, r"model\.series\.pooling: expected one of"),
+    ({"series": {"pooling": "sum"}}, r"model\.series\.pooling: expected one of"),
     ({"image": {"small_input": "yes"}}, r"model\.image\.small_input"),
     ({"image": {"pretrained_path": "x.pth", "width": 16}}, r"model\.image: width: must be 64"),
     ({"fusion": {"n_shared": 0, "n_specific": 0}}, r"model\.fusion: n_shared"),
@@ -266,3 +266,49 @@ def test_save_load_round_trip(fitted, tmp_path):
     model.save(tmp_path / "model.pkl")
     loaded = HMSPAR.load(tmp_path / "model.pkl")
     np.testing.assert_array_equal(loaded.predict_proba(X_val), model.predict_proba(X_val))
+
+
+def test_gate_weights_are_recorded_per_modality(fitted):
+    model, X_val, _ = fitted
+    weights = model.diagnostics_["gate_weights"]
+    n_levels = FIT_SECTION.get("fusion", {}).get("n_levels", 1)
+    assert list(weights) == [f"level{i}" for i in range(n_levels)]
+    for level in weights.values():
+        assert list(level) == list(model.module_.modalities) + ["shared"]
+        assert sum(level.values()) == pytest.approx(1.0, abs=1e-3)
+        assert all(0.0 <= w <= 1.0 for w in level.values())
+    assert model.gate_weights(X_val) == weights  # deterministic: eval mode, no gate noise
+
+
+def test_modality_dropout_keeps_one_modality_per_sample():
+    section = tiny_section(fusion={"n_levels": 1, "n_shared": 1, "n_specific": 1, "modality_dropout": 0.9})
+    net = make(section).make_module(fake_X(n=2), 1)
+    xs = [torch.ones(500, 3) * (i + 1) for i in range(4)]
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(0)
+        net.train()
+        dropped = net.drop_modalities(xs)
+    kept = torch.stack([(x != 0).all(dim=1) for x in dropped], dim=1)  # (B, M)
+    assert kept.any(dim=1).all()  # never every modality dropped
+    assert 0.05 < kept.float().mean() < 0.4  # mostly dropped at p = 0.9 (the rescue keeps >= 1 of 4)
+    for i, x in enumerate(dropped):  # a kept embedding passes unchanged
+        assert torch.all((x == 0) | (x == i + 1))
+    net.eval()
+    assert all(a is b for a, b in zip(net.drop_modalities(xs), xs))  # evaluation sees every modality
+
+
+def test_aux_heads_give_one_logit_per_modality_in_training_only():
+    X = fake_X(n=5)
+    section = tiny_section(fusion={"n_levels": 1, "n_shared": 1, "n_specific": 1, "aux_weight": 0.5})
+    model = make(section)
+    net = model.make_module(X, 1)
+    batch = {k: torch.as_tensor(np.asarray(v)) for k, v in X.items()}
+    net.train()
+    net(batch)
+    assert len(net.aux_logits) == len(net.modalities) and all(a.shape == (5, 1) for a in net.aux_logits)
+    assert net.aux_logits_weight == 0.5
+    net.eval()
+    net(batch)
+    assert net.aux_logits is None
+    section["fusion"]["aux_weight"] = 0.0
+    assert make(section).make_module(X, 1).aux_heads is None

@@ -350,8 +350,8 @@ def test_series_predefined_split(tmp_path):
     codes = np.array(ds.extra_meta["split_codes"])
     assert codes[9:].tolist() == [2, 2, 2]
     labels = ds.labels["label"]
-    for k in range(3):  # one of the three training entities of each class moved to validation
-        assert np.sum((codes == 1) & (labels == k)) == 1 and np.sum((codes == 0) & (labels == k)) == 2
+    for k in range(3):  # no validation rows are carved out of training: selection uses k-fold instead
+        assert np.sum((codes == 1) & (labels == k)) == 0 and np.sum((codes == 0) & (labels == k)) == 3
     assert ds.extra_meta["split"] == "predefined" and ds.extra_meta["split_source"] == str(split)
     ds.save(tmp_path / "raw")
     assert RawDataset.load(tmp_path / "raw").extra_meta["split_codes"] == codes.tolist()
@@ -389,9 +389,16 @@ def test_series_bad_input(tmp_path):
     with raises(f"{write(tmp_path, '', 't.tsv')}: the file is empty"):
         run(series_cfg(tmp_path / "t.tsv"))
     path = write(tmp_path, "a,x,1,-2\nb,y,3,4\n", "t.csv")
-    with raises(f"{path}: column 4 (value 2): negative values in 1 cell(s), first -2 at line 1"):
-        run(series_cfg(path))
+    with raises(f"{path}: column 4 (value 2): negative values in 1 cell(s), first -2 at line 1: ['a', 'x', '1', "
+                "'-2'], but imports.tab.values is 'nonnegative'; set imports.tab.values: signed"):
+        run(series_cfg(path, values="nonnegative"))
+    signed = run(series_cfg(path))  # values: auto -> signed, stored as they are
+    assert signed.values == "signed" and signed.modalities == ["series", "image"]
+    np.testing.assert_array_equal(signed.series[:, 0], [[1, -2], [3, 4]])
+    with raises("imports.tab: negatives: 'shift' turns series into non-negative activity"):
+        series_cfg(path, negatives="shift", values="signed")
     shifted = run(series_cfg(path, negatives="shift"))
+    assert shifted.values == "nonnegative"
     np.testing.assert_array_equal(shifted.series[:, 0], [[3, 0], [0, 1]])
     with raises("imports.tab.image_size: 16 exceeds the longest series"):
         run(dataset_config("tab", {"kind": "series", "path": str(path), "negatives": "shift"}))

@@ -7,11 +7,12 @@ import math
 
 import pytest
 import torch
+from torch import nn
 
 from hmspar.errors import HmsparError
 from hmspar.models.layers.ple import PLE, Gate, switch_balance_loss
-from hmspar.models.layers.resnet import load_torchvision_state_dict, resnet18
-from hmspar.models.layers.taylor_kan import TaylorKAN, TaylorKANEncoder
+from hmspar.models.layers.resnet import FrozenBatchNorm2d, group_count, load_torchvision_state_dict, resnet18
+from hmspar.models.layers.taylor_kan import TaylorKAN, TaylorKANConv1d, TaylorKANConvEncoder, TaylorKANEncoder
 
 
 @pytest.fixture(autouse=True, scope="module")
@@ -114,6 +115,89 @@ def test_taylor_kan_encoder_validates():
         TaylorKANEncoder(2, 4, 0, 3)
     with pytest.raises(HmsparError, match=r"expected \(B, T, 2\) input"):
         TaylorKANEncoder(2, 4, 1, 3)(torch.zeros(1, 5, 3))
+
+
+# --------------------------------------------------------------------------- Taylor-KAN convolution
+def test_taylor_kan_conv_hand_example():
+    # one channel, kernel 2, dilation 2, order 2: "same" padding puts 1 zero before and 1 after
+    layer = TaylorKANConv1d(1, 1, kernel_size=2, dilation=2, order=2)
+    assert layer.pad == (1, 1)
+    with torch.no_grad():
+        # coef[o, c, j, k-1]: window position j = 0 reads x(t - 1), j = 1 reads x(t + 1)
+        layer.coef.copy_(torch.tensor([[[[1.0, 0.5], [-2.0, 0.0]]]]))
+        layer.bias.fill_(0.25)
+    x = torch.tensor([[[1.0, 2.0, 3.0]]])  # (B=1, C=1, T=3)
+    # y(t) = 0.25 + x(t-1) + 0.5 x(t-1)^2 - 2 x(t+1), with x(-1) = x(3) = 0
+    # t=0: 0.25 + 0 + 0 - 2*2           = -3.75
+    # t=1: 0.25 + 1 + 0.5 - 2*3         = -4.25
+    # t=2: 0.25 + 2 + 0.5*4 - 0         =  4.25
+    torch.testing.assert_close(layer(x), torch.tensor([[[-3.75, -4.25, 4.25]]]))
+
+
+def test_taylor_kan_conv_is_taylor_kan_over_windows():
+    # kernel 3, dilation 1, two channels: the output at an inner step equals a TaylorKAN layer applied to
+    # the window's 6 values ordered (channel, position)
+    conv = seeded(lambda: TaylorKANConv1d(2, 4, kernel_size=3, dilation=1, order=3))
+    dense = TaylorKAN(6, 4, order=3)
+    with torch.no_grad():
+        dense.coef.copy_(conv.coef.reshape(4, 6, 3))
+        dense.bias.copy_(conv.bias)
+    x = torch.randn(2, 2, 7, generator=torch.Generator().manual_seed(0))
+    y = conv(x)
+    assert y.shape == (2, 4, 7)
+    window = x[:, :, 2:5].reshape(2, 6)  # step t = 3 reads t - 1 .. t + 1
+    torch.testing.assert_close(y[:, :, 3], dense(window))
+    with pytest.raises(HmsparError, match="dilation must be >= 1"):
+        TaylorKANConv1d(1, 1, dilation=0)
+    with pytest.raises(HmsparError, match=r"expected \(B, 2, T\) input"):
+        conv(torch.zeros(1, 3, 5))
+
+
+def test_taylor_kan_conv_encoder_inputs_difference_and_position():
+    enc = seeded(lambda: TaylorKANConvEncoder(2, 8, n_layers=1, n_diff=1, positional=True))
+    x = torch.tensor([[[1.0, 4.0, 2.0], [0.0, 1.0, 1.0]]])  # (1, 2, 3): values and mask
+    z = enc.inputs(x)
+    # channels: values, mask, first difference of values (0 at t=0), position in [-1, 1]
+    torch.testing.assert_close(z, torch.tensor([[[1.0, 4.0, 2.0], [0.0, 1.0, 1.0],
+                                                 [0.0, 3.0, -2.0], [-1.0, 0.0, 1.0]]]))
+    assert enc.stem.in_channels == 4 and enc.stem.order == 1
+
+
+@pytest.mark.parametrize("pooling, width", [("mean", 8), ("max", 8), ("attention", 8), ("meanmax", 16)])
+@pytest.mark.parametrize("T", [4, 13, 52])
+def test_taylor_kan_conv_encoder_shapes(pooling, width, T):
+    enc = seeded(lambda: TaylorKANConvEncoder(2, 8, n_layers=3, kernel_size=3, dilation=2, pooling=pooling,
+                                              dropout=0.1, n_diff=1)).eval()
+    out = enc(torch.randn(3, 2, T, generator=torch.Generator().manual_seed(T)))
+    assert out.shape == (3, width) == (3, enc.out_features) and torch.isfinite(out).all()
+
+
+def test_taylor_kan_conv_encoder_sees_time_order_and_spike_size():
+    # Without the position channel, pooling by mean is still order-sensitive: windows see neighbours.
+    enc = seeded(lambda: TaylorKANConvEncoder(2, 16, n_layers=2, pooling="mean", positional=False, n_diff=1)).eval()
+    x = torch.zeros(1, 2, 12)
+    x[0, 0, 3], x[0, 0, 4] = 3.0, -1.0
+    swapped = x.clone()
+    swapped[0, 0, 3], swapped[0, 0, 4] = -1.0, 3.0
+    assert not torch.allclose(enc(x), enc(swapped))
+    # No fixed squashing of the inputs: a spike of 50 is encoded differently from a spike of 5
+    # (a tanh on the standardised input, as in the pointwise encoder, maps both to ~1).
+    small, big = torch.zeros(1, 2, 12), torch.zeros(1, 2, 12)
+    small[0, 0, 6], big[0, 0, 6] = 5.0, 50.0
+    assert (enc(small) - enc(big)).abs().max() > 1e-2
+    pointwise = seeded(lambda: TaylorKANEncoder(2, 16, 2, 3, pooling="mean", positional=False)).eval()
+    gap_pointwise = (pointwise(small.transpose(1, 2)) - pointwise(big.transpose(1, 2))).abs().max()
+    assert gap_pointwise < 1e-3  # tanh(5) and tanh(50) agree to 1e-4
+    assert torch.isfinite(enc(torch.full((1, 2, 12), 1e4))).all()
+
+
+def test_taylor_kan_conv_encoder_validates():
+    with pytest.raises(HmsparError, match="pooling must be one of"):
+        TaylorKANConvEncoder(2, 4, pooling="sum")
+    with pytest.raises(HmsparError, match=r"n_diff must be in \[0, 2\]"):
+        TaylorKANConvEncoder(2, 4, n_diff=3)
+    with pytest.raises(HmsparError, match=r"expected \(B, 2, T\) input"):
+        TaylorKANConvEncoder(2, 4)(torch.zeros(1, 3, 5))
 
 
 # --------------------------------------------------------------------------- ResNet-18
@@ -338,3 +422,54 @@ def test_ple_validates():
         PLE(2, 4, n_shared=0, n_specific=0)
     with pytest.raises(HmsparError, match="expected 2 modality embeddings, got 1"):
         PLE(2, 4)([torch.zeros(1, 4)])
+
+
+# --------------------------------------------------------------------------- image normalisation
+def test_group_count_keeps_channels_per_group():
+    assert [group_count(c) for c in (4, 8, 16, 24, 64, 512)] == [1, 1, 2, 3, 8, 32]
+
+
+def test_frozen_batch_norm_equals_batch_norm_in_eval_mode():
+    bn = nn.BatchNorm2d(3)
+    with torch.no_grad():
+        bn.weight.copy_(torch.tensor([1.0, 2.0, 0.5]))
+        bn.bias.copy_(torch.tensor([0.0, -1.0, 3.0]))
+        bn.running_mean.copy_(torch.tensor([0.5, -0.5, 2.0]))
+        bn.running_var.copy_(torch.tensor([4.0, 1.0, 0.25]))
+    frozen = FrozenBatchNorm2d(3)
+    frozen.load_state_dict({k: v for k, v in bn.state_dict().items() if k != "num_batches_tracked"})
+    x = torch.randn(2, 3, 4, 4, generator=torch.Generator().manual_seed(0))
+    torch.testing.assert_close(frozen.train()(x), bn.eval()(x))
+    assert not list(frozen.parameters())  # nothing trained
+
+
+@pytest.mark.parametrize("norm, agree", [("group", True), ("frozen", True), ("batch", False)])
+def test_trained_image_branch_train_and_eval_mode_agree(norm, agree):
+    """A few optimiser steps (as on a small data set): with GroupNorm or frozen batch norm, train-mode
+    and eval-mode predictions are the same function; with BatchNorm's running statistics they are not."""
+    net = seeded(lambda: resnet18(in_channels=2, num_classes=1, small_input=True, width=8, norm=norm))
+    g = torch.Generator().manual_seed(1)
+    x = torch.randn(32, 2, 8, 8, generator=g) + 2.0  # inputs far from BatchNorm's initial running mean 0
+    y = (x[:, 0].mean(dim=(1, 2)) > 2.0).float()
+    opt = torch.optim.Adam(net.parameters(), lr=1e-2)
+    net.train()
+    for _ in range(6):
+        loss = nn.functional.binary_cross_entropy_with_logits(net(x)[:, 0], y)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    with torch.no_grad():
+        train_mode = net.train()(x)
+        eval_mode = net.eval()(x)
+    assert torch.allclose(train_mode, eval_mode, atol=1e-5) == agree
+
+
+def test_group_norm_resnet_cannot_load_a_batch_norm_checkpoint(tmp_path):
+    path = tmp_path / "r.pth"
+    torch.save(seeded(lambda: resnet18()).state_dict(), path)
+    frozen = load_torchvision_state_dict(resnet18(norm="frozen"), path)
+    torch.testing.assert_close(frozen.bn1.running_var, torch.load(path)["bn1.running_var"])
+    with pytest.raises(HmsparError, match="unexpected key"):
+        load_torchvision_state_dict(resnet18(norm="group"), path)
+    with pytest.raises(HmsparError, match="model.image.norm"):
+        resnet18(norm="layer")

@@ -51,10 +51,31 @@ def reference(d, task="churn", group=None):
     mu_s, sd_s = tr["series"].mean(axis=(0, 2), keepdims=True), tr["series"].std(axis=(0, 2), keepdims=True)
     mu_t, sd_t = tr["static"].mean(axis=0, keepdims=True), tr["static"].std(axis=0, keepdims=True)
     mu_t[:, 2:], sd_t[:, 2:] = 0.0, 1.0
+    mu_x, sd_x = tr["text"].mean(axis=0, keepdims=True), tr["text"].std(axis=0, keepdims=True)
     for part in out.values():
         part["series"] = (part["series"] - mu_s) / sd_s
         part["static"] = (part["static"] - mu_t) / sd_t
+        part["text"] = (part["text"] - mu_x) / sd_x
     return out
+
+
+def test_text_is_standardised_on_training_rows_only(features_dir):
+    base = load_task(features_dir, "churn", modalities=("text",), lazy=False)
+    train_text = base["train"].X["text"]
+    np.testing.assert_allclose(train_text.mean(axis=0), 0.0, atol=1e-5)
+    np.testing.assert_allclose(train_text.std(axis=0), 1.0, atol=1e-4)
+    # Rewriting the validation and test rows' embeddings changes nothing on the training rows, and the
+    # validation rows move by exactly (new - old) / train std: the statistics come from training rows.
+    codes = np.load(features_dir / "splits.npz")["churn"]
+    text = np.load(features_dir / "text.npy")
+    raw_std = text[codes == 0].astype(np.float64).std(axis=0)
+    shifted = text.copy()
+    shifted[codes != 0] = shifted[codes != 0] * 40.0 + 7.0
+    np.save(features_dir / "text.npy", shifted)
+    moved = load_task(features_dir, "churn", modalities=("text",), lazy=False)
+    np.testing.assert_array_equal(moved["train"].X["text"], train_text)
+    delta = (shifted[codes == 1] - text[codes == 1]) / raw_std
+    np.testing.assert_allclose(moved["val"].X["text"] - base["val"].X["text"], delta, rtol=1e-4, atol=1e-3)
 
 
 @pytest.mark.parametrize("group", [None, "B"])

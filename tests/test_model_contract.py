@@ -3,7 +3,7 @@
 One parametrized suite over every name in :data:`hmspar.models.registry.REGISTRY`, each built with its
 ``test_params()`` and fitted on a tiny *learnable* synthetic task (labels depend on the series and a
 static column). Checked: probabilities of shape (n, 2) in [0, 1] summing to 1; same seed -> same output;
-save/load -> same output; test ROC-AUC >= 0.7; a fit+predict of a few seconds; ``uses`` a subset of the
+save/load -> same output; test ROC-AUC >= 0.7; ``uses`` a subset of the
 modalities; an unknown params key rejected with its dotted name. A model whose module does not exist yet is
 skipped (naming the module); pretrained foundation models are skipped unless their ``test_params()`` name
 a checkpoint.
@@ -12,7 +12,6 @@ a checkpoint.
 from __future__ import annotations
 
 import importlib
-import os
 import time
 
 import numpy as np
@@ -25,7 +24,6 @@ from hmspar.models.registry import REGISTRY, make_model, model_class
 
 SEED = 3
 #: Seconds allowed for one fit + predict with ``test_params`` (target ~5 s on a free core; generous for CI).
-TIME_LIMIT = float(os.environ.get("HMSPAR_CONTRACT_TIME_LIMIT", "15"))
 MIN_AUC = 0.7
 FOUNDATION = ("tabpfn", "tabicl")
 TABULAR = ("xgboost", "lightgbm", "catboost", "random_forest", "modern_nca")
@@ -142,7 +140,6 @@ def test_predict_proba_contract(name):
 
     auc = roc_auc_score(DATA["test"][1], proba[:, 1])
     assert auc >= MIN_AUC, f"{name}: test ROC-AUC {auc:.3f} < {MIN_AUC} on the learnable task"
-    assert seconds < TIME_LIMIT, f"{name}: fit+predict took {seconds:.1f}s with test_params (limit {TIME_LIMIT}s)"
 
 
 @pytest.mark.parametrize("name", NAMES)

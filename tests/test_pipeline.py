@@ -47,6 +47,15 @@ def test_repro_leaves_nothing_stale_and_writes_every_dataset(tiny_project):
         assert text.shape == (n, 384)
         splits = np.load(tiny_project / "data/features" / name / "splits.npz")
         assert set(splits.files) == set(meta["tasks"])
+    # HMSPAR under the step-budget recipe of the tiny profile: within max_steps, at least min_steps
+    # unless the budget ran out, and the fusion's gate weights per modality in every run's metrics
+    for run_name, spec in params["runs"].items():
+        train = {**params["train"], **spec.get("train", {})}
+        metrics = json.loads((tiny_project / "results/hmspar" / run_name / "seed0/metrics.json").read_text())
+        assert 1 <= metrics["best_step"] <= train["max_steps"]
+        for level in metrics["diagnostics"]["gate_weights"].values():
+            assert "shared" in level and "series" in level
+            assert sum(level.values()) == pytest.approx(1.0, abs=1e-3)
 
 
 def test_changing_one_dataset_param_stales_only_that_dataset(tiny_project):

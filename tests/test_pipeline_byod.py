@@ -45,6 +45,8 @@ def test_imported_datasets_flow_through_every_stage(byod_project):
             metrics = json.loads(metrics_path.read_text())
             assert metrics["dataset"] == dataset and metrics["task"] == task
             assert 0.0 <= metrics["test"]["roc_auc"] <= 1.0
+            if dataset == "example_series":  # the dataset declares series + image only
+                assert set(metrics["inputs"]) <= {"series", "image"} and meta["modalities"] == ["series", "image"]
         predictions = pd.read_csv(byod_project / f"results/hmspar/{run_name}/seed0/predictions.csv")
         if n_classes > 2:
             probs = predictions[[f"prob_{k}" for k in range(n_classes)]].to_numpy()

@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-from sklearn.metrics import (accuracy_score, average_precision_score, brier_score_loss, f1_score, precision_score,
+from sklearn.metrics import (accuracy_score, average_precision_score, balanced_accuracy_score, brier_score_loss, f1_score, precision_score,
                              recall_score, roc_auc_score)
 
 from hmspar.errors import HmsparError
@@ -123,6 +123,8 @@ def test_metrics_match_independent_sklearn_recomputation(evaluated):
         per_seed["precision"].append(precision_score(y, pred))
         per_seed["recall"].append(recall_score(y, pred))
         per_seed["accuracy"].append(accuracy_score(y, pred))
+        per_seed["balanced_accuracy"].append(balanced_accuracy_score(y, pred))
+        per_seed["accuracy_at_0.5"].append(accuracy_score(y, (p >= 0.5).astype(int)))
         per_seed["brier"].append(brier_score_loss(y, p))
     for name, values in per_seed.items():
         assert row[name]["mean"] == pytest.approx(np.mean(values), abs=1e-12), name

@@ -13,7 +13,14 @@ from hmspar.data.splits import stratified_split
 from hmspar.errors import HmsparError
 from hmspar.models import registry
 from hmspar.models.base import Model
-from hmspar.runner import run_model
+from hmspar.runner import run_model as _run_model
+
+
+def run_model(*args, **kwargs):
+    """These tests exercise the validation regime on a small fixture; the k-fold regime of small runs has
+    its own tests in tests/test_selection.py."""
+    kwargs.setdefault("selection", {"small_train_rows": 0})
+    return _run_model(*args, **kwargs)
 from hmspar.training.trainer import TrainConfig
 
 METRIC_FIELDS = {"model", "run", "dataset", "task", "group", "seed", "inputs", "threshold", "test",

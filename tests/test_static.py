@@ -67,3 +67,27 @@ def test_errors_name_the_column():
         encode_static(pd.DataFrame({"x": [1.0, np.inf]}))
     with pytest.raises(HmsparError, match="column 'when' has unsupported dtype"):
         encode_static(pd.DataFrame({"when": pd.to_datetime(["2024-01-01"])}))
+
+
+def test_calendar_columns_are_cyclic():
+    frame = pd.DataFrame({"weekday": ["Mon", "Sun", None, "Thu"], "month": ["Jan", "Apr", "Dec", "Jul"],
+                          "kind": ["Mon", "x", "Sun", "x"]})
+    matrix, columns, numeric = encode_static(frame)
+    assert columns == ["weekday_sin", "weekday_cos", "weekday__missing", "month_sin", "month_cos",
+                       "kind=Mon", "kind=Sun", "kind=x"]
+    s7, c7 = np.sin(2 * np.pi * 6 / 7), np.cos(2 * np.pi * 6 / 7)  # Sunday: position 6 of 7
+    s3, c3 = np.sin(2 * np.pi * 3 / 7), np.cos(2 * np.pi * 3 / 7)  # Thursday
+    np.testing.assert_allclose(matrix[:, :3], [[0, 1, 0], [s7, c7, 0], [0, 0, 1], [s3, c3, 0]], atol=1e-6)
+    # January (0), April (3 of 12 = a quarter turn), December (11), July (6 = half a turn)
+    np.testing.assert_allclose(matrix[:, 3:5], [[0, 1], [1, 0], [np.sin(2 * np.pi * 11 / 12),
+                                                                 np.cos(2 * np.pi * 11 / 12)], [0, -1]], atol=1e-6)
+    assert not numeric.any()  # bounded calendar columns are not standardised
+    # December is as close to January as February is
+    jan, dec = matrix[0, 3:5], matrix[2, 3:5]
+    feb = np.array([np.sin(2 * np.pi / 12), np.cos(2 * np.pi / 12)])
+    assert np.linalg.norm(jan - dec) == pytest.approx(np.linalg.norm(jan - feb), abs=1e-6)
+    # opt-out and fixed categories keep one-hot
+    _, cols_off, _ = encode_static(frame[["weekday"]], cyclic=False)
+    assert cols_off == ["weekday=Mon", "weekday=Sun", "weekday=Thu", "weekday__missing"]
+    _, cols_fixed, _ = encode_static(frame[["month"]], categories={"month": ["Jan", "Apr", "Jul", "Dec"]})
+    assert cols_fixed == ["month=Jan", "month=Apr", "month=Jul", "month=Dec"]

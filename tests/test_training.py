@@ -245,3 +245,106 @@ def test_make_loss_uses_training_labels():
     assert isinstance(make_loss("focal", np.array([0, 1, 2]), 3), MulticlassFocalLoss)
     with pytest.raises(HmsparError, match="train.loss"):
         make_loss("hinge", y, 2)
+
+
+# ---------------------------------------------------------------------------- step budget and selection
+def test_fixed_step_fit_takes_exactly_that_many_steps():
+    X, y, _, _ = make_data(n=915)  # 640 training rows: 10 steps per epoch at batch 64
+    cfg = TrainConfig(epochs=1, batch_size=64, lr=1e-2)
+    result = Trainer(cfg, seed=0).fit(TinyNet(6, 1), X, y, steps=23)
+    assert result.steps == result.best_step == 23
+    assert [h["step"] for h in result.history] == [10, 20, 23]  # epochs > cfg.epochs: steps decide
+    assert result.history[-1]["lr"] == pytest.approx(0.0, abs=1e-12)  # the cosine schedule spans the steps
+    with pytest.raises(HmsparError, match="positive number of steps"):
+        Trainer(cfg, seed=0).fit(TinyNet(6, 1), X, y)
+    model = TinyModel(TinyConfig(train=cfg), seed=0).fit_steps(X, y, 7)
+    assert model.best_step_ == 7 and model.predict_proba(X).shape == (640, 2)
+    again = TinyModel(TinyConfig(train=cfg), seed=0).fit_steps(X, y, 7)
+    np.testing.assert_array_equal(again.predict_proba(X), model.predict_proba(X))
+
+
+def test_max_steps_min_steps_and_patience_in_steps():
+    X, y, Xv, yv = make_data(n=915)  # 10 steps per epoch
+    capped = Trainer(TrainConfig(epochs=50, max_steps=25, batch_size=64, patience=100), seed=0).fit(
+        TinyNet(6, 1), X, y, Xv, yv)
+    assert capped.steps == 25 and [h["step"] for h in capped.history] == [10, 20, 25]
+    # patience of one step: stop at the first evaluation without improvement, but never before min_steps
+    cfg = TrainConfig(max_steps=400, min_steps=120, patience_steps=1, batch_size=64, lr=0.2, select="val_loss")
+    result = Trainer(cfg, seed=0).fit(TinyNet(6, 1), X, y, Xv, yv)
+    steps = [h["step"] for h in result.history]
+    assert steps[-1] >= 120 and steps[-1] < 400
+    losses = [h["val_loss"] for h in result.history]
+    assert losses[-1] > min(losses)  # stopped on a non-improvement
+    early = Trainer(dataclasses.replace(cfg, min_steps=0), seed=0).fit(TinyNet(6, 1), X, y, Xv, yv)
+    assert early.steps < result.steps
+
+
+@pytest.mark.parametrize("select", ["val_loss", "val_auc", "smoothed_auc"])
+def test_selection_keeps_the_best_epoch_by_the_chosen_score(select):
+    X, y, Xv, yv = make_data(n=300, seed=1)
+    Xv["static"] = Xv["static"] + np.random.default_rng(5).normal(0, 1.5, Xv["static"].shape).astype(np.float32)
+    cfg = TrainConfig(epochs=12, batch_size=32, lr=0.05, patience=100, select=select, smooth_window=3)
+    result = Trainer(cfg, seed=0).fit(TinyNet(6, 1), X, y, Xv, yv)
+    loss = np.array([h["val_loss"] for h in result.history])
+    auc = np.array([h["val_roc_auc"] for h in result.history])
+    if select == "val_loss":
+        score = -loss
+    elif select == "val_auc":
+        score = auc
+    else:
+        score = np.array([auc[max(0, i - 2):i + 1].mean() for i in range(auc.size)])
+    assert result.best_epoch == int(np.argmax(score)) + 1  # first maximum
+    assert result.best_score == pytest.approx(score.max())
+    assert result.best_step == result.history[result.best_epoch - 1]["step"]
+
+
+def test_weight_decay_skips_biases_and_norms():
+    from hmspar.training.trainer import param_groups
+
+    net = nn.Sequential(nn.Linear(4, 3), nn.LayerNorm(3), nn.Conv1d(3, 2, 3))
+    decay, no_decay = param_groups(net, 0.1)
+    assert decay["weight_decay"] == 0.1 and no_decay["weight_decay"] == 0.0
+    assert {id(p) for p in decay["params"]} == {id(net[0].weight), id(net[2].weight)}
+    assert {id(p) for p in no_decay["params"]} == {id(net[0].bias), id(net[1].weight), id(net[1].bias),
+                                                   id(net[2].bias)}
+    # a norm's scale does not shrink under a zero gradient, a weight matrix does
+    opt = torch.optim.AdamW(param_groups(net, 0.5), lr=0.1)
+    before_w, before_ln = net[0].weight.detach().clone(), net[1].weight.detach().clone()
+    for p in net.parameters():
+        p.grad = torch.zeros_like(p)
+    opt.step()
+    torch.testing.assert_close(net[1].weight, before_ln)
+    torch.testing.assert_close(net[0].weight, before_w * (1 - 0.1 * 0.5))
+
+
+def test_aux_logits_are_trained_with_the_task_loss():
+    class AuxNet(TinyNet):
+        aux_logits_weight = 2.0
+
+        def forward(self, batch):
+            logits = super().forward(batch)
+            self.aux_logits = [logits * 0.0, logits * 0.0] if self.training else None  # loss log(2) each
+            return logits
+
+    X, y, Xv, yv = make_data(n=200)
+    cfg = TrainConfig(epochs=1, batch_size=64, class_weight=False)
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(0)
+        plain_net = TinyNet(6, 1)
+        torch.manual_seed(0)
+        aux_net = AuxNet(6, 1)
+    plain = Trainer(cfg, seed=0).fit(plain_net, X, y, Xv, yv)
+    aux = Trainer(cfg, seed=0).fit(aux_net, X, y, Xv, yv)
+    # same initial weights; zero aux logits add log(2) each (mean log 2, times the weight 2) and no
+    # gradient, so every step's loss shifts by exactly 2 log 2 and the training path is unchanged
+    assert aux.history[0]["train_loss"] == pytest.approx(plain.history[0]["train_loss"] + 2.0 * np.log(2.0),
+                                                         abs=1e-4)
+
+
+def test_train_config_step_fields_validate():
+    with pytest.raises(ValueError, match="min_steps: must not exceed max_steps"):
+        TrainConfig(max_steps=10, min_steps=20)
+    with pytest.raises(ValueError, match="patience_steps: must be a non-negative integer"):
+        TrainConfig(patience_steps=-1)
+    with pytest.raises(ValueError, match="select: expected"):
+        TrainConfig(select="val_f1")

@@ -219,7 +219,8 @@ def test_convert_keeps_pictures_and_temporal_split(tmp_path, monkeypatch):
     parts = load_task(tmp_path / "features", "hot_boho", modalities=("series", "image", "text", "static"))
     assert sum(len(p) for p in parts.values()) == ds.n - 2 * cfg.horizon
     assert parts["train"].ids[-1] < parts["val"].ids[0] < parts["test"].ids[0]  # ISO dates sort by time
-    assert parts["train"].X["static"].shape[1] == 7 + 12 and parts["val"].X["image"].shape[1:] == (3, 32, 32)
+    # weekday and month as sin/cos pairs (hmspar.modalities.static.CYCLES), not 7 + 12 one-hot columns
+    assert parts["train"].X["static"].shape[1] == 2 + 2 and parts["val"].X["image"].shape[1:] == (3, 32, 32)
 
 
 # ------------------------------------------------------------------------------------------ determinism

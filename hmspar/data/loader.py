@@ -6,15 +6,24 @@ Feature directory layout (written by :mod:`hmspar.convert`)::
     series.npy   (N, C, T)    float32, log1p of the observed values; unobserved periods are 0
     mask.npy     (N, C, T)    float32, 1 where the period shows activity (value > 0), else 0
     image.npy    (N, 2C, S, S) float32 ISA-GAF: for each channel c, [2c] trend GASF, [2c+1] sparsity GASF
-    text.npy     (N, D)       float32 sentence embedding of the entity's description
-    static.npy   (N, F)       float32 one-hot categorical and raw numeric static attributes
+    text.npy     (N, D)       float32 sentence embedding of the entity's description (D = 0 without text)
+    static.npy   (N, F)       float32 one-hot categorical and raw numeric static attributes (F may be 0)
     labels.npz   task -> (N,) int8 labels
     splits.npz   task -> (N,) int8 split codes (0 train, 1 validation, 2 test)
     groups.npy   (N,)         group names (only for datasets with groups, e.g. merchant industries)
-    meta.json    channels, tasks, groups, static column names and which of them are numeric
+    meta.json    channels, tasks, groups, static column names and which of them are numeric, the
+                 declared ``modalities`` and ``values`` (``nonnegative`` or ``signed``)
+
+For ``values: signed`` datasets ``series.npy`` holds the raw real values (NaN -> 0) and ``mask.npy`` is 1
+where the step was observed; see :mod:`hmspar.convert`.
+
+A split may have no validation rows (a user's predefined split without them): ``val`` is then an empty
+:class:`SplitData` and the training code selects by k-fold inside the training rows
+(:mod:`hmspar.training.selection`).
 
 Everything fitted is fitted here on the *training* split of the requested task, so every model sees the
-same normalisation: series are standardised per channel, numeric static columns per column.
+same normalisation: series are standardised per channel, text embeddings per dimension, numeric static
+columns per column.
 
 Bounded memory
 --------------
@@ -266,7 +275,8 @@ class SplitData:
     """One split of one task.
 
     ``X`` maps modality names to arrays: ``series`` (n, C, T) standardised, ``mask`` (n, C, T) (always
-    present with ``series``), ``image`` (n, 2C, S, S), ``text`` (n, D), ``static`` (n, F) standardised.
+    present with ``series``), ``image`` (n, 2C, S, S), ``text`` (n, D) standardised, ``static`` (n, F)
+    standardised (numeric columns).
     Values are :class:`MappedRows` views (``load_task(lazy=True)``) or float32 numpy arrays.
     ``y`` is (n,) int64, ``ids`` (n,) str.
     """
@@ -290,6 +300,15 @@ class SplitData:
     def materialise(self) -> "SplitData":
         """The same split with every modality read into a float32 numpy array."""
         return SplitData({k: materialise(v) for k, v in self.X.items()}, self.y, self.ids)
+
+
+def available_modalities(meta: dict) -> tuple[str, ...]:
+    """Modalities a converted dataset really has: ``meta["modalities"]`` (written by the convert step), or
+    for features written before that key existed, every modality except a zero-width ``static``."""
+    declared = meta.get("modalities")
+    if declared is not None:
+        return tuple(m for m in MODALITIES if m in declared)
+    return tuple(m for m in MODALITIES if m != "static" or meta.get("static_columns"))
 
 
 def read_meta(features_dir: str | Path) -> dict:
@@ -384,6 +403,8 @@ def load_task(
         keep &= groups == group
     index = {name: np.flatnonzero(keep & (split_codes == code)) for name, code in SPLIT_NAMES.items()}
     for name, idx in index.items():
+        if name == "val" and idx.size == 0:  # no validation rows: selection by k-fold in the training code
+            continue
         if idx.size == 0 or np.unique(y_all[idx]).size < 2:
             raise HmsparError(f"{features_dir}: task {task!r}{' group ' + group if group else ''} has a "
                               f"{name} split with {idx.size} entities and fewer than two classes")
@@ -397,6 +418,10 @@ def load_task(
     stats: dict[str, tuple[np.ndarray, np.ndarray]] = {}
     if "series" in sources:
         stats["series"] = fit_standardiser(MappedRows(sources["series"], index["train"]), axes=(0, 2))
+    if "text" in sources and sources["text"].shape[1]:
+        # Sentence-embedding dimensions have std ~0.02: without this every model taking text sees
+        # nearly constant inputs.
+        stats["text"] = fit_standardiser(MappedRows(sources["text"], index["train"]), axes=(0,))
     if "static" in sources and sources["static"].shape[1]:
         n_cols = sources["static"].shape[1]
         numeric = np.asarray(meta.get("static_numeric", [True] * n_cols), dtype=bool)

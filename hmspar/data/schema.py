@@ -17,7 +17,17 @@ generator derived from a future window or a latent cause that is *not* stored. F
     dataset name, kind, channel names, period frequency, task definitions and class balance.
 
 Labels are integer class codes ``0..K-1``: binary tasks use 0/1, multi-class tasks (imported series
-tables) use more codes.
+tables, the ``shapes`` simulator) use more codes.
+
+Two declarations travel in ``meta.json`` and tell the convert step how to read the data:
+
+``values``
+    ``"nonnegative"`` (activity: 0 = inactive period, the default of the retail simulators) or ``"signed"``
+    (real-valued measurements, e.g. z-normalised series: 0 is an ordinary value and only NaN is a gap).
+``modalities``
+    The modalities the dataset really has, a subset of ``series, image, text, static`` in that order
+    (``series`` and ``image`` always; ``text`` when the entities carry descriptions; ``static`` when
+    there are static attributes). Models skip the modalities a dataset does not declare.
 """
 
 from __future__ import annotations
@@ -33,6 +43,9 @@ import pandas as pd
 from hmspar.errors import HmsparError
 
 STATIC_PREFIX = "static__"
+#: Every modality a dataset may declare, in canonical order.
+ALL_MODALITIES = ("series", "image", "text", "static")
+VALUE_KINDS = ("nonnegative", "signed")
 LABEL_PREFIX = "label__"
 
 
@@ -63,6 +76,11 @@ class RawDataset:
         (N,) group names (e.g. ``Industry-0``) for datasets whose tasks are run per group.
     images : np.ndarray | None
         float32 (N, K, S, S) pictures provided by the dataset itself; None means ISA-GAF is computed.
+    values : {"nonnegative", "signed"}
+        How the convert step reads ``series`` (see the module docstring).
+    modalities : list[str] | None
+        Declared modalities; None means ``series, image, text`` plus ``static`` when there are static
+        columns (see :attr:`declared_modalities`).
     """
 
     name: str
@@ -77,6 +95,8 @@ class RawDataset:
     groups: np.ndarray | None = None
     images: np.ndarray | None = None
     extra_meta: dict[str, Any] = dataclasses.field(default_factory=dict)
+    values: str = "nonnegative"
+    modalities: list[str] | None = None
 
     def __post_init__(self) -> None:
         self.validate()
@@ -84,6 +104,13 @@ class RawDataset:
     @property
     def n(self) -> int:
         return int(self.series.shape[0])
+
+    @property
+    def declared_modalities(self) -> list[str]:
+        """The modalities this dataset has, in canonical order (``modalities`` or the default rule)."""
+        if self.modalities is not None:
+            return [m for m in ALL_MODALITIES if m in self.modalities]
+        return ["series", "image", "text"] + (["static"] if len(self.static.columns) else [])
 
     def validate(self) -> None:
         s = self.series
@@ -104,6 +131,19 @@ class RawDataset:
         if self.images is not None and (self.images.ndim != 4 or self.images.shape[0] != n
                                         or self.images.shape[2] != self.images.shape[3]):
             raise HmsparError(f"{where}: images must have shape (N={n}, K, S, S), got {self.images.shape}")
+        if self.values not in VALUE_KINDS:
+            raise HmsparError(f"{where}: values must be one of {', '.join(VALUE_KINDS)}, got {self.values!r}")
+        if self.modalities is not None:
+            unknown = [m for m in self.modalities if m not in ALL_MODALITIES]
+            if unknown:
+                raise HmsparError(f"{where}: unknown modality {unknown[0]!r} (known: {', '.join(ALL_MODALITIES)})")
+            for m in ("series", "image"):
+                if m not in self.modalities:
+                    raise HmsparError(f"{where}: modalities must include {m!r}, got {list(self.modalities)}")
+            if "static" in self.modalities and not len(self.static.columns):
+                raise HmsparError(f"{where}: modalities lists 'static' but there are no static columns")
+        if self.values == "nonnegative" and np.any(np.nan_to_num(np.asarray(s[: min(n, 4096)]), nan=0.0) < 0):
+            raise HmsparError(f"{where}: negative values in a dataset declared values: nonnegative")
         if not self.labels:
             raise HmsparError(f"{where}: no tasks")
         for task, y in self.labels.items():
@@ -157,6 +197,8 @@ class RawDataset:
             "static_columns": [str(c) for c in self.static.columns],
             "zero_fraction": round(float(np.mean(self.series == 0)), 4),
             "missing_fraction": round(float(np.mean(np.isnan(self.series))), 4),
+            "values": self.values,
+            "modalities": self.declared_modalities,
             **self.extra_meta,
         }
         with open(directory / "meta.json", "w") as fh:
@@ -181,7 +223,7 @@ class RawDataset:
         static = frame[static_cols].rename(columns=lambda c: c[len(STATIC_PREFIX):])
         labels = {c[len(LABEL_PREFIX):]: frame[c].to_numpy(np.int8) for c in frame.columns if c.startswith(LABEL_PREFIX)}
         known = {"name", "n_entities", "channels", "length", "frequency", "tasks", "groups",
-                 "static_columns", "zero_fraction", "missing_fraction", "n_classes"}
+                 "static_columns", "zero_fraction", "missing_fraction", "n_classes", "values", "modalities"}
         images_path = directory / "images.npy"
         images = np.load(images_path, mmap_mode="r" if mmap else None) if images_path.exists() else None
         return cls(
@@ -197,4 +239,6 @@ class RawDataset:
             groups=frame["group"].to_numpy(str) if "group" in frame.columns else None,
             images=images,
             extra_meta={k: v for k, v in meta.items() if k not in known},
+            values=meta.get("values", "nonnegative"),
+            modalities=meta.get("modalities"),
         )

@@ -8,6 +8,12 @@ For every channel two images are built (Imputed-Sparse-Aware GAF):
 * image ``2c + 1`` (sparsity): the 0/1 activity mask is reduced by PAA to ``S`` activity rates in [0, 1],
   which are used directly as cosines (no rescaling) and encoded as a GASF.
 
+For *signed* (real-valued) series (``values="signed"``, e.g. z-normalised measurements) 0 is an ordinary
+value and only NaN is a gap: image ``2c`` is the GASF of the gap-interpolated series without ``log1p``
+(the per-sample min-max works on any real values), and image ``2c + 1`` the Gramian Angular *Difference*
+Field ``sin(phi_i - phi_j)`` of the same rescaled series, which keeps the direction of change that the
+symmetric GASF loses (an observation mask of a fully observed series would be a constant image).
+
 Everything is plain, vectorized numpy; no pyts at import or run time. :func:`paa` and :func:`gasf` follow
 ``pyts.approximation.PiecewiseAggregateApproximation`` and ``pyts.image.GramianAngularField``
 (``method='summation'``) exactly, including their segment bounds and the per-sample min-max rule
@@ -21,7 +27,7 @@ import numpy as np
 
 from hmspar.errors import HmsparError
 
-__all__ = ["paa", "gasf", "activity_mask", "interpolate_gaps", "isa_gaf"]
+__all__ = ["paa", "gasf", "gadf", "activity_mask", "interpolate_gaps", "isa_gaf"]
 
 # sklearn's MinMaxScaler (used by pyts) treats a data range below 10 machine epsilons as zero.
 _ZERO_RANGE = 10 * np.finfo(np.float64).eps
@@ -179,6 +185,33 @@ def gasf(
     return cos[..., :, None] * cos[..., None, :] - sin[..., :, None] * sin[..., None, :]
 
 
+def gadf(x: np.ndarray, image_size: int, overlapping: bool = True) -> np.ndarray:
+    """Gramian Angular Difference Field of each row of ``x``: PAA to ``image_size`` points, per-sample min-max
+    to [-1, 1] (a constant sample maps to -1), ``G[i, j] = sin(phi_i - phi_j) = sin_i cos_j - cos_i sin_j``.
+
+    Equal to ``pyts.image.GramianAngularField(image_size, method='difference', overlapping=overlapping)``.
+
+    Parameters
+    ----------
+    x : np.ndarray
+        Array of shape (..., T).
+    image_size : int
+        Image side S, ``1 <= S <= T``.
+    overlapping : bool, default True
+        PAA window mode, see :func:`paa`.
+
+    Returns
+    -------
+    np.ndarray
+        float64 array of shape (..., S, S), antisymmetric, values in [-1, 1].
+    """
+    reduced = paa(np.asarray(x, dtype=np.float64), image_size, overlapping=overlapping)  # (..., S)
+    cos = _min_max(reduced, -1.0, 1.0)
+    sin = np.sqrt(np.clip(1.0 - cos**2, 0.0, 1.0))
+    # (..., S) -> (..., S, S)
+    return sin[..., :, None] * cos[..., None, :] - cos[..., :, None] * sin[..., None, :]
+
+
 def activity_mask(series: np.ndarray) -> np.ndarray:
     """Activity indicator of each step: 1.0 where the value is > 0, 0.0 where it is 0 or NaN.
 
@@ -197,8 +230,9 @@ def activity_mask(series: np.ndarray) -> np.ndarray:
         return (series > 0).astype(np.float32)
 
 
-def interpolate_gaps(series: np.ndarray) -> np.ndarray:
-    """Fill gaps (steps that are 0 or NaN) by linear interpolation between observed (> 0) steps.
+def interpolate_gaps(series: np.ndarray, signed: bool = False) -> np.ndarray:
+    """Fill gaps (steps that are 0 or NaN; with ``signed=True`` only NaN) by linear interpolation between
+    observed steps (> 0; with ``signed=True`` any finite value).
 
     Inside a run of gaps the values go linearly from the last observed value before the run to the
     first one after it; gaps before the first (after the last) observed step take the first (last)
@@ -208,6 +242,8 @@ def interpolate_gaps(series: np.ndarray) -> np.ndarray:
     ----------
     series : np.ndarray
         Array of shape (..., T).
+    signed : bool, default False
+        Real-valued series: 0 and negative values are observations, only NaN is a gap.
 
     Returns
     -------
@@ -218,13 +254,15 @@ def interpolate_gaps(series: np.ndarray) -> np.ndarray:
     --------
     >>> interpolate_gaps(np.array([0.0, 2.0, 0.0, np.nan, 8.0, 0.0]))
     array([2., 2., 4., 6., 8., 8.])
+    >>> interpolate_gaps(np.array([-1.0, np.nan, 3.0, 0.0]), signed=True)
+    array([-1.,  1.,  3.,  0.])
     """
     x = np.asarray(series, dtype=np.float64)
     if x.ndim < 1:
         raise HmsparError(f"interpolate_gaps: input must have a time axis, got shape {x.shape}")
     length = x.shape[-1]
     with np.errstate(invalid="ignore"):
-        observed = x > 0  # (..., T)
+        observed = np.isfinite(x) if signed else x > 0  # (..., T)
     steps = np.arange(length)
     # Index of the last observed step at or before t (-1 if none) and the first at or after t (T if none).
     prev = np.maximum.accumulate(np.where(observed, steps, -1), axis=-1)
@@ -246,6 +284,7 @@ def isa_gaf(
     image_size: int,
     chunk_size: int = 8192,
     progress: bool = False,
+    signed: bool = False,
 ) -> np.ndarray:
     """ISA-GAF images of sparse multichannel series: a trend and a sparsity GASF per channel.
 
@@ -272,6 +311,9 @@ def isa_gaf(
         Number of entities transformed at once.
     progress : bool, default False
         Show a tqdm progress bar over the chunks.
+    signed : bool, default False
+        Real-valued series (see the module docstring): gaps are NaN only, no ``log1p``, and image
+        ``2c + 1`` is the GADF of the trend instead of the sparsity GASF.
 
     Returns
     -------
@@ -299,8 +341,13 @@ def isa_gaf(
     for lo in starts:
         hi = min(lo + int(chunk_size), n)
         x = np.asarray(series[lo:hi], dtype=np.float64).reshape(-1, length)  # (n_c * C, T)
-        trend = gasf(np.log1p(interpolate_gaps(x)), size, sample_range=(-1, 1))  # (n_c * C, S, S)
-        sparsity = gasf(activity_mask(x), size, sample_range=None)  # (n_c * C, S, S)
+        if signed:
+            filled = interpolate_gaps(x, signed=True)  # (n_c * C, T), any real values
+            trend = gasf(filled, size, sample_range=(-1, 1))  # (n_c * C, S, S)
+            sparsity = gadf(filled, size)  # (n_c * C, S, S): direction of change instead of activity
+        else:
+            trend = gasf(np.log1p(interpolate_gaps(x)), size, sample_range=(-1, 1))  # (n_c * C, S, S)
+            sparsity = gasf(activity_mask(x), size, sample_range=None)  # (n_c * C, S, S)
         out[lo:hi, 0::2] = trend.reshape(hi - lo, channels, size, size)
         out[lo:hi, 1::2] = sparsity.reshape(hi - lo, channels, size, size)
     return out

@@ -9,6 +9,7 @@ This module does not import torch, so tree models can subclass :class:`Model` ch
 from __future__ import annotations
 
 import abc
+import dataclasses
 import os
 import pickle
 from pathlib import Path
@@ -44,6 +45,11 @@ class Model(abc.ABC):
 
     Config: ClassVar[type]
     name: ClassVar[str] = "model"
+
+    #: Training budget fixed from outside (epochs for torch models, boosting rounds for boosted trees), set
+    #: by the small-data selection (:mod:`hmspar.training.selection`) before a refit on all training rows:
+    #: the model then trains for exactly this budget without validation data. None: the model's own rule.
+    fixed_budget: int | None = None
 
     def __init__(self, cfg: Any, seed: int = 0) -> None:
         if not hasattr(cfg, "inputs"):
@@ -90,6 +96,39 @@ class Model(abc.ABC):
     @abc.abstractmethod
     def predict_proba(self, X: dict[str, np.ndarray]) -> np.ndarray:
         """Class probabilities (n, K), rows summing to one, columns ordered as ``classes_``."""
+
+    @property
+    def budget_(self) -> int | None:
+        """The training budget chosen by early stopping in the last ``fit`` with validation data (epochs,
+        boosting rounds), or None for a model without one. Read by the k-fold selection."""
+        return None
+
+    def restricted_to(self, available: tuple[str, ...] | list[str]) -> "Model":
+        """This model, or a copy whose ``inputs`` drop the modalities a dataset does not have.
+
+        Parameters
+        ----------
+        available : sequence of str
+            The dataset's declared modalities (``meta.json: modalities``).
+
+        Raises
+        ------
+        HmsparError
+            If none of the model's inputs is available.
+        """
+        keep = [m for m in self.uses if m in available]
+        if len(keep) == len(self.uses):
+            return self
+        if not keep:
+            raise HmsparError(f"{type(self).__name__}: none of its inputs ({', '.join(self.uses)}) is a modality "
+                              f"of this dataset ({', '.join(available)})")
+        field = "modalities" if any(f.name == "modalities" for f in dataclasses.fields(self.cfg)) else "inputs"
+        try:
+            cfg = dataclasses.replace(self.cfg, **{field: keep})
+        except ValueError as exc:
+            raise HmsparError(f"{type(self).__name__}: cannot drop the absent modalities "
+                              f"{sorted(set(self.uses) - set(keep))}: {exc}") from None
+        return type(self)(cfg, seed=self.seed)
 
     @classmethod
     def test_params(cls) -> dict[str, Any]:

@@ -30,7 +30,7 @@ from hmspar.errors import HmsparError
 from hmspar.models.base import MODALITIES
 from hmspar.models.layers.ple import PLE
 from hmspar.models.layers.resnet import load_torchvision_state_dict, resnet18
-from hmspar.models.layers.taylor_kan import TaylorKANEncoder
+from hmspar.models.layers.taylor_kan import TaylorKANConvEncoder, TaylorKANEncoder
 from hmspar.models.torch_base import TorchClassifier
 from hmspar.training.trainer import TrainConfig
 
@@ -54,32 +54,50 @@ class SeriesConfig:
 
     Parameters
     ----------
+    encoder : {"conv", "pointwise"}
+        ``conv``: :class:`~hmspar.models.layers.taylor_kan.TaylorKANConvEncoder`, Taylor-KAN
+        convolutions over temporal windows (the default); ``pointwise``: the earlier
+        :class:`~hmspar.models.layers.taylor_kan.TaylorKANEncoder`, Taylor-KAN layers applied at each
+        step separately after a ``tanh`` of the inputs (kept to reproduce earlier results).
     hidden : int
         Width of the Taylor-KAN layers.
     n_layers : int
-        Number of Taylor-KAN layers.
+        Number of Taylor-KAN layers (``conv``: polynomial layers after the linear stem).
     order : int
         Highest power of each edge polynomial (3 = cubic; the constant is the bias).
-    pooling : {"attention", "mean"}
-        Temporal pooling of the per-step features.
+    kernel_size, dilation : int
+        ``conv`` only: window of each convolution; layer ``l`` (from 0) uses dilation ``dilation ** l``.
+    diff : bool
+        ``conv`` only: add the first difference of every series channel as an input channel.
+    pooling : {"attention", "mean", "max", "meanmax"}
+        Temporal pooling of the per-step features (``max`` and ``meanmax`` need ``conv``).
     dropout : float
         Dropout inside the encoder.
     positional : bool
-        Feed the relative time position as an extra per-step input (otherwise the encoder ignores
-        the order of the periods).
+        Feed the relative time position as an extra per-step input.
     """
 
-    hidden: int = 32
-    n_layers: int = 2
+    encoder: Literal["conv", "pointwise"] = "conv"
+    hidden: int = 64
+    n_layers: int = 3
     order: int = 3
-    pooling: Literal["attention", "mean"] = "attention"
+    kernel_size: int = 3
+    dilation: int = 2
+    diff: bool = True
+    pooling: Literal["attention", "mean", "max", "meanmax"] = "meanmax"
     dropout: float = 0.1
     positional: bool = True
 
     def __post_init__(self) -> None:
-        for name in ("hidden", "n_layers", "order"):
+        for name in ("hidden", "n_layers", "order", "kernel_size", "dilation"):
             _positive(name, getattr(self, name))
         _dropout("dropout", self.dropout)
+        if self.encoder not in ("conv", "pointwise"):
+            raise ValueError(f"encoder: expected 'conv' or 'pointwise', got {self.encoder!r}")
+        if self.pooling not in ("attention", "mean", "max", "meanmax"):
+            raise ValueError(f"pooling: expected attention, mean, max or meanmax, got {self.pooling!r}")
+        if self.encoder == "pointwise" and self.pooling not in ("attention", "mean"):
+            raise ValueError(f"pooling: the pointwise encoder pools by 'attention' or 'mean', got {self.pooling!r}")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -94,15 +112,27 @@ class ImageConfig:
         Local torchvision ``resnet18`` state-dict file to initialise from (needs ``width: 64``);
         ``null`` trains from scratch.
     small_input : bool or "auto"
-        3x3 stride-1 stem without max-pool; ``auto`` uses it for images smaller than 32x32.
+        The stem: ``true`` a 3x3 stride-1 convolution without max-pool, ``false`` the standard
+        7x7 stride-2 convolution and 3x3 stride-2 max-pool; ``auto`` uses the small stem for images
+        smaller than 32x32.
+    norm : {"auto", "group", "batch", "frozen"}
+        Normalisation layers: ``group`` (GroupNorm: per-sample statistics, train mode = eval mode),
+        ``batch`` (BatchNorm with running statistics), ``frozen`` (the checkpoint's batch-norm
+        statistics and affine maps, fixed); ``auto`` = ``frozen`` with ``pretrained_path``, else ``group``.
     """
 
     width: int = 16
     pretrained_path: str | None = None
     small_input: bool | Literal["auto"] = "auto"
+    norm: Literal["auto", "group", "batch", "frozen"] = "auto"
 
     def __post_init__(self) -> None:
         _positive("width", self.width)
+        if self.norm not in ("auto", "group", "batch", "frozen"):
+            raise ValueError(f"norm: expected auto, group, batch or frozen, got {self.norm!r}")
+        if self.norm == "group" and self.pretrained_path is not None:
+            raise ValueError("norm: 'group' cannot load a batch-norm checkpoint (pretrained_path); "
+                             "use 'frozen', 'batch' or 'auto'")
         if self.pretrained_path is not None and self.width != 64:
             raise ValueError(f"width: must be 64 to load torchvision weights from pretrained_path, "
                              f"got {self.width}")
@@ -157,16 +187,26 @@ class FusionConfig:
         Dropout inside the experts.
     output : {"concat", "mean"}
         Concatenate or average the last level's modality and shared outputs.
+    modality_dropout : float
+        Training only: each sample's embedding of each modality is replaced by zeros with this
+        probability (at least one modality is kept per sample), so the fused model cannot lean on one
+        modality alone.
+    aux_weight : float
+        Weight of the auxiliary per-modality heads: a linear head on each modality embedding is trained
+        with the task loss, weighted ``aux_weight`` (averaged over modalities), so every encoder learns
+        to carry label information (0 disables the heads).
     """
 
     n_levels: int = 2
     n_shared: int = 2
-    n_specific: int = 1
-    top_k: int = 0
-    noise: float = 0.0
+    n_specific: int = 2
+    top_k: int = 2
+    noise: float = 0.1
     load_balance_weight: float = 0.01
-    dropout: float = 0.1
+    dropout: float = 0.3
     output: Literal["concat", "mean"] = "concat"
+    modality_dropout: float = 0.1
+    aux_weight: float = 0.3
 
     def __post_init__(self) -> None:
         _positive("n_levels", self.n_levels)
@@ -181,6 +221,9 @@ class FusionConfig:
         if self.load_balance_weight < 0:
             raise ValueError(f"load_balance_weight: must be non-negative, got {self.load_balance_weight!r}")
         _dropout("dropout", self.dropout)
+        _dropout("modality_dropout", self.modality_dropout)
+        if self.aux_weight < 0:
+            raise ValueError(f"aux_weight: must be non-negative, got {self.aux_weight!r}")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -253,7 +296,11 @@ class MLPEncoder(nn.Module):
 
 
 class SeriesEncoder(nn.Module):
-    """Series and mask ``(B, C, T)`` each -> ``(B, d_model)`` via a :class:`TaylorKANEncoder`.
+    """Series and mask ``(B, C, T)`` each -> ``(B, d_model)`` via a Taylor-KAN encoder.
+
+    ``encoder: conv`` runs a :class:`TaylorKANConvEncoder` over the channels ``[series, mask]``
+    (``2C``, plus a first difference of each series channel with ``diff``); ``pointwise`` the
+    per-step :class:`TaylorKANEncoder`.
 
     Parameters
     ----------
@@ -267,14 +314,22 @@ class SeriesEncoder(nn.Module):
 
     def __init__(self, n_channels: int, d_model: int, cfg: SeriesConfig):
         super().__init__()
-        self.kan = TaylorKANEncoder(2 * n_channels, cfg.hidden, cfg.n_layers, cfg.order, cfg.pooling,
-                                    cfg.dropout, cfg.positional)
-        self.proj = nn.Linear(cfg.hidden, d_model)
+        self.conv = cfg.encoder == "conv"
+        if self.conv:
+            self.kan = TaylorKANConvEncoder(2 * n_channels, cfg.hidden, cfg.n_layers, cfg.order, cfg.kernel_size,
+                                            cfg.dilation, cfg.pooling, cfg.dropout,
+                                            n_diff=n_channels if cfg.diff else 0, positional=cfg.positional)
+        else:
+            self.kan = TaylorKANEncoder(2 * n_channels, cfg.hidden, cfg.n_layers, cfg.order, cfg.pooling,
+                                        cfg.dropout, cfg.positional)
+        self.proj = nn.Linear(getattr(self.kan, "out_features", cfg.hidden), d_model)
 
     def forward(self, series: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         """``(B, C, T), (B, C, T) -> (B, d_model)``."""
-        z = torch.cat([series, mask], dim=1).transpose(1, 2)  # (B, C, T) x 2 -> (B, T, 2C)
-        return self.proj(self.kan(z))  # (B, T, 2C) -> (B, hidden) -> (B, d_model)
+        z = torch.cat([series, mask], dim=1)  # (B, C, T) x 2 -> (B, 2C, T)
+        if not self.conv:
+            z = z.transpose(1, 2)  # (B, 2C, T) -> (B, T, 2C)
+        return self.proj(self.kan(z))  # -> (B, hidden) -> (B, d_model)
 
 
 class HMSPARNet(nn.Module):
@@ -287,7 +342,7 @@ class HMSPARNet(nn.Module):
     d_model : int
         Embedding size.
     fusion : FusionConfig
-        PLE settings.
+        PLE settings, modality dropout and the auxiliary heads' weight.
     head : MLPConfig
         Head settings.
     n_outputs : int
@@ -297,6 +352,10 @@ class HMSPARNet(nn.Module):
     ----------
     aux_loss : Tensor or None
         ``load_balance_weight * balance`` from the latest forward (a scalar).
+    aux_logits : list of Tensor or None
+        Training forwards with ``fusion.aux_weight > 0``: one ``(B, n_outputs)`` logit tensor per
+        modality (linear heads on the embeddings); the Trainer adds ``aux_logits_weight`` times their
+        mean loss.
     balance_ : Tensor or None
         The unweighted balance loss of the latest forward (1.0 = balanced routing).
     """
@@ -311,7 +370,12 @@ class HMSPARNet(nn.Module):
                           fusion.top_k, fusion.noise, fusion.dropout, fusion.output)
         self.head = MLPEncoder(self.fusion.out_features, head.hidden, n_outputs, head.dropout)
         self.load_balance_weight = fusion.load_balance_weight
+        self.modality_dropout = fusion.modality_dropout
+        self.aux_logits_weight = fusion.aux_weight
+        self.aux_heads = nn.ModuleDict({m: nn.Linear(d_model, n_outputs) for m in encoders}) \
+            if fusion.aux_weight > 0 else None
         self.aux_loss: torch.Tensor | None = None
+        self.aux_logits: list[torch.Tensor] | None = None
         self.balance_: torch.Tensor | None = None
 
     def embed(self, batch: dict[str, torch.Tensor]) -> list[torch.Tensor]:
@@ -326,9 +390,27 @@ class HMSPARNet(nn.Module):
             out.append(self.norms[m](e))  # (B, d) -> (B, d)
         return out
 
+    def drop_modalities(self, xs: list[torch.Tensor]) -> list[torch.Tensor]:
+        """Training only: zero each sample's embedding of each modality with probability
+        ``modality_dropout``, keeping at least one modality per sample (``M x (B, d)`` -> same)."""
+        M = len(xs)
+        if not self.training or self.modality_dropout <= 0 or M < 2:
+            return xs
+        B = xs[0].shape[0]
+        keep = torch.rand(B, M, device=xs[0].device) >= self.modality_dropout  # (B, M)
+        none = ~keep.any(dim=1)  # (B,) samples that lost every modality keep one, drawn uniformly
+        if none.any():
+            pick = torch.randint(0, M, (B,), device=keep.device)
+            keep = keep | (none[:, None] & (torch.arange(M, device=keep.device)[None, :] == pick[:, None]))
+        return [x * keep[:, i:i + 1].to(x.dtype) for i, x in enumerate(xs)]  # M x (B, d)
+
     def forward(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
-        """``batch`` of modality tensors -> logits ``(B, n_outputs)``; sets :attr:`aux_loss`."""
-        fused, balance = self.fusion(self.embed(batch))  # M x (B, d) -> (B, d_fused), ()
+        """``batch`` of modality tensors -> logits ``(B, n_outputs)``; sets :attr:`aux_loss` (and
+        :attr:`aux_logits` in training)."""
+        xs = self.embed(batch)  # M x (B, d)
+        self.aux_logits = [self.aux_heads[m](x) for m, x in zip(self.modalities, xs)] \
+            if self.aux_heads is not None and self.training else None  # M x (B, n_outputs)
+        fused, balance = self.fusion(self.drop_modalities(xs))  # M x (B, d) -> (B, d_fused), ()
         self.balance_ = balance.detach()
         self.aux_loss = self.load_balance_weight * balance
         return self.head(fused)  # (B, d_fused) -> (B, n_outputs)
@@ -336,6 +418,7 @@ class HMSPARNet(nn.Module):
     def __getstate__(self) -> dict[str, Any]:
         state = self.__dict__.copy()
         state["aux_loss"] = None  # may hold an autograd graph
+        state["aux_logits"] = None
         return state
 
 
@@ -371,16 +454,48 @@ class HMSPAR(TorchClassifier):
             "train": {"epochs": 3, "batch_size": 64, "patience": 2},
         }
 
+    def fit(self, X: dict[str, np.ndarray], y: np.ndarray,
+            X_val: dict[str, np.ndarray] | None = None, y_val: np.ndarray | None = None) -> "HMSPAR":
+        """Train as :meth:`TorchClassifier.fit`, then record the fusion's gate weights on the validation
+        rows (the training rows without validation data) in :attr:`diagnostics_`.
+
+        ``diagnostics_["gate_weights"]`` holds, per PLE level, the mean weight of the shared gate on
+        each modality's experts and on the shared experts (eval mode: no noise; deterministic), so a
+        fusion that collapses onto one modality is visible in each run's ``metrics.json``.
+        """
+        super().fit(X, y, X_val, y_val)
+        self.diagnostics_ = {"gate_weights": self.gate_weights(X if X_val is None else X_val)}
+        return self
+
+    def fit_steps(self, X: dict[str, np.ndarray], y: np.ndarray, steps: int) -> "HMSPAR":
+        """Train for exactly ``steps`` steps (:meth:`TorchClassifier.fit_steps`); gate weights recorded on ``X``."""
+        super().fit_steps(X, y, steps)
+        self.diagnostics_ = {"gate_weights": self.gate_weights(X)}
+        return self
+
+    def gate_weights(self, X: dict[str, np.ndarray]) -> dict[str, dict[str, float]]:
+        """Mean shared-gate weights per source on the rows of ``X``: ``{"level0": {"series": w, ...,
+        "shared": w}, ...}``, rounded to 4 decimals (see :meth:`PLE.shared_gate_weights`)."""
+        self._check_fitted()
+        net: HMSPARNet = self.module_
+        net.fusion.record_gates(True)
+        try:
+            self.predict_proba(X)
+            levels = net.fusion.shared_gate_weights(net.modalities)
+        finally:
+            net.fusion.record_gates(False)
+        return {f"level{i}": {k: round(v, 4) for k, v in level.items()} for i, level in enumerate(levels)}
+
     def build_module(self, X: dict[str, np.ndarray], n_outputs: int) -> nn.Module:
         """Build the encoders for the listed modalities from the array shapes in ``X``.
 
         Raises
         ------
         HmsparError
-            If a listed modality is missing from ``X`` or has the wrong rank, if ``text`` has no columns,
-            or if the pretrained image checkpoint cannot be loaded. A ``static`` matrix without columns
-            (a dataset without static attributes) is skipped: static features are used whenever the
-            dataset has them.
+            If a listed modality is missing from ``X`` or has the wrong rank, or if the pretrained image
+            checkpoint cannot be loaded. A ``text`` or ``static`` matrix without columns (a dataset
+            without that modality) is skipped; the run code already drops modalities a dataset does not
+            declare (:meth:`~hmspar.models.base.Model.restricted_to`), so no encoder is built for them.
         """
         cfg: HMSPARConfig = self.cfg
         encoders: dict[str, nn.Module] = {}
@@ -401,19 +516,19 @@ class HMSPAR(TorchClassifier):
                 small = cfg.image.small_input
                 if small == "auto":
                     small = min(shape[2], shape[3]) < SMALL_IMAGE
+                norm = cfg.image.norm
+                if norm == "auto":
+                    norm = "frozen" if cfg.image.pretrained_path is not None else "group"
                 net = resnet18(in_channels=shape[1], num_classes=cfg.d_model, small_input=bool(small),
-                               width=cfg.image.width)
+                               width=cfg.image.width, norm=norm)
                 if cfg.image.pretrained_path is not None:
                     load_torchvision_state_dict(net, cfg.image.pretrained_path)
                 encoders[m] = net
             elif m in ("text", "static"):
                 if len(shape) != 2:
                     raise HmsparError(f"HMSPAR: {m} must be (n, D), got {shape}")
-                if shape[1] == 0:
-                    if m == "static":  # a dataset without static attributes: no encoder to build
-                        continue
-                    raise HmsparError(f"HMSPAR: the {m!r} matrix has no columns for this dataset; "
-                                      f"remove {m!r} from model.modalities")
+                if shape[1] == 0:  # a dataset without this modality (e.g. a series import): no encoder
+                    continue
                 sub = cfg.text if m == "text" else cfg.static
                 encoders[m] = MLPEncoder(shape[1], sub.hidden, cfg.d_model, sub.dropout)
         if not encoders:

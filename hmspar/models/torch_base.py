@@ -76,6 +76,9 @@ class TorchClassifier(Model):
         Per-epoch ``train_loss, val_loss, val_roc_auc, lr``.
     best_epoch_ : int
         1-based epoch whose weights were kept.
+    best_step_ : int
+        Optimiser steps taken when those weights were saved (what a refit on more rows can reuse, see
+        :meth:`fit_steps`).
     callback : callable or None
         ``callback(epoch, metrics)`` passed to the Trainer (e.g. DVCLive logging); not pickled.
     progress : bool
@@ -95,6 +98,7 @@ class TorchClassifier(Model):
         self.module_: nn.Module | None = None
         self.history_: list[dict[str, float]] = []
         self.best_epoch_: int = 0
+        self.best_step_: int | None = None
         self.callback: Callable[[int, dict], None] | None = None
         self.progress: bool = False
 
@@ -143,7 +147,8 @@ class TorchClassifier(Model):
         """Build and train the module; validation data drive early stopping only.
 
         Without ``X_val``/``y_val``, a stratified ``holdout_fraction`` of the training rows (drawn with
-        ``self.seed``) is held out for early stopping.
+        ``self.seed``) is held out for early stopping, unless :attr:`fixed_budget` is set: then every row
+        is trained on for ``fixed_budget`` optimiser steps (:meth:`fit_steps`) and the last weights kept.
         """
         X = self.select_inputs(X)
         codes = self._fit_classes(y)
@@ -151,6 +156,8 @@ class TorchClassifier(Model):
             raise HmsparError(f"{type(self).__name__}: X has {self.n_rows(X)} rows but y has {codes.size}")
         if (X_val is None) != (y_val is None):
             raise HmsparError(f"{type(self).__name__}: give both X_val and y_val, or neither")
+        if X_val is None and self.fixed_budget is not None:  # refit after a k-fold selection of the steps
+            return self.fit_steps(X, y, int(self.fixed_budget))
         if X_val is None:
             tr, ho = stratified_holdout(codes, self.holdout_fraction, self.seed)
             if ho.size == 0:
@@ -172,7 +179,35 @@ class TorchClassifier(Model):
         self.module_ = result.module.cpu().eval()
         self.history_ = result.history
         self.best_epoch_ = result.best_epoch
+        self.best_step_ = result.best_step
         return self
+
+    def fit_steps(self, X: dict[str, np.ndarray], y: np.ndarray, steps: int) -> "TorchClassifier":
+        """Build and train the module for exactly ``steps`` optimiser steps on all of ``X`` (no validation
+        data, no early stopping; the last weights are kept).
+
+        For refitting once the number of steps has been chosen on validation data (e.g. the mean
+        :attr:`best_step_` over the folds of a k-fold split of the training rows). The cosine schedule
+        spans the ``steps`` steps; every other setting comes from :attr:`train_config`.
+        """
+        X = self.select_inputs(X)
+        codes = self._fit_classes(y)
+        if self.n_rows(X) != codes.size:
+            raise HmsparError(f"{type(self).__name__}: X has {self.n_rows(X)} rows but y has {codes.size}")
+        module = self.make_module(X, n_outputs_for(self.classes_.size))
+        trainer = Trainer(self.train_config, seed=self.seed, callback=self.callback, progress=self.progress)
+        result = trainer.fit(module, X, codes, steps=steps)
+        self.module_ = result.module.cpu().eval()
+        self.history_ = result.history
+        self.best_epoch_ = result.best_epoch
+        self.best_step_ = result.best_step
+        return self
+
+    @property
+    def budget_(self) -> int | None:
+        """The optimiser step of the best validation score in the last fit (the budget that the k-fold
+        selection averages over folds and :meth:`fit_steps` refits with)."""
+        return int(self.best_step_) if self.best_step_ else None
 
     def predict_proba(self, X: dict[str, np.ndarray]) -> np.ndarray:
         """(n, K) class probabilities from the module in eval mode, in ``eval_batch_size`` batches.

@@ -43,6 +43,7 @@ def train(run: str, params: dict[str, Any], progress: bool = True) -> list[dict[
         live_dir=LIVE_ROOT / run,
         progress=progress,
         timings_path=TIMINGS_ROOT / "hmspar" / f"{run}.json",
+        selection=params.get("selection"),
     )
 
 
@@ -98,6 +99,7 @@ def ablation(run: str, params: dict[str, Any], progress: bool = True) -> list[di
                 progress=progress,
                 model_label=f"hmspar[{label}]",
                 timings_path=TIMINGS_ROOT / "ablation" / run / f"{label}.json",
+                selection=params.get("selection"),
             )
     return records
 
@@ -132,5 +134,6 @@ def baseline(dataset: str, model: str, params: dict[str, Any], progress: bool = 
                 live_dir=None,
                 progress=progress,
                 timings_path=TIMINGS_ROOT / "baselines" / dataset / model / f"{run}.json",
+                selection=params.get("selection"),
             )
     return records

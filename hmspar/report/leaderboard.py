@@ -29,7 +29,8 @@ from hmspar.io import read_json
 from hmspar.report.page import ReportConfig
 
 #: Test metrics of every leaderboard row, in display order.
-METRICS = ("roc_auc", "auprc", "f1", "precision", "recall", "accuracy", "brier")
+METRICS = ("roc_auc", "auprc", "f1", "precision", "recall", "accuracy", "balanced_accuracy", "accuracy_at_0.5",
+           "brier")
 
 #: Name under which the HMSPAR model itself appears in ``metrics.json``.
 HMSPAR = "hmspar"
@@ -38,8 +39,12 @@ _REQUIRED_METRICS_KEYS = ("model", "run", "dataset", "task", "seed")
 
 THRESHOLD_RULE = (
     "binary tasks: predicted positive when prob >= threshold, the threshold stored in metrics.json "
-    "(chosen on the validation split); multi-class tasks: argmax, macro-averaged F1/precision/recall, "
-    "one-vs-rest macro ROC-AUC and AUPRC, Brier = mean over entities of the summed squared error over classes"
+    "(chosen by max F1 on the validation split, or on out-of-fold training predictions when the run was "
+    "selected by k-fold: the row's threshold_source says which); accuracy_at_0.5 is the accuracy at "
+    "threshold 0.5; multi-class tasks: argmax (accuracy_at_0.5 = accuracy), macro-averaged "
+    "F1/precision/recall, balanced accuracy = mean recall over the classes, one-vs-rest macro ROC-AUC and "
+    "AUPRC, Brier = mean over entities of the summed squared error over classes. A row flagged "
+    "constant_prediction predicted a single class for every test entity in at least one seed"
 )
 
 
@@ -106,6 +111,8 @@ class SeedResult:
     ids: np.ndarray
     y: np.ndarray
     prob: np.ndarray
+    threshold_source: str | None = None
+    selection: str | None = None
 
     @property
     def multiclass(self) -> bool:
@@ -132,9 +139,9 @@ def _read_predictions(path: Path) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     missing = [c for c in ("id", "split", "y_true") if c not in frame.columns]
     if missing:
         raise HmsparError(f"{path}: missing column {missing[0]!r} (expected id, split, y_true, prob or prob_<k>)")
-    bad_split = sorted(set(frame["split"].astype(str)) - {"val", "test"})
+    bad_split = sorted(set(frame["split"].astype(str)) - {"oof", "val", "test"})
     if bad_split:
-        raise HmsparError(f"{path}: unknown split value {bad_split[0]!r} (expected val or test)")
+        raise HmsparError(f"{path}: unknown split value {bad_split[0]!r} (expected oof, val or test)")
     test = frame[frame["split"] == "test"]
     if test.empty:
         raise HmsparError(f"{path}: no test rows")
@@ -200,7 +207,8 @@ def _load_seed_result(metrics_path: Path) -> SeedResult:
     return SeedResult(folder=folder, model=str(meta["model"]), run=str(meta["run"]), dataset=str(meta["dataset"]),
                       task=str(meta["task"]), group=None if meta.get("group") is None else str(meta["group"]),
                       seed=seed, inputs=list(inputs), threshold=None if threshold is None else float(threshold),
-                      ids=ids, y=y, prob=prob)
+                      ids=ids, y=y, prob=prob, threshold_source=meta.get("threshold_source"),
+                      selection=(meta.get("selection") or {}).get("regime"))
 
 
 def discover_results(results_dir: str | os.PathLike) -> list[SeedResult]:
@@ -274,11 +282,11 @@ def compute_metrics(y: np.ndarray, prob: np.ndarray, threshold: float | None) ->
     Returns
     -------
     dict
-        ``roc_auc, auprc, f1, precision, recall, accuracy, brier`` (``nan`` for ROC-AUC and AUPRC when ``y``
-        holds a single class).
+        ``roc_auc, auprc, f1, precision, recall, accuracy, balanced_accuracy, accuracy_at_0.5, brier``
+        (``nan`` for ROC-AUC and AUPRC when ``y`` holds a single class), and ``n_predicted_classes``.
     """
-    from sklearn.metrics import (accuracy_score, average_precision_score, brier_score_loss, f1_score,
-                                 precision_score, recall_score, roc_auc_score)
+    from sklearn.metrics import (accuracy_score, average_precision_score, balanced_accuracy_score,
+                                 brier_score_loss, f1_score, precision_score, recall_score, roc_auc_score)
 
     y = np.asarray(y)
     prob = np.asarray(prob, dtype=np.float64)
@@ -292,7 +300,10 @@ def compute_metrics(y: np.ndarray, prob: np.ndarray, threshold: float | None) ->
         out["precision"] = float(precision_score(y, pred, zero_division=0))
         out["recall"] = float(recall_score(y, pred, zero_division=0))
         out["accuracy"] = float(accuracy_score(y, pred))
+        out["balanced_accuracy"] = float(balanced_accuracy_score(y, pred))
+        out["accuracy_at_0.5"] = float(accuracy_score(y, (prob >= 0.5).astype(np.int64)))
         out["brier"] = float(brier_score_loss(y, prob, pos_label=1))
+        out["n_predicted_classes"] = float(np.unique(pred).size)
         return out
     n_classes = prob.shape[1]
     labels = np.arange(n_classes)
@@ -309,7 +320,10 @@ def compute_metrics(y: np.ndarray, prob: np.ndarray, threshold: float | None) ->
     out["precision"] = float(precision_score(y, pred, labels=labels, average="macro", zero_division=0))
     out["recall"] = float(recall_score(y, pred, labels=labels, average="macro", zero_division=0))
     out["accuracy"] = float(accuracy_score(y, pred))
+    out["balanced_accuracy"] = float(balanced_accuracy_score(y, pred))
+    out["accuracy_at_0.5"] = out["accuracy"]
     out["brier"] = float(np.mean(np.sum((prob - onehot) ** 2, axis=1)))
+    out["n_predicted_classes"] = float(np.unique(pred).size)
     return out
 
 
@@ -357,7 +371,13 @@ def build_leaderboard(results: list[SeedResult]) -> dict[str, Any]:
         }
         for m in METRICS:
             row[m] = _mean_std([per_seed[s][m] for s in per_seed])
-        row["per_seed"] = {str(s): {m: _clean(v) for m, v in vals.items()} for s, vals in per_seed.items()}
+        sources = sorted({str(r.threshold_source) for r in seeds if r.threshold is not None})
+        row["threshold_source"] = None if not sources else (sources[0] if len(sources) == 1 else "mixed")
+        regimes = sorted({r.selection for r in seeds if r.selection})
+        row["selection"] = None if not regimes else (regimes[0] if len(regimes) == 1 else "mixed")
+        row["constant_prediction"] = bool(any(v["n_predicted_classes"] < 2 for v in per_seed.values()))
+        row["per_seed"] = {str(s): {m: _clean(v) for m, v in vals.items() if m in METRICS}
+                           for s, vals in per_seed.items()}
         rows.append(row)
     rows.sort(key=lambda r: (r["run"], -(r["roc_auc"]["mean"] if r["roc_auc"]["mean"] is not None else -math.inf),
                              r["model"]))
@@ -374,6 +394,8 @@ def leaderboard_frame(leaderboard: Mapping[str, Any]):
         rec["inputs"] = "+".join(row["inputs"])
         rec["n_seeds"] = row["n_seeds"]
         rec["n_test"] = row["n_test"]
+        rec["constant_prediction"] = row.get("constant_prediction", False)
+        rec["threshold_source"] = row.get("threshold_source")
         for m in leaderboard["metrics"]:
             rec[f"{m}_mean"] = row[m]["mean"]
             rec[f"{m}_std"] = row[m]["std"]

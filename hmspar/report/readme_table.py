@@ -24,7 +24,8 @@ START_MARKER = "<!-- results:start -->"
 END_MARKER = "<!-- results:end -->"
 
 #: (leaderboard metric, column title) shown in the README table.
-COLUMNS = (("roc_auc", "ROC-AUC"), ("auprc", "AUPRC"), ("f1", "F1"), ("brier", "Brier"))
+COLUMNS = (("roc_auc", "ROC-AUC"), ("auprc", "AUPRC"), ("f1", "F1"), ("accuracy", "Acc."),
+           ("balanced_accuracy", "Bal. acc."), ("brier", "Brier"))
 
 
 def _cell(text: str) -> str:
@@ -70,16 +71,19 @@ def render_results_table(leaderboard: Mapping[str, Any], date: str, params_diges
     lines = ["| " + " | ".join(header) + " |",
              "|" + "|".join(["---"] * 3 + ["---:"] * (len(COLUMNS) + 1)) + "|"]
     for r in rows:
-        cells = [_cell(r["run"]), _cell(r["model"]), _cell("+".join(r["inputs"]) or "–")]
+        model = r["model"] + (" ⚠ constant" if r.get("constant_prediction") else "")
+        cells = [_cell(r["run"]), _cell(model), _cell("+".join(r["inputs"]) or "–")]
         for metric, _ in COLUMNS:
-            text = _fmt(r[metric], digits)
+            text = _fmt(r.get(metric, {"mean": None}), digits)
             if metric == "roc_auc" and r[metric]["mean"] is not None and r[metric]["mean"] == best.get(r["run"]):
                 text = f"**{text}**"
             cells.append(text)
         cells.append(str(r["n_seeds"]))
         lines.append("| " + " | ".join(cells) + " |")
-    caption = (f"Test split, mean ± std over seeds; F1 at the threshold chosen on validation; bold: best "
-               f"ROC-AUC of the run. Generated {date} from params `{params_digest}` "
+    caption = (f"Test split, mean ± std over seeds; binary F1 and accuracy at the threshold chosen on "
+               f"validation (or on out-of-fold training predictions for runs selected by k-fold; accuracy at 0.5 "
+               f"in `metrics/leaderboard.csv`), multi-class: argmax and macro F1; ⚠ constant: a single class "
+               f"predicted for every test entity in some seed; bold: best ROC-AUC of the run. Generated {date} from params `{params_digest}` "
                f"(full table: `metrics/leaderboard.csv`, significance: `metrics/significance.json`).")
     return "\n".join(lines) + "\n\n" + caption + "\n"
 

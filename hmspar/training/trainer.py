@@ -1,5 +1,13 @@
-"""The one Trainer for every torch model: AdamW, cosine schedule, gradient clipping, BCE or focal loss,
-early stopping on validation ROC-AUC, and a deep copy of the best weights.
+"""The one Trainer for every torch model: AdamW (no decay on norms and biases), cosine schedule, gradient
+clipping, BCE or focal loss, a budget counted in optimiser steps, early stopping and model selection on
+validation loss or (smoothed) ROC-AUC, and a deep copy of the best weights.
+
+Budget: training runs for at most ``max_steps`` optimiser steps (``epochs`` passes when 0), never stops
+before ``min_steps``, and stops once the validation score has not improved for ``patience_steps`` steps
+(``patience`` epochs when 0). Validation is scored after every epoch. Small data sets therefore get the
+same number of updates as large ones instead of a handful (an epoch of 500 rows at batch 256 is two
+steps). :meth:`Trainer.fit` without validation data trains for exactly ``steps`` steps and keeps the last
+weights (refitting on all training rows after choosing the number of steps elsewhere, e.g. by k-fold).
 
 Inputs are dicts of arrays indexed one batch at a time (``X[k][idx]``, ``X[k][a:b]``), so they may be
 numpy arrays, ``np.memmap`` files or the loader's lazily read :class:`~hmspar.data.loader.MappedRows`
@@ -42,11 +50,25 @@ class TrainConfig:
     batch_size, eval_batch_size : int
         Rows per training step / per inference batch.
     lr, weight_decay : float
-        AdamW learning rate (peak of the cosine schedule) and decoupled weight decay.
+        AdamW learning rate (peak of the cosine schedule) and decoupled weight decay, applied to weight
+        matrices and kernels only (parameters with two or more axes), never to biases or norm scales.
     grad_clip : float
         Maximum global gradient norm; 0 disables clipping.
     patience : int
-        Epochs without a better validation ROC-AUC before training stops.
+        Epochs without a better validation score before training stops (unless ``patience_steps``).
+    max_steps : int
+        Optimiser-step budget (the cosine schedule's length); 0 = ``epochs`` passes over the data.
+        With ``max_steps``, ``epochs`` is ignored.
+    min_steps : int
+        Never stop early before this many steps.
+    patience_steps : int
+        Stop once this many steps passed since the best validation score; 0 = use ``patience``.
+    select : {"val_loss", "val_auc", "smoothed_auc"}
+        Validation score for early stopping and for the weights kept: the validation loss, ROC-AUC, or
+        the mean ROC-AUC over the last ``smooth_window`` evaluations (less noisy on small validation
+        splits). ROC-AUC falls back to the loss when validation has a single class.
+    smooth_window : int
+        Evaluations averaged by ``smoothed_auc``.
     loss : {"bce", "focal"}
         Binary cross-entropy (cross-entropy for multi-class) or focal loss.
     focal_gamma : float
@@ -74,6 +96,11 @@ class TrainConfig:
     weight_decay: float = 1e-4
     grad_clip: float = 1.0
     patience: int = 5
+    max_steps: int = 0
+    min_steps: int = 0
+    patience_steps: int = 0
+    select: Literal["val_loss", "val_auc", "smoothed_auc"] = "val_auc"
+    smooth_window: int = 3
     loss: Literal["bce", "focal"] = "bce"
     focal_gamma: float = 2.0
     class_weight: bool = True
@@ -83,10 +110,18 @@ class TrainConfig:
     distributed: DistributedConfig = DistributedConfig()
 
     def __post_init__(self) -> None:
-        for name in ("epochs", "batch_size", "eval_batch_size", "patience"):
+        for name in ("epochs", "batch_size", "eval_batch_size", "patience", "smooth_window"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise ValueError(f"{name}: must be a positive integer, got {value!r}")
+        for name in ("max_steps", "min_steps", "patience_steps"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+                raise ValueError(f"{name}: must be a non-negative integer, got {value!r}")
+        if self.max_steps and self.min_steps > self.max_steps:
+            raise ValueError(f"min_steps: must not exceed max_steps ({self.max_steps}), got {self.min_steps}")
+        if self.select not in ("val_loss", "val_auc", "smoothed_auc"):
+            raise ValueError(f"select: expected 'val_loss', 'val_auc' or 'smoothed_auc', got {self.select!r}")
         if not self.lr > 0:
             raise ValueError(f"lr: must be positive, got {self.lr!r}")
         for name in ("weight_decay", "grad_clip", "focal_gamma"):
@@ -113,17 +148,25 @@ class TrainResult:
     module : nn.Module
         The trained module holding the best epoch's weights (in eval mode, on the training device).
     best_epoch : int
-        1-based epoch whose weights were kept.
+        1-based epoch whose weights were kept (the last epoch for a fixed-step fit).
     best_score : float
-        Validation ROC-AUC of that epoch (minus the validation loss if ROC-AUC is undefined).
+        Selection score of that epoch (``select``: minus the validation loss, the ROC-AUC or the
+        smoothed ROC-AUC); NaN for a fixed-step fit.
     history : list of dict
-        One dict per epoch: ``epoch, train_loss, val_loss, val_roc_auc, lr``.
+        One dict per epoch: ``epoch, step, train_loss, val_loss, val_roc_auc, lr`` (no validation
+        entries for a fixed-step fit).
+    best_step : int
+        Optimiser steps taken when the kept weights were saved.
+    steps : int
+        Optimiser steps taken in all.
     """
 
     module: Any
     best_epoch: int
     best_score: float
     history: list[dict[str, float]]
+    best_step: int = 0
+    steps: int = 0
 
 
 #: Epochs of at least this many steps get their own progress bar over rows (with ``progress=True``).
@@ -303,6 +346,24 @@ def _forward(net: "nn.Module", batch: dict[str, "torch.Tensor"], ddp: bool) -> "
         raise
 
 
+def param_groups(module: "nn.Module", weight_decay: float) -> list[dict[str, Any]]:
+    """AdamW parameter groups of ``module``'s trainable parameters: weight matrices and kernels (two or
+    more axes) decay by ``weight_decay``; biases and normalisation scales and shifts (one axis) do not.
+
+    Returns
+    -------
+    list of dict
+        ``[{"params": decayed, "weight_decay": weight_decay}, {"params": others, "weight_decay": 0.0}]``
+        (empty groups left out).
+    """
+    decay, no_decay = [], []
+    for p in module.parameters():
+        if p.requires_grad:
+            (decay if p.ndim >= 2 else no_decay).append(p)
+    groups = [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
+    return [g for g in groups if g["params"]]
+
+
 class Trainer:
     """Train a module whose ``forward(batch)`` returns logits, with early stopping on validation ROC-AUC.
 
@@ -334,17 +395,23 @@ class Trainer:
         self.progress = progress
 
     def fit(self, module: "nn.Module", X_train: dict[str, Any], y_train: np.ndarray,
-            X_val: dict[str, Any], y_val: np.ndarray) -> TrainResult:
+            X_val: dict[str, Any] | None = None, y_val: np.ndarray | None = None,
+            steps: int | None = None) -> TrainResult:
         """Train ``module`` and return it holding the best validation epoch's weights.
 
         Parameters
         ----------
         module : nn.Module
-            ``forward(batch: dict[str, Tensor]) -> (B, n_outputs)`` logits; may set ``aux_loss``.
+            ``forward(batch: dict[str, Tensor]) -> (B, n_outputs)`` logits; may set ``aux_loss`` (added
+            to the loss) and ``aux_logits`` (a list of extra ``(B, n_outputs)`` logits, each trained with
+            the task loss, their mean weighted by the module's ``aux_logits_weight``).
         X_train, X_val : dict of str to array-like
             Modality arrays (numpy, memmap or lazy ``MappedRows``); batches are indexed, then converted.
         y_train, y_val : np.ndarray
             (n,) labels encoded as 0..K-1; K = 2 needs ``n_outputs = 1``.
+        steps : int, optional
+            Without validation data: train for exactly this many optimiser steps (the cosine schedule
+            spans them) and keep the last weights. Must be given when ``X_val`` is None, and only then.
 
         Returns
         -------
@@ -354,11 +421,20 @@ class Trainer:
 
         from hmspar.training import distributed
 
+        if (X_val is None) != (y_val is None):
+            raise HmsparError("Trainer: give both X_val and y_val, or neither")
+        if X_val is None:
+            if isinstance(steps, bool) or not isinstance(steps, (int, np.integer)) or steps < 1:
+                raise HmsparError(f"Trainer: without validation data, give a positive number of steps, got {steps!r}")
+        elif steps is not None:
+            raise HmsparError("Trainer: steps fixes the budget of a fit without validation data; "
+                              "with validation data use train.max_steps")
         y_train = np.asarray(y_train, dtype=np.int64)
-        y_val = np.asarray(y_val, dtype=np.int64)
+        y_val = np.zeros(0, dtype=np.int64) if y_val is None else np.asarray(y_val, dtype=np.int64)
         if y_train.ndim != 1 or y_train.size == 0:
             raise HmsparError("Trainer: y_train must be a non-empty 1-D array")
-        for name, X, y in (("train", X_train, y_train), ("val", X_val, y_val)):
+        checks = (("train", X_train, y_train),) + ((("val", X_val, y_val),) if X_val is not None else ())
+        for name, X, y in checks:
             if not X:
                 raise HmsparError(f"Trainer: X_{name} holds no modality")
             for k, v in X.items():
@@ -374,7 +450,8 @@ class Trainer:
                                     share=self.cfg.distributed.nproc)
         with threads.limited(n_threads), torch.random.fork_rng(devices=devices):
             torch.manual_seed(self._layer_seed())  # restored on leaving fork_rng: no global state leaks
-            return self._fit(module, X_train, y_train, X_val, y_val, device)
+            return self._fit(module, X_train, y_train, X_val, y_val, device,
+                             None if steps is None else int(steps))
 
     def _layer_seed(self) -> int:
         """Seed of dropout and other layer randomness: the run seed on rank 0 (and in one process),
@@ -387,7 +464,7 @@ class Trainer:
         return int(np.random.SeedSequence([self.seed, r]).generate_state(1)[0])
 
     # ------------------------------------------------------------------
-    def _fit(self, module, X_train, y_train, X_val, y_val, device) -> TrainResult:
+    def _fit(self, module, X_train, y_train, X_val, y_val, device, fixed_steps) -> TrainResult:
         import torch
 
         from hmspar.training import distributed
@@ -420,10 +497,16 @@ class Trainer:
             net = DistributedDataParallel(
                 work, device_ids=[device.index] if device.type == "cuda" else None,
                 find_unused_parameters=cfg.distributed.find_unused_parameters)
-        optimiser = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
+        optimiser = torch.optim.AdamW(param_groups(work, cfg.weight_decay), lr=cfg.lr)
         n = y_train.size
         steps_per_epoch = len(batch_slices(n, cfg.batch_size))
-        total_steps = max(1, cfg.epochs * steps_per_epoch)
+        if fixed_steps is not None:
+            total_steps = fixed_steps
+        elif cfg.max_steps:
+            total_steps = cfg.max_steps
+        else:
+            total_steps = max(1, cfg.epochs * steps_per_epoch)
+        n_epochs = math.ceil(total_steps / steps_per_epoch)
         scheduler = torch.optim.lr_scheduler.LambdaLR(
             optimiser, lambda step: 0.5 * (1.0 + math.cos(math.pi * min(step, total_steps) / total_steps)))
         use_amp = cfg.amp and device.type == "cuda"
@@ -432,12 +515,14 @@ class Trainer:
             scaler = torch.amp.GradScaler("cuda")
         generator = torch.Generator().manual_seed(self.seed)  # the same permutation on every rank
         y_train_t = torch.from_numpy(y_train)
-        use_auc = np.unique(y_val).size == n_classes
+        use_auc = X_val is not None and np.unique(y_val).size == n_classes
         show = self.progress and main
 
-        best_score, best_epoch, best_state, bad_epochs = -math.inf, 0, None, 0
+        best_score, best_epoch, best_state, bad_epochs, best_loss = -math.inf, 0, None, 0, math.inf
+        step, best_step = 0, 0
+        aucs: list[float] = []
         history: list[dict[str, float]] = []
-        epochs = range(1, cfg.epochs + 1)
+        epochs = range(1, n_epochs + 1)
         bar = None
         if show:
             from tqdm.auto import tqdm
@@ -454,6 +539,8 @@ class Trainer:
 
                 rows_bar = tqdm(total=n, desc=f"epoch {epoch}", unit="row", leave=False)
             for a, b in batch_slices(n, cfg.batch_size):
+                if step >= total_steps:
+                    break
                 idx = np.sort(perm[a:b])
                 if ddp:
                     idx = distributed.shard(idx, rank, world)  # this rank's disjoint part of the global batch
@@ -472,6 +559,12 @@ class Trainer:
                 aux = getattr(work, "aux_loss", None)
                 if aux is not None:
                     loss = loss + aux.float()
+                aux_logits = getattr(work, "aux_logits", None)
+                if aux_logits:
+                    aux_task = torch.stack([loss_fn(x.float() if x.ndim > 1 else x.float()[:, None], target)
+                                            for x in aux_logits]).mean()
+                    loss = loss + float(getattr(work, "aux_logits_weight", 1.0)) * aux_task
+                train_loss = float(loss.detach())  # the loss optimised, auxiliary terms included
                 if not torch.isfinite(loss):
                     raise HmsparError(f"Trainer: loss became {loss.item()} at epoch {epoch}; "
                                       "try a lower train.lr")
@@ -492,7 +585,8 @@ class Trainer:
                 else:
                     optimiser.step()
                 scheduler.step()
-                total += float(loss.detach()) * idx.size
+                step += 1
+                total += train_loss * idx.size
                 seen += idx.size
                 if rows_bar is not None:
                     rows_bar.update(b - a)
@@ -502,34 +596,59 @@ class Trainer:
                 total, seen = distributed.all_sum([total, float(seen)])
                 distributed.broadcast_buffers(work)  # rank 0's batch-norm statistics everywhere
             lr = float(optimiser.param_groups[0]["lr"])
+            if X_val is None:  # fixed-step fit: no evaluation, the last weights are kept
+                metrics = {"epoch": epoch, "step": step, "train_loss": total / max(seen, 1), "lr": lr}
+                history.append(metrics)
+                if self.callback is not None and main:
+                    self.callback(epoch, {k: v for k, v in metrics.items() if k not in ("epoch", "step")})
+                if step >= total_steps:
+                    break
+                continue
             logits_val = predict_logits(work, X_val, cfg.eval_batch_size, device, use_amp, distributed=ddp)
             with torch.no_grad():
                 val_loss = float(loss_fn(torch.from_numpy(logits_val).to(device),
                                          torch.from_numpy(y_val).to(device)))
             val_auc = validation_auc(y_val, logits_to_proba(logits_val)) if use_auc else float("nan")
-            metrics = {"epoch": epoch, "train_loss": total / max(seen, 1), "val_loss": val_loss,
+            metrics = {"epoch": epoch, "step": step, "train_loss": total / max(seen, 1), "val_loss": val_loss,
                        "val_roc_auc": val_auc, "lr": lr}
             history.append(metrics)
-            score = val_auc if use_auc else -val_loss
+            aucs.append(val_auc)
+            if cfg.select == "val_loss" or not use_auc:
+                score = -val_loss
+            elif cfg.select == "smoothed_auc":
+                score = float(np.mean(aucs[-cfg.smooth_window:]))
+            else:
+                score = val_auc
             if not math.isfinite(score):
                 score = -math.inf
-            improved = best_state is None or score > best_score
-            stop = not improved and bad_epochs + 1 >= cfg.patience
+            # Ties in a selection by ROC-AUC (a small validation split saturates at 1.0 within a few epochs)
+            # are broken by the validation loss, so training goes on while the predictions still sharpen.
+            improved = (best_state is None or score > best_score
+                        or (score == best_score and cfg.select != "val_loss" and use_auc and val_loss < best_loss))
+            if cfg.patience_steps:
+                waited = step - best_step >= cfg.patience_steps
+            else:
+                waited = bad_epochs + 1 >= cfg.patience
+            stop = (not improved and waited and step >= cfg.min_steps) or step >= total_steps
             if ddp:  # every rank saw the same gathered logits; rank 0 decides all the same
                 improved, stop = distributed.broadcast_flags([improved, stop])
             if improved:
-                best_score, best_epoch, bad_epochs = score, epoch, 0
+                best_score, best_epoch, best_step, bad_epochs, best_loss = score, epoch, step, 0, val_loss
                 best_state = copy.deepcopy(work.state_dict())
             else:
                 bad_epochs += 1
             if bar is not None:
                 bar.set_postfix(loss=f"{metrics['train_loss']:.4f}", val_auc=f"{val_auc:.4f}")
             if self.callback is not None and main:
-                self.callback(epoch, {k: v for k, v in metrics.items() if k != "epoch"})
+                self.callback(epoch, {k: v for k, v in metrics.items() if k not in ("epoch", "step")})
             if stop:
                 break
         if bar is not None:
             bar.close()
+        if X_val is None:
+            best_state, best_score = copy.deepcopy(work.state_dict()), math.nan
+            best_epoch, best_step = len(history), step
         module.load_state_dict(best_state)
         module.eval()
-        return TrainResult(module=module, best_epoch=best_epoch, best_score=float(best_score), history=history)
+        return TrainResult(module=module, best_epoch=best_epoch, best_score=float(best_score), history=history,
+                           best_step=best_step, steps=step)

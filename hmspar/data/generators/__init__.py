@@ -14,7 +14,7 @@ from typing import Any
 from hmspar.config import build, require_positive
 from hmspar.errors import HmsparError
 
-GENERATORS = ("merchant", "retail", "cdnow", "instacart", "tafeng", "sales_weekly", "trend")
+GENERATORS = ("merchant", "retail", "cdnow", "instacart", "tafeng", "sales_weekly", "trend", "shapes")
 
 
 @dataclasses.dataclass(frozen=True)

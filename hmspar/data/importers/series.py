@@ -11,17 +11,22 @@ File formats (by suffix):
 
 Labels may be binary or multi-class, numbers or strings: the distinct labels, sorted (numerically when
 they all are numbers), become class codes 0..K-1; the mapping is stored in ``meta.json``
-(``classes.<task>``). The dataset has a single channel ``value``, no static attributes, and a neutral
-description built from the input only ("A series of length L.", L = the last observed step), since such
-tables carry no text.
+(``classes.<task>``). The dataset has a single channel ``value`` and declares the modalities ``series``
+and ``image`` only: such tables carry no text and no static attributes, so no model builds an encoder
+for them (the stored description "A series of length L." is kept for reference, never embedded).
 
-The convert step treats series as non-negative activity (``log1p``, value 0 = inactive, negatives clipped).
-Negative values therefore raise an error unless ``negatives: shift``, which subtracts each series' own
-minimum (a per-entity transform that uses nothing from other entities, so nothing leaks across splits).
+Values (``values``): ``signed`` series are real-valued measurements (e.g. z-normalised): stored as they
+are, 0 is an ordinary value, only missing cells are gaps. ``nonnegative`` series are activity (``log1p``,
+0 = inactive). ``auto`` (the default) decides from the values of the whole table, labels not involved:
+signed when any value is negative, else non-negative. ``negatives: shift`` (explicit only) subtracts each
+series' own minimum (a per-entity transform, nothing leaks across splits) and reads the result as
+non-negative activity; ``negatives: error`` (the default) only matters with ``values: nonnegative``,
+where a negative value is an error naming the cell.
 
 A predefined split (``split_path``) is a table with columns ``id`` and ``split`` (``train``, ``val`` or
-``validation``, ``test``) listing every entity. If it has no validation rows, a validation set is carved
-from its training rows, stratified by label (``val_fraction`` of each class, seeded by ``seed``). The codes
+``validation``, ``test``) listing every entity. If it has no validation rows, none are invented: the
+training code then selects epochs, early-stopping rounds and the binary threshold by stratified k-fold
+inside the training rows and refits on all of them (:mod:`hmspar.training.selection`). The codes
 (0 train, 1 validation, 2 test, aligned with the entities) are stored in ``meta.json`` as ``split_codes``,
 with ``split: predefined``, for the convert step to use instead of drawing its own split.
 """
@@ -72,8 +77,11 @@ class Config(ImportConfig):
         split from ``seed``, ``val_fraction`` and ``test_fraction``.
     header : bool or None
         Whether a CSV/TSV file starts with a header line; None guesses (see the module docstring).
+    values : {"auto", "signed", "nonnegative"}
+        How the values are read (see the module docstring); ``auto`` is signed when any value is negative.
     negatives : {"error", "shift"}
-        What to do with negative values (see the module docstring).
+        ``shift``: subtract each series' minimum and read the result as non-negative activity (explicit
+        only); ``error``: a negative value with ``values: nonnegative`` is an error.
     frequency : {"step", "day", "week", "month"}
         What one step is (recorded in ``meta.json``).
     image_size : int
@@ -83,6 +91,7 @@ class Config(ImportConfig):
     task: str = "label"
     split_path: str | None = None
     header: bool | None = None
+    values: Literal["auto", "signed", "nonnegative"] = "auto"
     negatives: Literal["error", "shift"] = "error"
     frequency: Literal["step", "day", "week", "month"] = "step"
 
@@ -92,6 +101,9 @@ class Config(ImportConfig):
             raise ValueError(f"task must be a simple name (letters, digits, underscores), got {self.task!r}")
         if self.image_size is None:
             raise ValueError("image_size must be a positive integer")
+        if self.negatives == "shift" and self.values == "signed":
+            raise ValueError("negatives: 'shift' turns series into non-negative activity; it cannot be combined "
+                             "with values: signed")
 
 
 @dataclasses.dataclass
@@ -330,13 +342,10 @@ def _predefined_split(cfg: Config, ids: np.ndarray, codes: np.ndarray, all_ids: 
         raise HmsparError(f"{path}: column 'id': {absent.size} entit{'y' if absent.size == 1 else 'ies'} of "
                           f"{cfg.path} not listed, e.g. {absent[0]!r}; the split file must list every entity")
     split = word.map(SPLIT_WORDS).to_numpy(dtype=np.int8)[position]
-    if not (split == VAL).any():  # carve validation from train, stratified by class
-        rng = np.random.default_rng([cfg.seed, 7919])
-        for k in np.unique(codes):
-            idx = np.flatnonzero((split == TRAIN) & (codes == k))
-            take = int(round(cfg.val_fraction * idx.size))
-            split[idx[rng.permutation(idx.size)[:take]]] = VAL
+    # No validation rows: none are carved out of the training rows; selection uses k-fold inside them.
     for name, code in SPLIT_NAMES.items():
+        if code == VAL and not (split == VAL).any():
+            continue
         present = np.unique(codes[split == code])
         if present.size < 2:
             raise HmsparError(f"{path}: column 'split': the {name} split has {int((split == code).sum())} entities and "
@@ -359,14 +368,14 @@ def generate(cfg: Config, progress: bool = True) -> RawDataset:
     -------
     RawDataset
         Series (N, 1, T) with channel ``value`` (NaN after each row's end), task ``cfg.task`` with codes
-        0..K-1, empty static frame; ``extra_meta`` holds ``classes`` and, with a split file,
+        0..K-1, empty static frame, ``values`` signed or non-negative, modalities ``series, image``; ``extra_meta`` holds ``classes`` and, with a split file,
         ``split: "predefined"`` and ``split_codes``.
 
     Raises
     ------
     HmsparError
-        See :func:`read_series_table`; also for a single class, negative values (unless
-        ``negatives: shift``), an ``image_size`` above the series length, or a bad split file.
+        See :func:`read_series_table`; also for a single class, negative values with
+        ``values: nonnegative`` (unless ``negatives: shift``), an ``image_size`` above the series length, or a bad split file.
     """
     path = check_exists(cfg.path, f"{cfg.where}.path")
     table, encoding = read_series_table(path, cfg.header)
@@ -377,15 +386,20 @@ def generate(cfg: Config, progress: bool = True) -> RawDataset:
         raise HmsparError(f"{path}: column {table.label_column}: a single class ({classes[0]!r}) in all {ids.size} "
                           f"rows, e.g. {table.row(int(keep[0]))}; a classification task needs at least two")
     negative = np.nan_to_num(values, nan=0.0) < 0
-    if negative.any() and cfg.negatives == "error":
+    shifted = cfg.negatives == "shift"
+    if negative.any() and cfg.values == "nonnegative" and not shifted:
         i, j = np.argwhere(negative)[0]
         raise HmsparError(f"{path}: column {table.value_column(int(j))}: negative values in {int(negative.sum())} "
-                          f"cell(s), first {values[i, j]:g} at {table.row(int(keep[i]))}; the convert step treats "
-                          f"values as non-negative activity; set {cfg.where}.negatives: shift to subtract each "
-                          "series' own minimum")
-    shifted = cfg.negatives == "shift"
+                          f"cell(s), first {values[i, j]:g} at {table.row(int(keep[i]))}, but "
+                          f"{cfg.where}.values is 'nonnegative'; set {cfg.where}.values: signed (or auto) for "
+                          f"real-valued series, or {cfg.where}.negatives: shift to subtract each series' own minimum")
     if shifted:
         values = values - np.nanmin(values, axis=1, keepdims=True)
+        value_kind = "nonnegative"
+    elif cfg.values == "auto":  # from the values of the whole table; labels are not involved
+        value_kind = "signed" if negative.any() else "nonnegative"
+    else:
+        value_kind = cfg.values
     observed = ~np.isnan(values)
     ends = observed.shape[1] - np.argmax(observed[:, ::-1], axis=1)  # last observed step + 1, per row
     length = int(ends.max())
@@ -396,7 +410,7 @@ def generate(cfg: Config, progress: bool = True) -> RawDataset:
     texts = [f"A series of length {int(e)}." for e in ends]
     extra = {
         "source": {"kind": "series", "path": str(cfg.path), "encoding": encoding, "rows": int(table.ids.size),
-                   "negatives": cfg.negatives},
+                   "negatives": cfg.negatives, "values": cfg.values},
         "classes": {cfg.task: classes},
         "distinct_texts": len(set(texts)),
     }
@@ -417,4 +431,6 @@ def generate(cfg: Config, progress: bool = True) -> RawDataset:
                                      f"({len(classes)} classes: {class_list})."},
         frequency=cfg.frequency,
         extra_meta=extra,
+        values=value_kind,
+        modalities=["series", "image"],
     )

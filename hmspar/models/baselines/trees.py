@@ -8,6 +8,14 @@ append the sentence embedding as extra columns), and handles class imbalance the
 for binary tasks, multi-class log loss otherwise) of the boosted models; the forest ignores it. The test
 split is never seen.
 
+Small data: leaf-size floors scale with the number of training rows (LightGBM's ``min_child_samples``
+and XGBoost's ``min_child_weight`` are capped at :func:`scaled_leaf_size`, so 40 rows can still be split;
+with the defaults, 20 rows per leaf on 42 training rows gave a constant prediction), and early stopping
+watches the validation *log loss* instead of ROC-AUC when the validation split is small
+(< :data:`SMALL_VALIDATION` rows), since ROC-AUC on a few dozen rows saturates or ties after one round and
+stops the booster while it still predicts nearly the prior. A boosted model refitted after a k-fold
+selection (:attr:`~hmspar.models.base.Model.fixed_budget`) trains exactly that many rounds.
+
 Determinism: every model is seeded from the run seed (``random_state``/``random_seed``). Results are
 reproducible for a fixed ``n_jobs``: XGBoost's CPU ``hist`` method and CatBoost's CPU training are
 deterministic given seed and thread count, LightGBM is run with ``deterministic=True`` and
@@ -28,6 +36,20 @@ from hmspar import threads
 from hmspar.errors import HmsparError
 from hmspar.models.base import Model
 from hmspar.models.tabular import check_inputs, flatten_inputs
+
+
+#: Validation splits smaller than this stop boosting on log loss instead of ROC-AUC.
+SMALL_VALIDATION = 200
+
+
+def scaled_leaf_size(configured: float, n_rows: int) -> float:
+    """The leaf-size floor used on ``n_rows`` training rows: ``min(configured, max(2, n_rows // 20))``
+    (unchanged from 400 rows up for the default of 20)."""
+    return min(configured, max(2, n_rows // 20))
+
+
+def _stop_on_loss(val: tuple[np.ndarray, np.ndarray] | None) -> bool:
+    return val is not None and val[1].size < SMALL_VALIDATION
 
 
 def _default_inputs() -> list[str]:
@@ -94,8 +116,18 @@ class _TreeModel(Model):
         val = None
         if X_val is not None:
             val = (self._table(X_val), self._encode_labels(y_val))
+        self.early_stopped_ = False
         self.estimator_ = self._fit_estimator(table, codes, weight, val, k)
         return self
+
+    @property
+    def budget_(self) -> int | None:
+        """Boosting rounds kept by early stopping in the last fit (None without early stopping)."""
+        return int(self.n_estimators_) if getattr(self, "early_stopped_", False) else None
+
+    def _rounds(self, configured: int) -> int:
+        """Boosting rounds to grow: :attr:`fixed_budget` when set (a refit), else the configured number."""
+        return int(self.fixed_budget) if self.fixed_budget is not None else int(configured)
 
     def predict_proba(self, X):
         """(n, K) class probabilities, columns ordered as ``classes_``."""
@@ -143,16 +175,18 @@ class XGBoostModel(_TreeModel):
 
         c = self.cfg
         early = c.early_stopping_rounds if (val is not None and c.early_stopping_rounds > 0) else None
+        metric = "mlogloss" if n_classes > 2 else ("logloss" if _stop_on_loss(val) else "auc")
         est = xgb.XGBClassifier(
-            n_estimators=c.n_estimators, learning_rate=c.learning_rate, max_depth=c.max_depth,
-            min_child_weight=c.min_child_weight, subsample=c.subsample, colsample_bytree=c.colsample_bytree,
-            reg_lambda=c.reg_lambda, tree_method="hist", n_jobs=c.jobs(), random_state=self.seed,
-            eval_metric="auc" if n_classes == 2 else "mlogloss", early_stopping_rounds=early,
+            n_estimators=self._rounds(c.n_estimators), learning_rate=c.learning_rate, max_depth=c.max_depth,
+            min_child_weight=scaled_leaf_size(c.min_child_weight, codes.size), subsample=c.subsample,
+            colsample_bytree=c.colsample_bytree, reg_lambda=c.reg_lambda, tree_method="hist", n_jobs=c.jobs(),
+            random_state=self.seed, eval_metric=metric, early_stopping_rounds=early,
         )
         est.fit(table, codes, sample_weight=weight,
                 eval_set=[val] if val is not None else None, verbose=False)
         # predict_proba uses the best iteration automatically after early stopping.
-        self.n_estimators_ = int(est.best_iteration) + 1 if early is not None else c.n_estimators
+        self.n_estimators_ = int(est.best_iteration) + 1 if early is not None else self._rounds(c.n_estimators)
+        self.early_stopped_ = early is not None
         return est
 
 
@@ -187,12 +221,13 @@ class LightGBMModel(_TreeModel):
         import lightgbm as lgb
 
         c = self.cfg
+        metric = "multi_logloss" if n_classes > 2 else ("binary_logloss" if _stop_on_loss(val) else "auc")
         est = lgb.LGBMClassifier(
-            n_estimators=c.n_estimators, learning_rate=c.learning_rate, num_leaves=c.num_leaves,
-            max_depth=c.max_depth, min_child_samples=c.min_child_samples, subsample=c.subsample,
-            subsample_freq=1 if c.subsample < 1.0 else 0, colsample_bytree=c.colsample_bytree,
-            reg_lambda=c.reg_lambda, random_state=self.seed, n_jobs=c.jobs(), deterministic=True,
-            force_row_wise=True, verbose=-1, metric="auc" if n_classes == 2 else "multi_logloss",
+            n_estimators=self._rounds(c.n_estimators), learning_rate=c.learning_rate, num_leaves=c.num_leaves,
+            max_depth=c.max_depth, min_child_samples=int(scaled_leaf_size(c.min_child_samples, codes.size)),
+            subsample=c.subsample, subsample_freq=1 if c.subsample < 1.0 else 0,
+            colsample_bytree=c.colsample_bytree, reg_lambda=c.reg_lambda, random_state=self.seed,
+            n_jobs=c.jobs(), deterministic=True, force_row_wise=True, verbose=-1, metric=metric,
         )
         callbacks = []
         if val is not None and c.early_stopping_rounds > 0:
@@ -202,7 +237,8 @@ class LightGBMModel(_TreeModel):
         else:
             est.fit(table, codes, sample_weight=weight)
         # predict_proba uses best_iteration_ automatically after early stopping.
-        self.n_estimators_ = int(est.best_iteration_) if callbacks and est.best_iteration_ else c.n_estimators
+        self.early_stopped_ = bool(callbacks and est.best_iteration_)
+        self.n_estimators_ = int(est.best_iteration_) if self.early_stopped_ else self._rounds(c.n_estimators)
         return est
 
 
@@ -237,14 +273,16 @@ class CatBoostModel(_TreeModel):
         c = self.cfg
         early = val is not None and c.early_stopping_rounds > 0
         est = CatBoostClassifier(
-            iterations=c.n_estimators, learning_rate=c.learning_rate, depth=c.depth, l2_leaf_reg=c.l2_leaf_reg,
+            iterations=self._rounds(c.n_estimators), learning_rate=c.learning_rate, depth=c.depth, l2_leaf_reg=c.l2_leaf_reg,
             bootstrap_type="Bernoulli", subsample=c.subsample, rsm=c.rsm, random_seed=self.seed,
             thread_count=c.jobs(), loss_function="Logloss" if n_classes == 2 else "MultiClass",
-            eval_metric="AUC" if n_classes == 2 else "MultiClass", verbose=False, allow_writing_files=False,
+            eval_metric="MultiClass" if n_classes > 2 else ("Logloss" if _stop_on_loss(val) else "AUC"),
+            verbose=False, allow_writing_files=False,
             early_stopping_rounds=c.early_stopping_rounds if early else None, use_best_model=early,
         )
         est.fit(table, codes, sample_weight=weight, eval_set=val if early else None)
         self.n_estimators_ = int(est.tree_count_)
+        self.early_stopped_ = bool(early)
         return est
 
 

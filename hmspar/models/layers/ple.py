@@ -97,6 +97,12 @@ class Gate(nn.Module):
         0 = dense softmax; otherwise keep the ``min(top_k, n_experts)`` largest logits.
     noise : float
         Standard deviation of the gaussian noise added to the logits in training mode.
+
+    Attributes
+    ----------
+    record : list or None
+        When a list (see :meth:`PLE.record_gates`), every forward appends the batch's summed mixture
+        weights ``(n,)`` and its row count, so mean gate weights over a data set can be read afterwards.
     """
 
     def __init__(self, d_in: int, n_experts: int, top_k: int = 0, noise: float = 0.0):
@@ -105,6 +111,7 @@ class Gate(nn.Module):
         self.n_experts = n_experts
         self.top_k = top_k
         self.noise = noise
+        self.record: list | None = None
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Return mixture weights ``(B, n)`` (rows sum to 1) and the balance loss (scalar) for ``x`` ``(B, d_in)``."""
@@ -115,7 +122,10 @@ class Gate(nn.Module):
         if 0 < self.top_k < self.n_experts:
             kth = logits.topk(self.top_k, dim=-1).values[:, -1:]  # (B, n) -> (B, 1)
             logits = logits.masked_fill(logits < kth, float("-inf"))
-        return torch.softmax(logits, dim=-1), balance
+        weights = torch.softmax(logits, dim=-1)  # (B, n)
+        if self.record is not None:
+            self.record.append((weights.detach().sum(dim=0).cpu(), weights.shape[0]))
+        return weights, balance
 
 
 def _mix(weights: torch.Tensor, experts: list[torch.Tensor]) -> torch.Tensor:
@@ -272,3 +282,41 @@ class PLE(nn.Module):
         else:
             fused = torch.stack(hs + [h_shared], dim=0).mean(dim=0)  # (M + 1, B, d) -> (B, d)
         return fused, torch.stack(losses).mean()
+
+    def record_gates(self, on: bool) -> None:
+        """Start (``on=True``, clearing earlier records) or stop recording the shared gates' weights."""
+        for level in self.levels:
+            level.shared_gate.record = [] if on else None
+
+    def shared_gate_weights(self, names: list[str]) -> list[dict[str, float]]:
+        """Mean weight of each *source* in every level's shared gate, over the recorded forwards.
+
+        The shared gate mixes every expert of its level; its weight on modality ``m`` is the sum of its
+        weights on ``m``'s specific experts, and ``"shared"`` the sum on the shared experts. A collapse
+        onto one modality shows as one source near 1.
+
+        Parameters
+        ----------
+        names : list of str
+            The ``M`` modality names, in input order.
+
+        Returns
+        -------
+        list of dict
+            One ``{name: weight, ..., "shared": weight}`` per level (weights sum to 1); empty dicts if
+            nothing was recorded.
+        """
+        if len(names) != self.n_modalities:
+            raise HmsparError(f"PLE: expected {self.n_modalities} modality names, got {len(names)}")
+        out = []
+        for level in self.levels:
+            rec = level.shared_gate.record or []
+            if not rec:
+                out.append({})
+                continue
+            total = torch.stack([w for w, _ in rec]).sum(dim=0) / sum(n for _, n in rec)  # (n_experts,)
+            k = level.n_specific
+            shares = {m: float(total[i * k:(i + 1) * k].sum()) for i, m in enumerate(names)}
+            shares["shared"] = float(total[self.n_modalities * k:].sum())
+            out.append(shares)
+        return out

@@ -5,13 +5,20 @@ The module tree (``conv1, bn1, layer1.0.conv1, ..., layer2.0.downsample.0/1, ...
 ``torchvision.models.resnet18``, so a torchvision checkpoint file loads by name with
 :func:`load_torchvision_state_dict`. torchvision itself is not needed (nor imported).
 
-Two departures for small images and CPU budgets:
+Three departures for small images, small data and CPU budgets:
 
 - ``small_input=True`` replaces the 7x7 stride-2 stem and its max-pool by a 3x3 stride-1 convolution
   (as is usual for 32x32 CIFAR images), so a 16x16 image reaches ``layer4`` at 2x2 instead of 1x1.
   Stride-2 stages on a 1x1 map keep it 1x1 (kernel 3, padding 1), so 4x4 inputs work too.
 - ``width`` scales every stage (``width, 2 width, 4 width, 8 width`` channels); ``width=64`` is the
   standard network.
+- ``norm`` picks the normalisation layer at every ``bn*`` / ``downsample.1`` position:
+  ``"batch"`` (torchvision's ``BatchNorm2d``), ``"group"`` (``GroupNorm``, statistics of each sample,
+  so training and evaluation compute the same function whatever the number of optimiser steps; the
+  default for training from scratch) or ``"frozen"`` (:class:`FrozenBatchNorm2d`: the batch-norm
+  affine map with fixed statistics, for fine-tuning from a pretrained checkpoint). ``BatchNorm2d``
+  with running statistics misbehaves on small data sets: with a few optimiser steps per epoch its
+  running averages never settle and eval-mode outputs drift far from train-mode ones.
 """
 
 from __future__ import annotations
@@ -25,6 +32,67 @@ from hmspar.errors import HmsparError
 
 PRETRAINED_KEY = "model.image.pretrained_path"
 
+#: Normalisations accepted by :class:`ResNet18` (``norm``).
+NORMS = ("batch", "group", "frozen")
+
+#: GroupNorm keeps at least this many channels per group (a group of one channel on a 1x1 map would
+#: normalise every value to zero).
+MIN_CHANNELS_PER_GROUP = 8
+
+
+class FrozenBatchNorm2d(nn.Module):
+    """Batch normalisation with fixed statistics and affine parameters: ``(x - mean) / sqrt(var + eps) * w + b``.
+
+    Same state-dict names as ``nn.BatchNorm2d`` (``weight, bias, running_mean, running_var``), all
+    stored as buffers: nothing is trained and train mode equals eval mode. Used when the image encoder
+    starts from a pretrained checkpoint (``norm="frozen"``).
+
+    Parameters
+    ----------
+    num_features : int
+        Channels.
+    eps : float
+        Added to the variance.
+    """
+
+    def __init__(self, num_features: int, eps: float = 1e-5):
+        super().__init__()
+        self.num_features = num_features
+        self.eps = eps
+        self.register_buffer("weight", torch.ones(num_features))
+        self.register_buffer("bias", torch.zeros(num_features))
+        self.register_buffer("running_mean", torch.zeros(num_features))
+        self.register_buffer("running_var", torch.ones(num_features))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """``(B, C, H, W) -> (B, C, H, W)``."""
+        scale = self.weight * torch.rsqrt(self.running_var + self.eps)  # (C,)
+        shift = self.bias - self.running_mean * scale  # (C,)
+        return x * scale.view(1, -1, 1, 1) + shift.view(1, -1, 1, 1)
+
+    def extra_repr(self) -> str:
+        return f"{self.num_features}, eps={self.eps}"
+
+
+def group_count(channels: int) -> int:
+    """Groups of the GroupNorm over ``channels``: at most 32, at least :data:`MIN_CHANNELS_PER_GROUP`
+    channels each (one group below that), and a divisor of ``channels``."""
+    g = max(1, min(32, channels // MIN_CHANNELS_PER_GROUP))
+    while channels % g:
+        g -= 1
+    return g
+
+
+def make_norm(norm: str, channels: int) -> nn.Module:
+    """The normalisation layer ``norm`` (one of :data:`NORMS`) over ``channels`` feature maps."""
+    if norm == "batch":
+        return nn.BatchNorm2d(channels)
+    if norm == "group":
+        return nn.GroupNorm(group_count(channels), channels)
+    if norm == "frozen":
+        return FrozenBatchNorm2d(channels)
+    raise HmsparError(f"model.image.norm: expected one of {', '.join(NORMS)}, got {norm!r}")
+
 
 class BasicBlock(nn.Module):
     """Two 3x3 convolutions with batch norm and an identity (or 1x1 projection) shortcut.
@@ -35,20 +103,22 @@ class BasicBlock(nn.Module):
         Input and output channels.
     stride : int
         Stride of the first convolution (and of the projection).
+    norm : {"batch", "group", "frozen"}
+        Normalisation layer (see :func:`make_norm`).
     """
 
-    def __init__(self, in_planes: int, planes: int, stride: int = 1):
+    def __init__(self, in_planes: int, planes: int, stride: int = 1, norm: str = "batch"):
         super().__init__()
         self.conv1 = nn.Conv2d(in_planes, planes, 3, stride=stride, padding=1, bias=False)
-        self.bn1 = nn.BatchNorm2d(planes)
+        self.bn1 = make_norm(norm, planes)
         self.relu = nn.ReLU(inplace=True)
         self.conv2 = nn.Conv2d(planes, planes, 3, stride=1, padding=1, bias=False)
-        self.bn2 = nn.BatchNorm2d(planes)
+        self.bn2 = make_norm(norm, planes)
         self.downsample = None
         if stride != 1 or in_planes != planes:
             self.downsample = nn.Sequential(
                 nn.Conv2d(in_planes, planes, 1, stride=stride, bias=False),
-                nn.BatchNorm2d(planes),
+                make_norm(norm, planes),
             )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -72,28 +142,35 @@ class ResNet18(nn.Module):
         3x3 stride-1 stem without max-pool (for images smaller than about 32x32).
     width : int
         Channels of the first stage; 64 is the standard ResNet-18.
+    norm : {"batch", "group", "frozen"}
+        Normalisation layers (module docstring); ``"batch"`` is torchvision's network.
     """
 
-    def __init__(self, in_channels: int = 3, num_classes: int = 1000, small_input: bool = False, width: int = 64):
+    def __init__(self, in_channels: int = 3, num_classes: int = 1000, small_input: bool = False, width: int = 64,
+                 norm: str = "batch"):
         super().__init__()
         if in_channels < 1 or num_classes < 1 or width < 1:
             raise HmsparError(f"resnet18: in_channels, num_classes and width must be >= 1, "
                               f"got {in_channels}, {num_classes}, {width}")
+        if norm not in NORMS:
+            raise HmsparError(f"model.image.norm: expected one of {', '.join(NORMS)}, got {norm!r}")
         self.in_channels = in_channels
         self.small_input = small_input
+        self.norm = norm
         self.width = width
         if small_input:
             self.conv1 = nn.Conv2d(in_channels, width, 3, stride=1, padding=1, bias=False)
         else:
             self.conv1 = nn.Conv2d(in_channels, width, 7, stride=2, padding=3, bias=False)
-        self.bn1 = nn.BatchNorm2d(width)
+        self.bn1 = make_norm(norm, width)
         self.relu = nn.ReLU(inplace=True)
         self.maxpool = nn.Identity() if small_input else nn.MaxPool2d(3, stride=2, padding=1)
         widths = [width, 2 * width, 4 * width, 8 * width]
         in_planes = width
         for i, planes in enumerate(widths):
             stride = 1 if i == 0 else 2
-            stage = nn.Sequential(BasicBlock(in_planes, planes, stride), BasicBlock(planes, planes, 1))
+            stage = nn.Sequential(BasicBlock(in_planes, planes, stride, norm),
+                                  BasicBlock(planes, planes, 1, norm))
             self.add_module(f"layer{i + 1}", stage)
             in_planes = planes
         self.avgpool = nn.AdaptiveAvgPool2d(1)
@@ -102,7 +179,7 @@ class ResNet18(nn.Module):
         for m in self.modules():
             if isinstance(m, nn.Conv2d):
                 nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
-            elif isinstance(m, nn.BatchNorm2d):
+            elif isinstance(m, (nn.BatchNorm2d, nn.GroupNorm)):
                 nn.init.ones_(m.weight)
                 nn.init.zeros_(m.bias)
 
@@ -122,9 +199,11 @@ class ResNet18(nn.Module):
         return self.fc(self.features(x))  # (B, K, H, W) -> (B, 8w) -> (B, num_classes)
 
 
-def resnet18(in_channels: int = 3, num_classes: int = 1000, small_input: bool = False, width: int = 64) -> ResNet18:
+def resnet18(in_channels: int = 3, num_classes: int = 1000, small_input: bool = False, width: int = 64,
+             norm: str = "batch") -> ResNet18:
     """Build a :class:`ResNet18` (see its parameters); defaults give torchvision's ``resnet18()``."""
-    return ResNet18(in_channels=in_channels, num_classes=num_classes, small_input=small_input, width=width)
+    return ResNet18(in_channels=in_channels, num_classes=num_classes, small_input=small_input, width=width,
+                    norm=norm)
 
 
 def _adapt_conv1(src: torch.Tensor, dst_shape: torch.Size) -> torch.Tensor | None:
@@ -214,7 +293,8 @@ def load_torchvision_state_dict(model: ResNet18, path: str | Path) -> ResNet18:
                               f"{tuple(dst.shape)} in the model (model.image.width must be 64 for "
                               f"torchvision weights; {PRETRAINED_KEY})")
         new_state[key] = src.to(dst.dtype)
-    extra = sorted(k for k in state if k not in target and not k.startswith("fc."))
+    extra = sorted(k for k in state if k not in target and not k.startswith("fc.")
+                   and not k.endswith("num_batches_tracked"))  # frozen batch norms count nothing
     if extra:
         raise HmsparError(f"{path}: unexpected key {extra[0]!r} in the checkpoint ({PRETRAINED_KEY}); "
                           f"is it a torchvision resnet18 state dict?")

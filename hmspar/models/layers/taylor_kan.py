@@ -9,6 +9,8 @@ The powers ``x ** 1 .. x ** order`` are computed once, stacked to ``(..., in * o
 with a single matrix product, so the cost is that of one ``nn.Linear`` with ``order`` times the inputs
 and no ``(batch, out, length, in)`` tensor is ever built.
 
+:class:`TaylorKANConv1d` applies such a layer to sliding temporal windows (a polynomial convolution) and
+:class:`TaylorKANConvEncoder` (HMSPAR's series encoder) stacks them over time. The older
 :class:`TaylorKANEncoder` applies a stack of such layers independently at every time step of a
 multichannel series (values and activity mask side by side) and pools over time to one vector.
 """
@@ -211,6 +213,203 @@ class TaylorKANEncoder(nn.Module):
             h = h + self.dropout(layer(torch.tanh(norm(h))))  # (B, T, hidden) -> (B, T, hidden)
         if self.pool is None:
             out = h.mean(dim=1)  # (B, T, hidden) -> (B, hidden)
+        else:
+            out = self.pool(h)  # (B, T, hidden) -> (B, hidden)
+        return self.dropout(out)
+
+
+class TaylorKANConv1d(nn.Module):
+    """A Taylor-KAN layer applied over sliding temporal windows: a polynomial 1-D convolution.
+
+    For output channel ``o`` at time ``t``, with window positions ``j = 0 .. kernel_size - 1``::
+
+        y_o(t) = b_o + sum_c sum_j sum_{k=1..order} a[o, c, j, k] * x_c(t + (j - left) * dilation) ** k
+
+    i.e. one learnable polynomial per edge from every (channel, window position) input to every output,
+    exactly a :class:`TaylorKAN` layer whose inputs are the ``C * kernel_size`` values of the window.
+    The powers are taken elementwise once and contracted with a single ``conv1d``. The series is
+    zero-padded with ``left = (kernel_size - 1) * dilation // 2`` steps before and the rest after
+    ("same" padding: the output has the input's length ``T``).
+
+    Parameters
+    ----------
+    in_channels, out_channels : int
+        ``C`` and ``O``.
+    kernel_size : int
+        Window length (>= 1; 1 is the per-step :class:`TaylorKAN`).
+    dilation : int
+        Spacing of the window positions (>= 1).
+    order : int
+        Highest power on each edge (the constant is the output bias).
+
+    Notes
+    -----
+    Initialisation as :class:`TaylorKAN` with ``in_features = C * kernel_size``:
+    ``a[..., k] ~ N(0, (1 / (k sqrt(C kernel_size)))^2)``, ``b = 0``. The layer does not squash its
+    input; keep it bounded (or use ``order=1``, a plain convolution, on unbounded inputs).
+
+    Attributes
+    ----------
+    coef : nn.Parameter
+        ``(out_channels, in_channels, kernel_size, order)``; ``coef[o, c, j, k - 1]`` multiplies
+        ``x_c(t + (j - left) dilation) ** k``.
+    bias : nn.Parameter
+        ``(out_channels,)``.
+    """
+
+    def __init__(self, in_channels: int, out_channels: int, kernel_size: int = 3, dilation: int = 1,
+                 order: int = 3):
+        super().__init__()
+        for name, value in (("in_channels", in_channels), ("out_channels", out_channels),
+                            ("kernel_size", kernel_size), ("dilation", dilation), ("order", order)):
+            if value < 1:
+                raise HmsparError(f"TaylorKANConv1d: {name} must be >= 1, got {value}")
+        self.in_channels, self.out_channels = in_channels, out_channels
+        self.kernel_size, self.dilation, self.order = kernel_size, dilation, order
+        span = (kernel_size - 1) * dilation
+        self.pad = (span // 2, span - span // 2)
+        self.coef = nn.Parameter(torch.empty(out_channels, in_channels, kernel_size, order))
+        self.bias = nn.Parameter(torch.empty(out_channels))
+        self.reset_parameters()
+
+    def reset_parameters(self) -> None:
+        """Draw the coefficients from the torch default generator (seeded by the caller) and zero the bias."""
+        fan_in = self.in_channels * self.kernel_size
+        with torch.no_grad():
+            for k in range(1, self.order + 1):
+                nn.init.normal_(self.coef[..., k - 1], mean=0.0, std=1.0 / (k * math.sqrt(fan_in)))
+            self.bias.zero_()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """``(B, in_channels, T) -> (B, out_channels, T)``."""
+        if x.dim() != 3 or x.shape[1] != self.in_channels:
+            raise HmsparError(f"TaylorKANConv1d: expected (B, {self.in_channels}, T) input, got {tuple(x.shape)}")
+        pows = [x]
+        for _ in range(1, self.order):
+            pows.append(pows[-1] * x)
+        p = torch.stack(pows, dim=2).flatten(1, 2)  # (B, C, T) -> (B, C, order, T) -> (B, C * order, T)
+        p = nn.functional.pad(p, self.pad)  # (B, C * order, T + span)
+        # weight[o, c * order + k - 1, j] = coef[o, c, j, k - 1], matching p's channel layout
+        weight = self.coef.permute(0, 1, 3, 2).reshape(self.out_channels, self.in_channels * self.order,
+                                                       self.kernel_size)
+        return nn.functional.conv1d(p, weight, self.bias, dilation=self.dilation)  # -> (B, O, T)
+
+    def extra_repr(self) -> str:
+        return (f"{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, "
+                f"dilation={self.dilation}, order={self.order}")
+
+
+#: Temporal poolings of :class:`TaylorKANConvEncoder`.
+POOLINGS = ("mean", "max", "attention", "meanmax")
+
+
+class TaylorKANConvEncoder(nn.Module):
+    """Encode a multichannel series with Taylor-KAN convolutions over time and pool it to one vector.
+
+    Input channels (``(B, C_in, T)``, e.g. standardised values and activity mask) are optionally
+    extended with the first difference of the first ``n_diff`` channels (``x_t - x_{t-1}``, 0 at
+    ``t = 0``) and the relative position ``tau_t = 2 t / (T - 1) - 1``. Then::
+
+        h^0 = TaylorKANConv1d_1(z)                                      # order 1: linear in the inputs
+        h^l = h^{l-1} + Dropout(TaylorKANConv1d_order(tanh(LN(h^{l-1}))))    l = 1 .. n_layers,
+                                                                         dilation dilation ** (l - 1)
+
+    followed by a last LayerNorm and temporal pooling (``mean``, ``max``, ``attention`` or
+    ``meanmax``, the concatenation of mean and max).
+
+    Why this shape: the stem is a polynomial of degree 1 on the raw standardised values, so a large
+    spike is neither cubed (which explodes) nor squashed by a fixed ``tanh`` (which hid the size of
+    spikes in the per-step encoder); the polynomial layers act on layer-normalised hidden features,
+    where ``tanh`` keeps every power bounded whatever the input scale. Growing dilations give a
+    receptive field of ``1 + (kernel_size - 1)(1 + sum_l dilation^(l-1))`` steps.
+
+    Parameters
+    ----------
+    in_channels : int
+        ``C_in``.
+    hidden : int
+        Channels of every layer.
+    n_layers : int
+        Polynomial (residual) layers after the stem (>= 1).
+    order : int
+        Polynomial order of those layers.
+    kernel_size, dilation : int
+        Window of every convolution; layer ``l`` uses ``dilation ** (l - 1)`` (the stem dilation 1).
+    pooling : {"mean", "max", "attention", "meanmax"}
+        Temporal pooling.
+    dropout : float
+        Dropout on the residual branches and after pooling.
+    n_diff : int
+        How many leading input channels get a first-difference channel (0 = none).
+    positional : bool
+        Append the relative-position channel.
+
+    Attributes
+    ----------
+    out_features : int
+        ``hidden`` (``2 hidden`` for ``meanmax``).
+    """
+
+    def __init__(self, in_channels: int, hidden: int, n_layers: int = 2, order: int = 3, kernel_size: int = 3,
+                 dilation: int = 2, pooling: str = "attention", dropout: float = 0.0, n_diff: int = 0,
+                 positional: bool = True):
+        super().__init__()
+        if n_layers < 1:
+            raise HmsparError(f"TaylorKANConvEncoder: n_layers must be >= 1, got {n_layers}")
+        if pooling not in POOLINGS:
+            raise HmsparError(f"TaylorKANConvEncoder: pooling must be one of {', '.join(POOLINGS)}, got {pooling!r}")
+        if not 0 <= n_diff <= in_channels:
+            raise HmsparError(f"TaylorKANConvEncoder: n_diff must be in [0, {in_channels}], got {n_diff}")
+        self.in_channels, self.n_diff, self.positional, self.pooling = in_channels, n_diff, positional, pooling
+        n_in = in_channels + n_diff + (1 if positional else 0)
+        self.stem = TaylorKANConv1d(n_in, hidden, kernel_size, 1, order=1)
+        self.norms = nn.ModuleList(nn.LayerNorm(hidden) for _ in range(n_layers))
+        self.layers = nn.ModuleList(TaylorKANConv1d(hidden, hidden, kernel_size, dilation ** l, order)
+                                    for l in range(n_layers))
+        self.final_norm = nn.LayerNorm(hidden)
+        self.dropout = nn.Dropout(dropout)
+        self.pool = AttentionPool(hidden) if pooling == "attention" else None
+        self.out_features = 2 * hidden if pooling == "meanmax" else hidden
+
+    def inputs(self, x: torch.Tensor) -> torch.Tensor:
+        """The stem's input: ``(B, C_in, T) -> (B, C_in + n_diff [+ 1], T)`` (differences, position)."""
+        B, _, T = x.shape
+        parts = [x]
+        if self.n_diff:
+            v = x[:, :self.n_diff]  # (B, n_diff, T)
+            parts.append(torch.cat([torch.zeros_like(v[..., :1]), v[..., 1:] - v[..., :-1]], dim=-1))
+        if self.positional:
+            tau = torch.linspace(-1.0, 1.0, T, dtype=x.dtype, device=x.device) if T > 1 \
+                else torch.zeros(1, dtype=x.dtype, device=x.device)
+            parts.append(tau.view(1, 1, T).expand(B, 1, T))
+        return torch.cat(parts, dim=1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Encode a batch of series.
+
+        Parameters
+        ----------
+        x : Tensor
+            ``(B, in_channels, T)`` channel-major series.
+
+        Returns
+        -------
+        Tensor
+            ``(B, out_features)``.
+        """
+        if x.dim() != 3 or x.shape[1] != self.in_channels:
+            raise HmsparError(f"TaylorKANConvEncoder: expected (B, {self.in_channels}, T) input, got {tuple(x.shape)}")
+        h = self.stem(self.inputs(x))  # (B, C_in', T) -> (B, hidden, T)
+        for norm, layer in zip(self.norms, self.layers):
+            z = torch.tanh(norm(h.transpose(1, 2))).transpose(1, 2)  # LN over channels: (B, hidden, T)
+            h = h + self.dropout(layer(z))  # (B, hidden, T) -> (B, hidden, T)
+        h = self.final_norm(h.transpose(1, 2))  # (B, hidden, T) -> (B, T, hidden)
+        if self.pooling == "mean":
+            out = h.mean(dim=1)  # (B, T, hidden) -> (B, hidden)
+        elif self.pooling == "max":
+            out = h.amax(dim=1)  # (B, T, hidden) -> (B, hidden)
+        elif self.pooling == "meanmax":
+            out = torch.cat([h.mean(dim=1), h.amax(dim=1)], dim=-1)  # -> (B, 2 hidden)
         else:
             out = self.pool(h)  # (B, T, hidden) -> (B, hidden)
         return self.dropout(out)
