@@ -125,3 +125,37 @@ def test_limited_sets_and_restores_torch_and_blas_threads():
     assert torch.get_num_threads() == before
     with threads.limited(0):  # 0: unchanged
         assert torch.get_num_threads() == before
+
+
+def test_the_trainer_fits_with_the_resolved_count_and_restores_it(monkeypatch):
+    torch = pytest.importorskip("torch")
+    import numpy as np
+    from torch import nn
+
+    from hmspar.training.trainer import Trainer
+
+    seen = []
+
+    class Probe(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.lin = nn.Linear(3, 1)
+
+        def forward(self, batch):
+            seen.append(torch.get_num_threads())
+            return self.lin(batch["static"])  # (B, 3) -> (B, 1)
+
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(40, 3)).astype(np.float32)
+    y = (X[:, 0] > 0).astype(np.int64)
+    before = torch.get_num_threads()
+    target = before + 1  # differs from the current count, so the test sees the policy at work
+    monkeypatch.setattr(threads, "available_cpus", lambda: 2 * target)
+    monkeypatch.setenv("HMSPAR_PARALLEL_JOBS", "2")
+    cfg = build(TrainConfig, {"epochs": 1, "batch_size": 20, "patience": 1}, "train")  # num_threads: auto
+    Trainer(cfg, seed=0).fit(Probe(), {"static": X[:30]}, y[:30], {"static": X[30:]}, y[30:])
+    assert seen and set(seen) == {target}
+    assert torch.get_num_threads() == before
+    monkeypatch.setenv("HMSPAR_PARALLEL_JOBS", "many")
+    with pytest.raises(HmsparError, match="HMSPAR_PARALLEL_JOBS: must be a positive integer"):
+        Trainer(cfg, seed=0).fit(Probe(), {"static": X[:30]}, y[:30], {"static": X[30:]}, y[30:])
