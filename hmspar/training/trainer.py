@@ -30,6 +30,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 
+from hmspar import threads
 from hmspar.errors import HmsparError
 from hmspar.training.distributed import DistributedConfig
 
@@ -80,8 +81,9 @@ class TrainConfig:
     amp : bool
         Mixed precision (CUDA only; ignored on CPU): bfloat16 autocast where supported, else float16
         with a gradient scaler.
-    num_threads : int
-        ``torch.set_num_threads`` during the fit (0 leaves torch's default).
+    num_threads : int or "auto"
+        Threads (torch intra-/inter-op and BLAS) during the fit; ``auto``: the CPUs available divided by
+        the jobs running side by side (:mod:`hmspar.threads`); 0 leaves torch's default.
     distributed : DistributedConfig
         ``{nproc, backend, ...}``: data-parallel training over ``nproc`` torchrun workers
         (``batch_size`` stays the *global* batch); ``nproc: 1`` is plain single-process training.
@@ -104,7 +106,7 @@ class TrainConfig:
     class_weight: bool = True
     device: Literal["auto", "cpu", "cuda"] = "cpu"
     amp: bool = False
-    num_threads: int = 0
+    num_threads: int | Literal["auto"] = "auto"
     distributed: DistributedConfig = DistributedConfig()
 
     def __post_init__(self) -> None:
@@ -129,8 +131,7 @@ class TrainConfig:
             raise ValueError(f"loss: expected 'bce' or 'focal', got {self.loss!r}")
         if self.device not in ("auto", "cpu", "cuda"):
             raise ValueError(f"device: expected 'auto', 'cpu' or 'cuda', got {self.device!r}")
-        if isinstance(self.num_threads, bool) or not isinstance(self.num_threads, int) or self.num_threads < 0:
-            raise ValueError(f"num_threads: must be a non-negative integer, got {self.num_threads!r}")
+        threads.check(self.num_threads, "num_threads", allow_zero=True)
         if not isinstance(self.distributed, DistributedConfig):
             raise ValueError(f"distributed: expected a mapping of DistributedConfig fields, got {self.distributed!r}")
         if self.distributed.nproc > 1 and self.batch_size < 2 * self.distributed.nproc:
@@ -445,17 +446,12 @@ class Trainer:
                 device = distributed.worker_device(device)  # cuda:<LOCAL_RANK>, set before joining
             distributed.init_process_group(self.cfg.distributed, device)
         devices = [device.index or 0] if device.type == "cuda" else []
-        old_threads = torch.get_num_threads()
-        if self.cfg.num_threads > 0:
-            torch.set_num_threads(self.cfg.num_threads)
-        try:
-            with torch.random.fork_rng(devices=devices):
-                torch.manual_seed(self._layer_seed())  # restored on leaving fork_rng: no global state leaks
-                return self._fit(module, X_train, y_train, X_val, y_val, device,
-                                 None if steps is None else int(steps))
-        finally:
-            if self.cfg.num_threads > 0:
-                torch.set_num_threads(old_threads)
+        n_threads = threads.resolve(self.cfg.num_threads, "train.num_threads", allow_zero=True,
+                                    share=self.cfg.distributed.nproc)
+        with threads.limited(n_threads), torch.random.fork_rng(devices=devices):
+            torch.manual_seed(self._layer_seed())  # restored on leaving fork_rng: no global state leaks
+            return self._fit(module, X_train, y_train, X_val, y_val, device,
+                             None if steps is None else int(steps))
 
     def _layer_seed(self) -> int:
         """Seed of dropout and other layer randomness: the run seed on rank 0 (and in one process),

@@ -26,6 +26,7 @@ from typing import Any, Literal
 
 import numpy as np
 
+from hmspar import threads
 from hmspar.errors import HmsparError
 from hmspar.models.base import Model
 
@@ -82,8 +83,8 @@ class MiniRocketConfig:
         Ridge penalties tried by the ridge head's leave-one-out CV.
     class_weight : bool
         Balanced class weights from the training labels (both heads).
-    n_jobs : int
-        Threads for the MiniRocket transform.
+    n_jobs : int or "auto"
+        Threads for the MiniRocket transform and the head's BLAS; ``auto``: :mod:`hmspar.threads`.
     """
 
     inputs: list[str] = dataclasses.field(default_factory=_default_inputs)
@@ -95,7 +96,7 @@ class MiniRocketConfig:
     max_iter: int = 1000
     alphas: list[float] = dataclasses.field(default_factory=_default_alphas)
     class_weight: bool = True
-    n_jobs: int = 2
+    n_jobs: int | Literal["auto"] = "auto"
 
     def __post_init__(self) -> None:
         if "series" not in self.inputs:
@@ -104,7 +105,8 @@ class MiniRocketConfig:
             if m not in _ACCEPTED_INPUTS:
                 raise ValueError(f"inputs: {m!r} is not accepted by minirocket "
                                  f"(accepted: {', '.join(_ACCEPTED_INPUTS)})")
-        for name in ("n_kernels", "max_dilations_per_kernel", "max_iter", "n_jobs"):
+        threads.check(self.n_jobs, "n_jobs")
+        for name in ("n_kernels", "max_dilations_per_kernel", "max_iter"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name}: must be a positive integer, got {getattr(self, name)!r}")
         if not self.C > 0:
@@ -174,26 +176,28 @@ class MiniRocketModel(Model):
         Xs = self.select_inputs(X)
         if self.n_rows(Xs) != codes.size:
             raise HmsparError(f"MiniRocketModel: X has {self.n_rows(Xs)} rows but y has {codes.size}")
-        self.transform_ = MiniRocket(n_kernels=c.n_kernels, max_dilations_per_kernel=c.max_dilations_per_kernel,
-                                     n_jobs=c.n_jobs, random_state=self.seed)
-        self.transform_.fit(self._series_input(Xs))
-        feats = self._features(Xs)
-        self.n_features_in_ = int(feats.shape[1])
-        self.scaler_ = StandardScaler().fit(feats)
-        feats = self.scaler_.transform(feats)
-        weight = "balanced" if c.class_weight else None
-        self.platt_ = None
-        if c.head == "logistic":
-            self.head_ = LogisticRegression(C=c.C, max_iter=c.max_iter, class_weight=weight,
-                                            random_state=self.seed).fit(feats, codes)
-        else:
-            self.head_ = RidgeClassifierCV(alphas=list(c.alphas), class_weight=weight).fit(feats, codes)
-            if X_val is not None:
-                cal_x, cal_y = self._scores(self.scaler_.transform(self._features(X_val))), self._encode_labels(y_val)
+        n_jobs = threads.resolve(c.n_jobs, "n_jobs")
+        with threads.limited(n_jobs):  # the transform's numba threads, and BLAS in the scaler and head
+            self.transform_ = MiniRocket(n_kernels=c.n_kernels, max_dilations_per_kernel=c.max_dilations_per_kernel,
+                                         n_jobs=n_jobs, random_state=self.seed)
+            self.transform_.fit(self._series_input(Xs))
+            feats = self._features(Xs)
+            self.n_features_in_ = int(feats.shape[1])
+            self.scaler_ = StandardScaler().fit(feats)
+            feats = self.scaler_.transform(feats)
+            weight = "balanced" if c.class_weight else None
+            self.platt_ = None
+            if c.head == "logistic":
+                self.head_ = LogisticRegression(C=c.C, max_iter=c.max_iter, class_weight=weight,
+                                                random_state=self.seed).fit(feats, codes)
             else:
-                cal_x, cal_y = self._scores(feats), codes
-            self.platt_ = LogisticRegression(C=1e4, max_iter=c.max_iter, class_weight=weight,
-                                             random_state=self.seed).fit(cal_x, cal_y)
+                self.head_ = RidgeClassifierCV(alphas=list(c.alphas), class_weight=weight).fit(feats, codes)
+                if X_val is not None:
+                    cal_x, cal_y = self._scores(self.scaler_.transform(self._features(X_val))), self._encode_labels(y_val)
+                else:
+                    cal_x, cal_y = self._scores(feats), codes
+                self.platt_ = LogisticRegression(C=1e4, max_iter=c.max_iter, class_weight=weight,
+                                                 random_state=self.seed).fit(cal_x, cal_y)
         return self
 
     def _scores(self, feats: np.ndarray) -> np.ndarray:

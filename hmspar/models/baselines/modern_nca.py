@@ -38,6 +38,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from hmspar import threads
 from hmspar.errors import HmsparError
 from hmspar.models.tabular import check_inputs, flatten_inputs
 from hmspar.models.torch_base import TorchClassifier, stratified_holdout
@@ -287,16 +288,11 @@ class ModernNCAModel(TorchClassifier):
         n_outputs = 1 if self.classes_.size == 2 else int(self.classes_.size)
         module = self.make_module({"table": table}, n_outputs)
         device = resolve_device(cfg.device)
-        old_threads = torch.get_num_threads()
-        if cfg.num_threads > 0:
-            torch.set_num_threads(cfg.num_threads)
-        try:
-            with torch.random.fork_rng(devices=[device.index or 0] if device.type == "cuda" else []):
-                torch.manual_seed(self.seed)  # dropout; restored on leaving fork_rng
-                module = self._train(module, table, codes, val_table, val_codes, device)
-        finally:
-            if cfg.num_threads > 0:
-                torch.set_num_threads(old_threads)
+        n_threads = threads.resolve(cfg.num_threads, "baselines.modern_nca.train.num_threads", allow_zero=True)
+        with threads.limited(n_threads), \
+                torch.random.fork_rng(devices=[device.index or 0] if device.type == "cuda" else []):
+            torch.manual_seed(self.seed)  # dropout; restored on leaving fork_rng
+            module = self._train(module, table, codes, val_table, val_codes, device)
         self.module_ = module.cpu().eval()
         self.candidates_ = table
         self.candidate_codes_ = codes

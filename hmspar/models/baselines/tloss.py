@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-from collections.abc import Iterator
 from typing import Any, Literal
 
 import numpy as np
@@ -33,6 +32,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from hmspar import threads
 from hmspar.errors import HmsparError
 from hmspar.models.base import Model
 
@@ -148,17 +148,9 @@ def triplet_loss(encoder: nn.Module, batch: torch.Tensor, train: torch.Tensor, n
 
 
 # ---------------------------------------------------------------------------------------------- model
-@contextlib.contextmanager
-def _torch_threads(n: int) -> Iterator[None]:
-    """Run with ``torch.set_num_threads(n)`` (``n = 0``: unchanged), restoring the old count afterwards."""
-    old = torch.get_num_threads()
-    if n > 0:
-        torch.set_num_threads(n)
-    try:
-        yield
-    finally:
-        if n > 0:
-            torch.set_num_threads(old)
+def _torch_threads(n: int | str) -> contextlib.AbstractContextManager[None]:
+    """Run with ``n`` threads (``"auto"``: :mod:`hmspar.threads`; ``0``: unchanged), restored afterwards."""
+    return threads.limited(threads.resolve(n, "baselines.tloss.num_threads", allow_zero=True))
 
 
 @dataclasses.dataclass(frozen=True)
@@ -190,8 +182,9 @@ class TLossConfig:
         The SVM is fitted on at most this many training rows (stratified sample; its cost is quadratic).
     eval_batch_size : int
         Series per batch when computing representations.
-    num_threads : int
-        ``torch.set_num_threads`` during fit and predict (restored afterwards); 0 leaves torch's default.
+    num_threads : int or "auto"
+        Threads during fit and predict (restored afterwards); ``auto``: :mod:`hmspar.threads`; 0 leaves
+        torch's default.
     """
 
     inputs: list[str] = dataclasses.field(default_factory=lambda: ["series"])
@@ -209,7 +202,7 @@ class TLossConfig:
     C: float = 1.0
     max_svm_rows: int = 5000
     eval_batch_size: int = 1024
-    num_threads: int = 0
+    num_threads: int | Literal["auto"] = "auto"
 
     def __post_init__(self) -> None:
         if list(self.inputs) != ["series"]:
@@ -219,8 +212,7 @@ class TLossConfig:
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise ValueError(f"{name}: must be a positive integer, got {value!r}")
-        if isinstance(self.num_threads, bool) or not isinstance(self.num_threads, int) or self.num_threads < 0:
-            raise ValueError(f"num_threads: must be a non-negative integer, got {self.num_threads!r}")
+        threads.check(self.num_threads, "num_threads", allow_zero=True)
         if not self.lr > 0:
             raise ValueError(f"lr: must be positive, got {self.lr!r}")
         if not self.C > 0:

@@ -21,15 +21,18 @@ reproducible for a fixed ``n_jobs``: XGBoost's CPU ``hist`` method and CatBoost'
 deterministic given seed and thread count, LightGBM is run with ``deterministic=True`` and
 ``force_row_wise=True`` (its documented recipe for run-to-run stability); changing ``n_jobs`` may change
 LightGBM's and XGBoost's floating-point summation order and so the last digits of predictions.
+``n_jobs: auto`` (the default) follows :mod:`hmspar.threads` (CPUs available / jobs side by side); set an
+integer for the same bytes on machines with different CPU counts.
 """
 
 from __future__ import annotations
 
 import dataclasses
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 
+from hmspar import threads
 from hmspar.errors import HmsparError
 from hmspar.models.base import Model
 from hmspar.models.tabular import check_inputs, flatten_inputs
@@ -72,12 +75,15 @@ class _TreeConfig:
     inputs: list[str] = dataclasses.field(default_factory=_default_inputs)
     include_mask: bool = True
     class_weight: bool = True
-    n_jobs: int = 2
+    n_jobs: int | Literal["auto"] = "auto"
 
     def __post_init__(self) -> None:
         check_inputs(self.inputs)
-        if self.n_jobs < 1:
-            raise ValueError(f"n_jobs: must be at least 1, got {self.n_jobs}")
+        threads.check(self.n_jobs, "n_jobs")
+
+    def jobs(self) -> int:
+        """``n_jobs`` as a thread count (``auto``: the policy of :mod:`hmspar.threads`)."""
+        return threads.resolve(self.n_jobs, "n_jobs")
 
 
 class _TreeModel(Model):
@@ -173,7 +179,7 @@ class XGBoostModel(_TreeModel):
         est = xgb.XGBClassifier(
             n_estimators=self._rounds(c.n_estimators), learning_rate=c.learning_rate, max_depth=c.max_depth,
             min_child_weight=scaled_leaf_size(c.min_child_weight, codes.size), subsample=c.subsample,
-            colsample_bytree=c.colsample_bytree, reg_lambda=c.reg_lambda, tree_method="hist", n_jobs=c.n_jobs,
+            colsample_bytree=c.colsample_bytree, reg_lambda=c.reg_lambda, tree_method="hist", n_jobs=c.jobs(),
             random_state=self.seed, eval_metric=metric, early_stopping_rounds=early,
         )
         est.fit(table, codes, sample_weight=weight,
@@ -221,7 +227,7 @@ class LightGBMModel(_TreeModel):
             max_depth=c.max_depth, min_child_samples=int(scaled_leaf_size(c.min_child_samples, codes.size)),
             subsample=c.subsample, subsample_freq=1 if c.subsample < 1.0 else 0,
             colsample_bytree=c.colsample_bytree, reg_lambda=c.reg_lambda, random_state=self.seed,
-            n_jobs=c.n_jobs, deterministic=True, force_row_wise=True, verbose=-1, metric=metric,
+            n_jobs=c.jobs(), deterministic=True, force_row_wise=True, verbose=-1, metric=metric,
         )
         callbacks = []
         if val is not None and c.early_stopping_rounds > 0:
@@ -269,7 +275,7 @@ class CatBoostModel(_TreeModel):
         est = CatBoostClassifier(
             iterations=self._rounds(c.n_estimators), learning_rate=c.learning_rate, depth=c.depth, l2_leaf_reg=c.l2_leaf_reg,
             bootstrap_type="Bernoulli", subsample=c.subsample, rsm=c.rsm, random_seed=self.seed,
-            thread_count=c.n_jobs, loss_function="Logloss" if n_classes == 2 else "MultiClass",
+            thread_count=c.jobs(), loss_function="Logloss" if n_classes == 2 else "MultiClass",
             eval_metric="MultiClass" if n_classes > 2 else ("Logloss" if _stop_on_loss(val) else "AUC"),
             verbose=False, allow_writing_files=False,
             early_stopping_rounds=c.early_stopping_rounds if early else None, use_best_model=early,
@@ -313,7 +319,7 @@ class RandomForestModel(_TreeModel):
         c = self.cfg
         est = RandomForestClassifier(
             n_estimators=c.n_estimators, max_depth=c.max_depth, min_samples_leaf=c.min_samples_leaf,
-            max_features=c.max_features, n_jobs=c.n_jobs, random_state=self.seed,
+            max_features=c.max_features, n_jobs=c.jobs(), random_state=self.seed,
         )
         est.fit(table, codes, sample_weight=weight)
         self.n_estimators_ = c.n_estimators

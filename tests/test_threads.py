@@ -1,0 +1,161 @@
+"""The thread policy (hmspar.threads): ``auto`` = CPUs available // jobs side by side, and its errors."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+
+import pytest
+
+from hmspar import threads
+from hmspar.config import build
+from hmspar.errors import HmsparError
+from hmspar.models.baselines.minirocket import MiniRocketConfig
+from hmspar.models.baselines.trees import LightGBMConfig
+from hmspar.training.trainer import TrainConfig
+
+
+@pytest.mark.parametrize("cpus, env, expected", [
+    (2, {}, 2),                                   # dvc repro: one job owns the cores
+    (2, {"HMSPAR_PARALLEL_JOBS": "2"}, 1),        # two jobs side by side on two cores
+    (8, {"HMSPAR_PARALLEL_JOBS": "3"}, 2),        # floor division
+    (2, {"HMSPAR_PARALLEL_JOBS": "4"}, 1),        # never below one thread
+    (16, {"HMSPAR_PARALLEL_JOBS": " 4 "}, 4),     # whitespace tolerated
+    (4, {"HMSPAR_PARALLEL_JOBS": ""}, 4),         # empty: unset
+])
+def test_auto_divides_the_cpus_by_the_jobs_side_by_side(cpus, env, expected):
+    assert threads.resolve("auto", "train.num_threads", environ=env, cpus=cpus) == expected
+
+
+def test_distributed_workers_split_the_share_further():
+    assert threads.resolve("auto", "k", environ={"HMSPAR_PARALLEL_JOBS": "1"}, cpus=8, share=4) == 2
+    assert threads.resolve("auto", "k", environ={}, cpus=2, share=4) == 1
+
+
+def test_integers_are_used_as_given_whatever_the_environment():
+    env = {"HMSPAR_PARALLEL_JOBS": "8"}
+    assert threads.resolve(3, "n_jobs", environ=env, cpus=2) == 3
+    assert threads.resolve(0, "num_threads", allow_zero=True, environ=env, cpus=2) == 0
+
+
+def test_default_cpu_count_is_the_affinity_mask():
+    assert threads.available_cpus() == len(os.sched_getaffinity(0))
+    if shutil.which("taskset") is None:
+        pytest.skip("taskset (util-linux) is not installed")
+    script = "from hmspar import threads; print(threads.available_cpus(), threads.resolve('auto', 'k'))"
+    env = {**os.environ, "HMSPAR_PARALLEL_JOBS": "1"}
+    out = subprocess.run(["taskset", "-c", "0", sys.executable, "-c", script], env=env,
+                         capture_output=True, text=True, check=True).stdout.split()
+    assert out == ["1", "1"]
+
+
+@pytest.mark.parametrize("raw", ["0", "-1", "two", "1.5"])
+def test_a_bad_environment_variable_names_itself(raw):
+    with pytest.raises(HmsparError, match=rf"HMSPAR_PARALLEL_JOBS: must be a positive integer .*{raw!r}"):
+        threads.resolve("auto", "train.num_threads", environ={"HMSPAR_PARALLEL_JOBS": raw}, cpus=2)
+
+
+@pytest.mark.parametrize("cls, section, key, value, message", [
+    (TrainConfig, "train", "num_threads", -1, "train.num_threads: must be 'auto' or a non-negative integer, got -1"),
+    (TrainConfig, "train", "num_threads", "all", "train.num_threads: expected "),
+    (TrainConfig, "train", "num_threads", True, "train.num_threads: "),
+    (LightGBMConfig, "baselines.lightgbm", "n_jobs", 0, "baselines.lightgbm.n_jobs: must be 'auto' or a positive integer, got 0"),
+    (LightGBMConfig, "baselines.lightgbm", "n_jobs", "Auto", "baselines.lightgbm.n_jobs: expected "),
+    (MiniRocketConfig, "baselines.minirocket", "n_jobs", 0, "baselines.minirocket.n_jobs: must be 'auto' or a positive integer"),
+])
+def test_bad_settings_fail_naming_the_params_key(cls, section, key, value, message):
+    with pytest.raises(HmsparError) as info:
+        build(cls, {key: value}, section)
+    assert str(info.value).startswith(message), str(info.value)
+
+
+def test_auto_is_the_default_and_accepted_in_configs():
+    assert build(TrainConfig, {}, "train").num_threads == "auto"
+    assert build(LightGBMConfig, {"n_jobs": "auto"}, "baselines.lightgbm").n_jobs == "auto"
+    assert build(MiniRocketConfig, {}, "baselines.minirocket").n_jobs == "auto"
+
+
+def _fake_queue(tmp_path, n_alive, n_dead):
+    root = tmp_path / "repo"
+    celery = root / ".dvc" / "tmp" / "exps" / "celery"
+    celery.mkdir(parents=True)
+    run_dir = root / ".dvc" / "tmp" / "exps" / "tmpabc123"
+    run_dir.mkdir()
+    procs = []
+    for k in range(n_alive):
+        p = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+        procs.append(p)
+        (celery / f"dvc-exp-worker-{k + 1}.pid").write_text(str(p.pid))
+    for k in range(n_dead):
+        p = subprocess.Popen([sys.executable, "-c", "pass"])
+        p.wait()
+        (celery / f"dvc-exp-worker-{n_alive + k + 1}.pid").write_text(str(p.pid))
+    return root, run_dir, procs
+
+
+def test_queued_experiments_count_live_dvc_queue_workers(tmp_path, monkeypatch):
+    root, run_dir, procs = _fake_queue(tmp_path, n_alive=2, n_dead=1)
+    monkeypatch.chdir(run_dir)  # DVC runs a queued experiment in a copy under .dvc/tmp/exps/
+    try:
+        env = {"DVC_ROOT": str(root), "DVC_EXP_NAME": "exp-1"}
+        assert threads.queue_workers(env, cwd=run_dir) == 2
+        assert threads.resolve("auto", "k", environ=env, cpus=2) == 1  # without the env var: 2 // 2
+        assert threads.parallel_jobs({**env, "HMSPAR_PARALLEL_JOBS": "1"}) == 1  # the variable wins
+        # not a queued run: a workspace `dvc exp run` (cwd outside .dvc/tmp/exps), or no DVC variables
+        assert threads.queue_workers(env, cwd=root) is None
+        assert threads.queue_workers({"DVC_ROOT": str(root)}, cwd=run_dir) is None
+    finally:
+        for p in procs:
+            p.kill()
+            p.wait()
+    assert threads.queue_workers(env, cwd=run_dir) is None  # every worker gone
+
+
+def test_limited_sets_and_restores_torch_and_blas_threads():
+    torch = pytest.importorskip("torch")
+    from threadpoolctl import threadpool_info
+
+    before = torch.get_num_threads()
+    target = 1 if before != 1 else 2
+    with threads.limited(target):
+        assert torch.get_num_threads() == target
+        assert all(pool["num_threads"] == target for pool in threadpool_info())
+    assert torch.get_num_threads() == before
+    with threads.limited(0):  # 0: unchanged
+        assert torch.get_num_threads() == before
+
+
+def test_the_trainer_fits_with_the_resolved_count_and_restores_it(monkeypatch):
+    torch = pytest.importorskip("torch")
+    import numpy as np
+    from torch import nn
+
+    from hmspar.training.trainer import Trainer
+
+    seen = []
+
+    class Probe(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.lin = nn.Linear(3, 1)
+
+        def forward(self, batch):
+            seen.append(torch.get_num_threads())
+            return self.lin(batch["static"])  # (B, 3) -> (B, 1)
+
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(40, 3)).astype(np.float32)
+    y = (X[:, 0] > 0).astype(np.int64)
+    before = torch.get_num_threads()
+    target = before + 1  # differs from the current count, so the test sees the policy at work
+    monkeypatch.setattr(threads, "available_cpus", lambda: 2 * target)
+    monkeypatch.setenv("HMSPAR_PARALLEL_JOBS", "2")
+    cfg = build(TrainConfig, {"epochs": 1, "batch_size": 20, "patience": 1}, "train")  # num_threads: auto
+    Trainer(cfg, seed=0).fit(Probe(), {"static": X[:30]}, y[:30], {"static": X[30:]}, y[30:])
+    assert seen and set(seen) == {target}
+    assert torch.get_num_threads() == before
+    monkeypatch.setenv("HMSPAR_PARALLEL_JOBS", "many")
+    with pytest.raises(HmsparError, match="HMSPAR_PARALLEL_JOBS: must be a positive integer"):
+        Trainer(cfg, seed=0).fit(Probe(), {"static": X[:30]}, y[:30], {"static": X[30:]}, y[30:])
