@@ -67,7 +67,7 @@ class EvaluateConfig:
     curve_points : int
         Maximum number of points per model in the ROC and PR plot data.
     report : ReportConfig
-        ``evaluate.report``: the report page ``plots/report.html`` (:mod:`hmspar.report.page`).
+        ``evaluate.report``: the report page ``report/index.html`` (:mod:`hmspar.report.page`, the ``report`` stage).
     """
 
     bootstrap_samples: int = 1000

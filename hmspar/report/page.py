@@ -1,23 +1,24 @@
 """The report page: one self-contained HTML file that a person reads first, drawn offline by Vega.
 
-:func:`write_report` is the last step of the evaluate stage. It reads only what evaluate has already
-written (never the run results themselves):
+:func:`write_report` is the ``report`` stage (:mod:`hmspar.pipeline.page`). It reads only what the
+evaluate and rec_evaluate stages have written (never the run results themselves), each file a declared
+dependency of the stage:
 
 - ``metrics/leaderboard.json`` (required) and ``metrics/significance.json``,
 - ``plots/roc/<run>.json``, ``plots/pr/<run>.json``, ``plots/curves/<run>.json`` and
   ``plots/confusion/<run>.csv`` where present,
-- the recommendation track's ``metrics/rec_leaderboard.json`` and ``plots/rec_*`` where present
+- the recommendation track's ``metrics/rec_leaderboard.json`` and ``plots_rec/*.png``, when passed in
   (the section is left out otherwise),
 - the PNG figures named in ``evaluate.report.figures``,
 
-and writes ``plots/report.html``: the significance of HMSPAR against the best baseline of each run, the
+and writes ``report/index.html``: the significance of HMSPAR against the best baseline of each run, the
 leaderboard (heatmap and per-run tables with confidence intervals over seeds), the modality ablation,
 per-run ROC, precision-recall, training curves and confusion matrices, and the recommendation section.
 Every chart is a Vega-Lite specification drawn by the vendored Vega builds inlined in the page
 (:mod:`hmspar.report.vega`), so the page needs no network and no other file. Its bytes depend on its
 inputs and :class:`ReportConfig` only (no date, no host name).
 
-``python -m hmspar.report.page`` rebuilds the page from existing ``metrics/`` and ``plots/`` folders.
+``python -m hmspar.report.page`` rebuilds the page from existing ``metrics/``, ``plots/`` and ``plots_rec/``.
 """
 
 from __future__ import annotations
