@@ -41,3 +41,13 @@ def section(params: dict[str, Any], dotted: str) -> Any:
             raise HmsparError(f"params.yaml: missing key {'.'.join(walked)!r}")
         node = node[part]
     return node
+
+
+def seeds(params: dict[str, Any]) -> list[int]:
+    """The top-level ``seeds`` list (every model and recommender fits once per seed), validated."""
+    value = params.get("seeds")
+    if not isinstance(value, list) or not value or not all(isinstance(s, int) and not isinstance(s, bool) for s in value):
+        raise HmsparError(f"seeds: expected a non-empty list of integers, got {value!r}")
+    if len(set(value)) != len(value):
+        raise HmsparError(f"seeds: duplicate seeds in {value!r}")
+    return value

@@ -17,6 +17,7 @@ from typing import Any
 
 from hmspar.config import build
 from hmspar.errors import HmsparError
+from hmspar.params import seeds  # noqa: F401  (re-exported: the stages read it from here)
 
 RAW_ROOT = Path("data/raw")
 FEATURES_ROOT = Path("data/features")
@@ -149,13 +150,6 @@ def check_runs(params: dict[str, Any]) -> None:
                           f"'hmspar_runs.{missing[0]}: {{dataset: {spec.dataset}}}'")
 
 
-def seeds(params: dict[str, Any]) -> list[int]:
-    value = params.get("seeds")
-    if not isinstance(value, list) or not value or not all(isinstance(s, int) and not isinstance(s, bool) for s in value):
-        raise HmsparError(f"seeds: expected a non-empty list of integers, got {value!r}")
-    if len(set(value)) != len(value):
-        raise HmsparError(f"seeds: duplicate seeds in {value!r}")
-    return value
 
 
 def baseline_section(params: dict[str, Any], model: str) -> dict[str, Any]:

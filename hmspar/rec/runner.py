@@ -30,6 +30,7 @@ import numpy as np
 from hmspar.config import build
 from hmspar.errors import HmsparError
 from hmspar.io import atomic_dir, write_json
+from hmspar.params import seeds as params_seeds
 from hmspar.rec.data import ProtocolConfig, load
 from hmspar.rec.evaluate import rank_batched, sample_negatives
 from hmspar.rec.registry import REGISTRY, build_recommender
@@ -45,16 +46,6 @@ def rec_section(params: dict[str, Any], key: str) -> Any:
     if not isinstance(rec, dict) or key not in rec:
         raise HmsparError(f"params.yaml: missing key 'rec.{key}'")
     return rec[key]
-
-
-def seed_list(params: dict[str, Any]) -> list[int]:
-    """The top-level ``seeds`` list, validated."""
-    value = params.get("seeds")
-    if not isinstance(value, list) or not value or not all(isinstance(s, int) and not isinstance(s, bool) for s in value):
-        raise HmsparError(f"seeds: expected a non-empty list of integers, got {value!r}")
-    if len(set(value)) != len(value):
-        raise HmsparError(f"seeds: duplicate seeds in {value!r}")
-    return value
 
 
 def _to_jsonable(obj: Any) -> Any:
@@ -73,7 +64,7 @@ def recommend(dataset: str, model: str, params: dict[str, Any], features_root: P
     if not isinstance(sections, dict):
         raise HmsparError(f"rec.recommenders: expected a mapping of model -> settings, got {sections!r}")
     section = sections.get(model) or {}
-    seeds = seed_list(params)
+    seeds = params_seeds(params)
     build_recommender(model, section, seeds[0])  # fail on a bad key before loading data
     features = Path(features_root) / dataset
     if not features.is_dir():

@@ -38,6 +38,7 @@ from pathlib import Path
 from typing import Any
 
 from hmspar.errors import HmsparError
+from hmspar.io import write_text_atomic
 
 #: Metrics shown in the leaderboard tables (``mean ± std`` over seeds), in order.
 TABLE_METRICS = (("roc_auc", "ROC-AUC"), ("auprc", "AUPRC"), ("f1", "F1"), ("brier", "Brier"))
@@ -737,14 +738,7 @@ def write_report(metrics_dir: str | os.PathLike, plots_dir: str | os.PathLike, c
     ``<plots_dir>/report.html``; the ``report`` stage writes ``report/index.html``)."""
     text = build_report(metrics_dir, plots_dir, cfg, rec_board, rec_plots)
     path = Path(path) if path is not None else Path(plots_dir) / "report.html"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    try:
-        tmp.write_text(text, encoding="utf-8")
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
+    write_text_atomic(path, text)
     return path
 
 
