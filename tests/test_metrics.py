@@ -41,7 +41,7 @@ def test_binary_metrics_hand_values():
     assert m["brier"] == pytest.approx((0.01 + 0.16 + 0.4225 + 0.04) / 4)
     at = binary_metrics(Y, P, 0.35)  # predictions [0, 1, 1, 1]
     assert at["f1"] == pytest.approx(0.8) and at["precision"] == pytest.approx(2 / 3) and at["recall"] == 1.0
-    assert set(m) == {"roc_auc", "auprc", "f1", "precision", "recall", "accuracy", "brier"}
+    assert set(m) == {"roc_auc", "auprc", "f1", "precision", "recall", "accuracy", "balanced_accuracy", "brier"}
 
 
 def test_binary_metrics_degenerate_and_errors():
