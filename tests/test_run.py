@@ -26,7 +26,7 @@ from hmspar.training.trainer import TrainConfig
 METRIC_FIELDS = {"model", "run", "dataset", "task", "group", "seed", "inputs", "threshold", "test",
                  "test_at_0.5", "val", "n_train", "n_val", "n_test"}
 TIMING_FIELDS = {"fit_seconds", "predict_seconds"}
-BINARY_FIELDS = {"roc_auc", "auprc", "f1", "precision", "recall", "accuracy", "brier"}
+BINARY_FIELDS = {"roc_auc", "auprc", "f1", "precision", "recall", "accuracy", "balanced_accuracy", "brier"}
 
 
 # ---------------------------------------------------------------------------- tiny models
