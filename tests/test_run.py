@@ -13,6 +13,7 @@ from hmspar.data.splits import stratified_split
 from hmspar.errors import HmsparError
 from hmspar.models import registry
 from hmspar.models.base import Model
+from hmspar.report.leaderboard import compute_metrics
 from hmspar.runner import run_model as _run_model
 
 
@@ -26,7 +27,7 @@ from hmspar.training.trainer import TrainConfig
 METRIC_FIELDS = {"model", "run", "dataset", "task", "group", "seed", "inputs", "threshold", "test",
                  "test_at_0.5", "val", "n_train", "n_val", "n_test"}
 TIMING_FIELDS = {"fit_seconds", "predict_seconds"}
-BINARY_FIELDS = {"roc_auc", "auprc", "f1", "precision", "recall", "accuracy", "brier"}
+BINARY_FIELDS = {"roc_auc", "auprc", "f1", "precision", "recall", "accuracy", "balanced_accuracy", "brier"}
 
 
 # ---------------------------------------------------------------------------- tiny models
@@ -120,6 +121,10 @@ def test_run_model_writes_outputs(features_dir, registered, tmp_path):
         assert list(pred.columns) == ["id", "split", "y_true", "prob"]
         assert (pred["split"] == "val").sum() == metrics["n_val"]
         assert (pred["split"] == "test").sum() == metrics["n_test"]
+        test_rows = pred[pred["split"] == "test"]   # the leaderboard recomputes the runner's numbers
+        lb = compute_metrics(test_rows["y_true"].to_numpy(), test_rows["prob"].to_numpy(), metrics["threshold"])
+        for key, value in metrics["test"].items():
+            assert lb[key] == pytest.approx(value, abs=1e-6), key
         model = LogisticModel.load(sdir / "model.pkl")
         assert model.fit_rows_ == metrics["n_train"]  # fitted on the training split only
     assert not any(p.name.startswith(".") for p in out.parent.iterdir())  # no temp dirs left

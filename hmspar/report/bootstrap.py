@@ -78,29 +78,20 @@ def auc_from_counts(y: np.ndarray, score: np.ndarray, counts: np.ndarray) -> np.
 
 
 def _resample_aucs(y: np.ndarray, prob: np.ndarray, idx: np.ndarray, counts: np.ndarray) -> np.ndarray:
-    """AUC of one model on each resample (binary: exact vectorised; multi-class: scikit-learn OvR macro)."""
+    """AUC of one model on each resample (binary: exact vectorised; multi-class:
+    :func:`hmspar.training.metrics.roc_auc`, NaN on a resample missing a class)."""
     if prob.ndim == 1:
         return auc_from_counts(y, prob, counts)
-    from sklearn.metrics import roc_auc_score
+    from hmspar.training.metrics import roc_auc
 
-    labels = np.arange(prob.shape[1])
-    out = np.full(idx.shape[0], np.nan)
-    norm = prob / prob.sum(axis=1, keepdims=True)
-    for b, rows in enumerate(idx):
-        try:
-            out[b] = roc_auc_score(y[rows], norm[rows], multi_class="ovr", average="macro", labels=labels)
-        except ValueError:
-            pass
-    return out
+    return np.array([roc_auc(y[rows], prob[rows]) for rows in idx], dtype=np.float64)
 
 
 def _full_auc(y: np.ndarray, prob: np.ndarray) -> float:
-    from sklearn.metrics import roc_auc_score
+    """The observed AUC, by the same definition as the leaderboard's (:mod:`hmspar.training.metrics`)."""
+    from hmspar.training.metrics import roc_auc
 
-    if prob.ndim == 1:
-        return float(roc_auc_score(y, prob))
-    return float(roc_auc_score(y, prob / prob.sum(axis=1, keepdims=True), multi_class="ovr", average="macro",
-                               labels=np.arange(prob.shape[1])))
+    return roc_auc(y, prob)
 
 
 def paired_bootstrap(

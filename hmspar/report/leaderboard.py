@@ -268,7 +268,7 @@ def predicted_labels(result: SeedResult) -> np.ndarray:
 
 
 def compute_metrics(y: np.ndarray, prob: np.ndarray, threshold: float | None) -> dict[str, float]:
-    """Test metrics of one set of predictions, computed with scikit-learn.
+    """Test metrics of one set of predictions, by :mod:`hmspar.training.metrics` (its edge-case rules).
 
     Parameters
     ----------
@@ -283,46 +283,27 @@ def compute_metrics(y: np.ndarray, prob: np.ndarray, threshold: float | None) ->
     -------
     dict
         ``roc_auc, auprc, f1, precision, recall, accuracy, balanced_accuracy, accuracy_at_0.5, brier``
-        (``nan`` for ROC-AUC and AUPRC when ``y`` holds a single class), and ``n_predicted_classes``.
+        (``nan`` for ROC-AUC and AUPRC unless every class occurs in ``y``; multi-class ``f1, precision,
+        recall`` are the macro averages), and ``n_predicted_classes``.
     """
-    from sklearn.metrics import (accuracy_score, average_precision_score, balanced_accuracy_score,
-                                 brier_score_loss, f1_score, precision_score, recall_score, roc_auc_score)
+    from hmspar.training.metrics import LEADERBOARD_KEYS, binary_metrics, multiclass_metrics
 
     y = np.asarray(y)
     prob = np.asarray(prob, dtype=np.float64)
-    out: dict[str, float] = {}
     if prob.ndim == 1:
+        m = binary_metrics(y, prob, threshold)
+        out = {k: m[k] for k in METRICS if k in m}
+        out["accuracy_at_0.5"] = binary_metrics(y, prob, 0.5)["accuracy"]
         pred = (prob >= threshold).astype(np.int64)
-        two_classes = np.unique(y).size == 2
-        out["roc_auc"] = float(roc_auc_score(y, prob)) if two_classes else math.nan
-        out["auprc"] = float(average_precision_score(y, prob)) if two_classes else math.nan
-        out["f1"] = float(f1_score(y, pred, zero_division=0))
-        out["precision"] = float(precision_score(y, pred, zero_division=0))
-        out["recall"] = float(recall_score(y, pred, zero_division=0))
-        out["accuracy"] = float(accuracy_score(y, pred))
-        out["balanced_accuracy"] = float(balanced_accuracy_score(y, pred))
-        out["accuracy_at_0.5"] = float(accuracy_score(y, (prob >= 0.5).astype(np.int64)))
-        out["brier"] = float(brier_score_loss(y, prob, pos_label=1))
-        out["n_predicted_classes"] = float(np.unique(pred).size)
-        return out
-    n_classes = prob.shape[1]
-    labels = np.arange(n_classes)
-    onehot = (y[:, None] == labels[None, :]).astype(np.float64)
-    pred = prob.argmax(axis=1)
-    present = onehot.sum(axis=0) > 0
-    try:
-        out["roc_auc"] = float(roc_auc_score(y, prob / prob.sum(axis=1, keepdims=True), multi_class="ovr",
-                                             average="macro", labels=labels))
-    except ValueError:
-        out["roc_auc"] = math.nan
-    out["auprc"] = float(np.mean([average_precision_score(onehot[:, k], prob[:, k]) for k in labels[present]]))
-    out["f1"] = float(f1_score(y, pred, labels=labels, average="macro", zero_division=0))
-    out["precision"] = float(precision_score(y, pred, labels=labels, average="macro", zero_division=0))
-    out["recall"] = float(recall_score(y, pred, labels=labels, average="macro", zero_division=0))
-    out["accuracy"] = float(accuracy_score(y, pred))
-    out["balanced_accuracy"] = float(balanced_accuracy_score(y, pred))
-    out["accuracy_at_0.5"] = out["accuracy"]
-    out["brier"] = float(np.mean(np.sum((prob - onehot) ** 2, axis=1)))
+    else:
+        m = multiclass_metrics(y, prob)
+        out = {k: m[LEADERBOARD_KEYS.get(k, k)] for k in METRICS if LEADERBOARD_KEYS.get(k, k) in m}
+        out["accuracy_at_0.5"] = out["accuracy"]
+        pred = prob.argmax(axis=1)
+    missing = set(METRICS) - set(out)
+    if missing:
+        raise HmsparError(f"compute_metrics: no value for {sorted(missing)}")
+    out = {k: float(out[k]) for k in METRICS}
     out["n_predicted_classes"] = float(np.unique(pred).size)
     return out
 

@@ -321,16 +321,14 @@ def _autocast(device: "torch.device", amp: bool):
 
 
 def validation_auc(y: np.ndarray, proba: np.ndarray) -> float:
-    """ROC-AUC of (n, K) probabilities: binary on column 1, macro one-vs-rest otherwise; NaN if undefined."""
-    from sklearn.metrics import roc_auc_score
+    """ROC-AUC of (n, K) probabilities by :func:`hmspar.training.metrics.roc_auc` (binary on column 1, macro
+    one-vs-rest otherwise); NaN if undefined or if ``proba`` is not finite (a diverged model)."""
+    from hmspar.training.metrics import roc_auc
 
-    y = np.asarray(y)
-    k = proba.shape[1]
-    if np.unique(y).size < k or not np.all(np.isfinite(proba)):
+    proba = np.asarray(proba, dtype=np.float64)
+    if not np.all(np.isfinite(proba)):
         return float("nan")
-    if k == 2:
-        return float(roc_auc_score(y, proba[:, 1]))
-    return float(roc_auc_score(y, proba, multi_class="ovr", average="macro", labels=np.arange(k)))
+    return roc_auc(y, proba)
 
 
 def _forward(net: "nn.Module", batch: dict[str, "torch.Tensor"], ddp: bool) -> "torch.Tensor":
