@@ -49,7 +49,7 @@ def test_repro_leaves_nothing_stale_and_writes_every_dataset(tiny_project):
         assert set(splits.files) == set(meta["tasks"])
     # HMSPAR under the step-budget recipe of the tiny profile: within max_steps, at least min_steps
     # unless the budget ran out, and the fusion's gate weights per modality in every run's metrics
-    for run_name, spec in params["runs"].items():
+    for run_name, spec in params["hmspar_runs"].items():
         train = {**params["train"], **spec.get("train", {})}
         metrics = json.loads((tiny_project / "results/hmspar" / run_name / "seed0/metrics.json").read_text())
         assert 1 <= metrics["best_step"] <= train["max_steps"]
