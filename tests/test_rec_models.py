@@ -383,51 +383,6 @@ def test_mmr_tradeoff_rows_and_plot(tmp_path):
     assert (tmp_path / "mmr.png").stat().st_size > 1000
 
 
-# ---------------------------------------------------------------- the DVC stage depends on what it imports
-def _project_imports(path, root):
-    """Project files imported (transitively, function-level imports included) by ``path``."""
-    import ast
-
-    seen, todo = set(), [path]
-    while todo:
-        f = todo.pop()
-        if f in seen:
-            continue
-        seen.add(f)
-        for node in ast.walk(ast.parse((root / f).read_text())):
-            names = []
-            if isinstance(node, ast.Import):
-                names = [a.name for a in node.names]
-            elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
-                names = [node.module] + [f"{node.module}.{a.name}" for a in node.names]
-            for name in names:
-                if not name.startswith("hmspar"):
-                    continue
-                parts = name.split(".")
-                for i in range(1, len(parts) + 1):
-                    pkg = root.joinpath(*parts[:i], "__init__.py")
-                    mod = root.joinpath(*parts[:i]).with_suffix(".py")
-                    for cand in (pkg, mod):
-                        if cand.is_file():
-                            todo.append(str(cand.relative_to(root)))
-    return seen
-
-
-@pytest.mark.parametrize("name", ["mtstrec", "athwe", "pixelrec"])
-def test_recommend_mm_stage_depends_on_exactly_its_imports(name):
-    from pathlib import Path
-
-    import yaml
-
-    from hmspar.rec.registry import module_path
-
-    root = Path(__file__).resolve().parents[1]
-    stage = yaml.safe_load((root / "dvc.yaml").read_text())["stages"]["recommend_mm"]
-    deps = {d.replace("${item.model}", name) for d in stage["deps"] if not d.startswith("data/")}
-    imported = _project_imports("stages/recommend.py", root) | _project_imports(module_path(name), root)
-    assert deps == imported, (sorted(deps - imported), sorted(imported - deps))
-
-
 def test_scores_from_stored_topk_rerank_like_the_full_scores():
     from hmspar.rec.rerank import scores_from_topk
 
