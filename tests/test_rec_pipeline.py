@@ -33,7 +33,7 @@ def test_rec_outputs_and_leaderboard(tiny_project):
 
 def test_rec_forced_rerun_gives_identical_bytes(tiny_project):
     run(["dvc", "repro", "--quiet", "--force", "--single-item", "rec_generate@shop", "rec_convert@shop",
-         "recommend@shop-sasrec"], tiny_project)
+         "recommend_seq@shop-sasrec"], tiny_project)
     assert not {s for s in stale_stages(tiny_project) if s.startswith(("rec_", "recommend"))}
 
 
