@@ -23,7 +23,7 @@ from typing import Any
 import numpy as np
 
 from hmspar.data.schema import RawDataset
-from hmspar.data.splits import stratified_split, temporal_split
+from hmspar.data.splits import TEST, stratified_split, temporal_split
 from hmspar.errors import HmsparError
 
 CHUNK = 16384
@@ -196,3 +196,76 @@ def convert_dataset(raw_dir: str | Path, out_dir: str | Path, cfg: Any, text_cfg
         json.dump(meta, fh, indent=2, sort_keys=True)
         fh.write("\n")
     return meta
+
+
+def gaf_example(features_dir: str | Path, shown_as: str | Path | None = None) -> dict[str, np.ndarray]:
+    """The entities the evaluate stage's GAF figure draws for one dataset, with their images.
+
+    One positive and one negative test entity of the dataset's first task (``meta.json: tasks[0]``): the
+    first of each, in stored order. Picked here, from the features this step has just written, so that
+    the figure (``plots/gaf_examples.png``) needs this small file instead of every dataset's features.
+
+    Parameters
+    ----------
+    features_dir : path
+        A converted dataset (``data/features/<dataset>/``).
+    shown_as : path, optional
+        The folder's name in the stored error messages (default ``features_dir``; the convert step passes
+        the final ``data/features/<dataset>`` while it writes into a temporary sibling).
+
+    Returns
+    -------
+    dict
+        Arrays for :func:`numpy.savez`: ``status`` (``"ok"``; ``"no_isa_gaf"`` when the dataset's images are
+        its own pictures, ``meta.json: image_source == "dataset"``, and there is nothing to draw; or an
+        error message the figure raises when it needs this dataset) and, when ``"ok"``: ``task``,
+        ``channel`` (channel 0's name), ``ids`` (2,) of the positive and the negative entity and ``images``
+        (2, 2, S, S) float32: [positive, negative] x [trend, sparsity] GASF of channel 0.
+    """
+    features_dir = Path(features_dir)
+    shown = Path(shown_as) if shown_as is not None else features_dir
+    meta_path = features_dir / "meta.json"
+    if not meta_path.exists():
+        raise HmsparError(f"{meta_path}: missing (run the convert stage first)")
+    meta = json.loads(meta_path.read_text())
+    if meta.get("image_source", "isa_gaf") != "isa_gaf":
+        return {"status": np.array("no_isa_gaf")}
+    for fname in ("image.npy", "labels.npz", "splits.npz"):
+        if not (features_dir / fname).exists():
+            raise HmsparError(f"{features_dir / fname}: missing (run the convert stage first)")
+    with np.load(features_dir / "labels.npz") as labels_file, np.load(features_dir / "splits.npz") as splits_file:
+        tasks = meta.get("tasks") or labels_file.files
+        task = tasks[0]
+        if task not in labels_file.files or task not in splits_file.files:
+            return {"status": np.array(f"{shown}: task {task!r} missing from labels.npz or splits.npz")}
+        y, split = labels_file[task], splits_file[task]
+    test = split == TEST
+    pos = np.flatnonzero(test & (y == 1))
+    neg = np.flatnonzero(test & (y == 0))
+    if pos.size == 0 or neg.size == 0:
+        return {"status": np.array(f"{shown}: task {task!r} has no positive or no negative test entity")}
+    images = np.load(features_dir / "image.npy", mmap_mode="r")
+    if images.ndim != 4 or images.shape[1] < 2:
+        return {"status": np.array(f"{shown / 'image.npy'}: expected shape (N, 2C, S, S), got {images.shape}")}
+    rows = [int(pos[0]), int(neg[0])]
+    ids_path = features_dir / "ids.npy"
+    ids = np.load(ids_path, mmap_mode="r")[rows].astype(str) if ids_path.exists() else np.array([str(r) for r in rows])
+    channels = meta.get("channels") or ["channel 0"]
+    return {"status": np.array("ok"), "task": np.array(str(task)), "channel": np.array(str(channels[0])),
+            "ids": np.asarray(ids, dtype=str),
+            "images": np.stack([np.asarray(images[r, :2], dtype=np.float32) for r in rows])}
+
+
+def write_gaf_example(features_dir: str | Path, path: str | Path, shown_as: str | Path | None = None) -> Path:
+    """Write :func:`gaf_example` of ``features_dir`` to ``path`` (``data/gaf_examples/<dataset>.npz``), atomically.
+
+    The bytes depend on the features alone (``numpy.savez`` stores fixed zip timestamps).
+    """
+    import io
+
+    from hmspar.io import write_bytes_atomic
+
+    buf = io.BytesIO()
+    np.savez(buf, **gaf_example(features_dir, shown_as))
+    write_bytes_atomic(path, buf.getvalue())
+    return Path(path)

@@ -1,4 +1,5 @@
-"""Tests of the evaluate stage (hmspar.report) on a small synthetic results tree and features folder."""
+"""Tests of the evaluate stage (hmspar.report) on a small synthetic results tree and features folder (its GAF
+examples picked by the convert step's :func:`hmspar.convert.write_gaf_example`)."""
 
 from __future__ import annotations
 
@@ -14,8 +15,9 @@ import pytest
 from sklearn.metrics import (accuracy_score, average_precision_score, balanced_accuracy_score, brier_score_loss, f1_score, precision_score,
                              recall_score, roc_auc_score)
 
+from hmspar.convert import gaf_example, write_gaf_example
 from hmspar.errors import HmsparError
-from hmspar.report import bootstrap, leaderboard, readme_table
+from hmspar.report import bootstrap, leaderboard, plots, readme_table
 from hmspar.report.evaluate import evaluate as report_evaluate
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -70,23 +72,24 @@ def _write_run(folder: Path, model: str, run: str, seed: int, data: dict, signal
 
 def _build_tree(base: Path, with_ablation: bool = True) -> tuple[Path, Path]:
     rng = np.random.default_rng(0)
-    results, features = base / "results", base / "features"
+    results, features, examples = base / "results", base / "features", base / "gaf_examples"
     for run, (dataset, task, _) in RUNS.items():
         data = _write_features(features, dataset, task, rng)
+        write_gaf_example(features / dataset, examples / f"{dataset}.npz")
         for model, (signal, sub, inputs) in MODELS.items():
             if model.startswith("hmspar[") and (not with_ablation or run != "alpha-churn"):
                 continue
             for seed in SEEDS:
                 folder = results / sub.format(run=run, dataset=dataset) / f"seed{seed}"
                 _write_run(folder, model, run, seed, data, signal, inputs, rng)
-    return results, features
+    return results, examples
 
 
 @pytest.fixture(scope="module")
 def evaluated(tmp_path_factory) -> Path:
     base = tmp_path_factory.mktemp("report")
-    results, features = _build_tree(base)
-    report_evaluate(results, features, PARAMS, base / "metrics", base / "plots", date="2024-01-02")
+    results, examples = _build_tree(base)
+    report_evaluate(results, examples, PARAMS, base / "metrics", base / "plots", date="2024-01-02")
     return base
 
 
@@ -190,13 +193,45 @@ def test_png_figures_are_readable(evaluated):
         assert image.std() > 0.01, name  # not a blank canvas
 
 
+def test_gaf_example_picks_the_first_positive_and_negative_test_entity(tmp_path):
+    folder = tmp_path / "features" / "d"
+    folder.mkdir(parents=True)
+    y = np.array([1, 0, 1, 0, 1, 0], dtype=np.int8)
+    split = np.array([2, 0, 0, 1, 2, 2], dtype=np.int8)  # test rows 0 (y=1), 4 (y=1), 5 (y=0)
+    image = np.arange(6 * 4 * 3 * 3, dtype=np.float32).reshape(6, 4, 3, 3)
+    np.save(folder / "ids.npy", np.array([f"e{i}" for i in range(6)]))
+    np.save(folder / "image.npy", image)
+    np.savez(folder / "labels.npz", late=y[::-1].copy(), early=y)
+    np.savez(folder / "splits.npz", late=split, early=split)
+    (folder / "meta.json").write_text(json.dumps({"channels": ["spend", "count"], "tasks": ["early", "late"]}))
+    ex = gaf_example(folder)
+    assert str(ex["status"]) == "ok" and str(ex["task"]) == "early" and str(ex["channel"]) == "spend"
+    assert list(ex["ids"]) == ["e0", "e5"]
+    np.testing.assert_array_equal(ex["images"], image[[0, 5], :2])
+    # the stored file is the same bytes every time, and a dataset with its own pictures writes a marker
+    write_gaf_example(folder, tmp_path / "a.npz")
+    write_gaf_example(folder, tmp_path / "b.npz")
+    assert (tmp_path / "a.npz").read_bytes() == (tmp_path / "b.npz").read_bytes()
+    (folder / "meta.json").write_text(json.dumps({"channels": ["posts"], "tasks": ["early"], "image_source": "dataset"}))
+    assert {k: str(v) for k, v in gaf_example(folder).items()} == {"status": "no_isa_gaf"}
+    # no negative test entity: the file says so, and the figure (not the convert step) fails with it
+    np.savez(folder / "labels.npz", early=np.ones(6, dtype=np.int8))
+    (folder / "meta.json").write_text(json.dumps({"channels": ["spend"], "tasks": ["early"]}))
+    write_gaf_example(folder, tmp_path / "ex" / "d.npz", shown_as="data/features/d")
+    with pytest.raises(HmsparError, match="data/features/d: task 'early' has no positive or no negative test entity"):
+        plots.gaf_examples(["d"], tmp_path / "ex", tmp_path / "g.png")
+    with pytest.raises(HmsparError, match=r"e\.npz: missing \(run the convert stage first\)"):
+        plots.gaf_examples(["e"], tmp_path / "ex", tmp_path / "g.png")
+    assert not (tmp_path / "g.png").exists()
+
+
 def test_no_ablation_figure_without_ablation_results(tmp_path):
-    results, features = _build_tree(tmp_path, with_ablation=False)
+    results, examples = _build_tree(tmp_path, with_ablation=False)
     stale = tmp_path / "plots" / "ablation.png"
     stale.parent.mkdir(parents=True)
     stale.write_bytes(b"stale")
     params = {"evaluate": {"bootstrap_samples": 20}}
-    written = report_evaluate(results, features, params, tmp_path / "metrics", tmp_path / "plots")
+    written = report_evaluate(results, examples, params, tmp_path / "metrics", tmp_path / "plots")
     assert "ablation" not in written and not stale.exists()
     assert (tmp_path / "plots" / "leaderboard_heatmap.png").exists()
 
@@ -237,7 +272,7 @@ def test_missing_results_give_clear_errors(tmp_path):
 
 
 def test_mismatched_test_sets_are_rejected(tmp_path):
-    results, features = _build_tree(tmp_path, with_ablation=False)
+    results, examples = _build_tree(tmp_path, with_ablation=False)
     path = results / "baselines" / "alpha" / "lgbm" / "alpha-churn" / "seed1" / "predictions.csv"
     frame = pd.read_csv(path)
     frame.drop(index=frame.index[frame["split"] == "test"][0]).to_csv(path, index=False)

@@ -21,6 +21,7 @@ from hmspar.params import seeds  # noqa: F401  (re-exported: the stages read it 
 
 RAW_ROOT = Path("data/raw")
 FEATURES_ROOT = Path("data/features")
+GAF_EXAMPLES_ROOT = Path("data/gaf_examples")  # <dataset>.npz: the GAF figure's entities, picked by convert
 RESULTS_ROOT = Path("results")
 LIVE_ROOT = Path("dvclive")
 TIMINGS_ROOT = Path("timings")  # fit/predict seconds: declared `cache: false` (host facts, not results)

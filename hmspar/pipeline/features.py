@@ -9,13 +9,15 @@ from typing import Any
 from hmspar.config import build
 from hmspar.errors import HmsparError
 from hmspar.io import atomic_dir
-from hmspar.pipeline import FEATURES_ROOT, RAW_ROOT, dataset_names, dataset_section
+from hmspar.pipeline import FEATURES_ROOT, GAF_EXAMPLES_ROOT, RAW_ROOT, dataset_names, dataset_section
 from hmspar.pipeline.data import generate
 
 
 def convert(name: str, params: dict[str, Any], progress: bool = True) -> Path:
-    """``convert@<name>``: raw dataset -> ``data/features/<name>/`` (images, text, static, splits)."""
-    from hmspar.convert import TextConfig, convert_dataset
+    """``convert@<name>``: raw dataset -> ``data/features/<name>/`` (images, text, static, splits), and
+    ``data/gaf_examples/<name>.npz`` (the entities the evaluate stage's GAF figure draws; see
+    :func:`hmspar.convert.gaf_example`)."""
+    from hmspar.convert import TextConfig, convert_dataset, write_gaf_example
     from hmspar.data.generators import dataset_config
 
     cfg = dataset_config(name, dataset_section(params, name))
@@ -23,6 +25,7 @@ def convert(name: str, params: dict[str, Any], progress: bool = True) -> Path:
     out = FEATURES_ROOT / name
     with atomic_dir(out) as tmp:
         convert_dataset(RAW_ROOT / name, tmp, cfg, text_cfg, progress=progress)
+        write_gaf_example(tmp, GAF_EXAMPLES_ROOT / f"{name}.npz", shown_as=out)
     return out
 
 

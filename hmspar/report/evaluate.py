@@ -37,7 +37,7 @@ def _today() -> str:
 
 def evaluate(
     results_dir: str | os.PathLike,
-    features_root: str | os.PathLike,
+    examples_root: str | os.PathLike,
     params: Mapping[str, Any],
     out_metrics_dir: str | os.PathLike,
     plots_dir: str | os.PathLike,
@@ -51,8 +51,9 @@ def evaluate(
     ----------
     results_dir : path
         Searched recursively for ``metrics.json`` + ``predictions.csv`` pairs (``results/``).
-    features_root : path
-        ``data/features``: example GASF images are read from ``<features_root>/<dataset>/``.
+    examples_root : path
+        ``data/gaf_examples``: the GAF figure's images are read from ``<examples_root>/<dataset>.npz``
+        (written by each dataset's convert or import stage, :func:`hmspar.convert.gaf_example`).
     params : mapping
         The whole ``params.yaml`` (its ``evaluate`` section, optional, is built into :class:`EvaluateConfig`
         and hashed into the table's params digest: the stage declares only ``evaluate``), or an
@@ -113,7 +114,7 @@ def evaluate(
         with contextlib.suppress(FileNotFoundError):
             os.unlink(plots_dir / "ablation.png")
     datasets = sorted({r.dataset for r in results})
-    written["gaf_examples"] = plots.gaf_examples(datasets, features_root, plots_dir / "gaf_examples.png")
+    written["gaf_examples"] = plots.gaf_examples(datasets, examples_root, plots_dir / "gaf_examples.png")
 
     table = readme_table.render_results_table(leaderboard, date or _today(), params_digest(digest_source),
                                               digits=cfg.table_digits)

@@ -338,45 +338,34 @@ def ablation_chart(leaderboard: Mapping[str, Any], path: str | os.PathLike) -> P
     return _save_png(fig, path)
 
 
-def _example_indices(features_dir: Path) -> dict[str, Any]:
-    """Task, channel name and one positive and one negative test entity of a dataset's first task."""
-    from hmspar.data.loader import read_meta
-    from hmspar.data.splits import TEST
-
-    for fname in ("image.npy", "labels.npz", "splits.npz"):
-        if not (features_dir / fname).exists():
-            raise HmsparError(f"{features_dir / fname}: missing (run the convert stage first)")
-    meta = read_meta(features_dir)
-    labels = np.load(features_dir / "labels.npz")
-    splits = np.load(features_dir / "splits.npz")
-    tasks = meta.get("tasks") or labels.files
-    task = tasks[0]
-    if task not in labels.files or task not in splits.files:
-        raise HmsparError(f"{features_dir}: task {task!r} missing from labels.npz or splits.npz")
-    y, split = labels[task], splits[task]
-    test = split == TEST
-    pos = np.flatnonzero(test & (y == 1))
-    neg = np.flatnonzero(test & (y == 0))
-    if pos.size == 0 or neg.size == 0:
-        raise HmsparError(f"{features_dir}: task {task!r} has no positive or no negative test entity")
-    ids = np.load(features_dir / "ids.npy", mmap_mode="r") if (features_dir / "ids.npy").exists() else None
-    channels = meta.get("channels") or ["channel 0"]
-    return {"task": task, "channel": str(channels[0]), "pos": int(pos[0]), "neg": int(neg[0]), "ids": ids}
+def _read_example(path: Path) -> dict[str, Any] | None:
+    """A dataset's GAF example file (written by its convert/import stage); ``None`` when it has no ISA-GAF."""
+    if not path.exists():
+        raise HmsparError(f"{path}: missing (run the convert stage first)")
+    with np.load(path) as data:
+        status = str(data["status"])
+        if status == "no_isa_gaf":
+            return None
+        if status != "ok":
+            raise HmsparError(status)
+        return {"task": str(data["task"]), "channel": str(data["channel"]), "ids": [str(v) for v in data["ids"]],
+                "images": np.asarray(data["images"], dtype=np.float32)}
 
 
-def gaf_examples(datasets: Sequence[str], features_root: str | os.PathLike, path: str | os.PathLike) -> Path:
+def gaf_examples(datasets: Sequence[str], examples_root: str | os.PathLike, path: str | os.PathLike) -> Path:
     """For each dataset, the trend and sparsity GASF (channel 0) of one positive and one negative test entity.
 
     The entities are the first positive and the first negative entity (in stored order) of the test split
-    of the dataset's first task (``meta.json: tasks[0]``). Datasets whose images are their own pictures
-    rather than ISA-GAF (the trend dataset) are left out.
+    of the dataset's first task (``meta.json: tasks[0]``), picked by the dataset's convert (or import)
+    stage into ``<examples_root>/<dataset>.npz`` (:func:`hmspar.convert.gaf_example`). Datasets whose
+    images are their own pictures rather than ISA-GAF (the trend dataset) are left out.
 
     Parameters
     ----------
     datasets : sequence of str
         Dataset names (one figure row each).
-    features_root : path
-        ``data/features``.
+    examples_root : path
+        ``data/gaf_examples``.
     path : path
         PNG file to write.
 
@@ -385,26 +374,20 @@ def gaf_examples(datasets: Sequence[str], features_root: str | os.PathLike, path
     Path
         ``path``.
     """
-    features_root = Path(features_root)
-    # Datasets that ship their own pictures (meta.json: image_source == "dataset") have no GASF to show.
-    datasets = [d for d in datasets
-                if json.loads((features_root / d / "meta.json").read_text()).get("image_source", "isa_gaf") == "isa_gaf"]
-    if not datasets:
+    examples_root = Path(examples_root)
+    read = [(d, _read_example(examples_root / f"{d}.npz")) for d in datasets]
+    examples = [(d, ex) for d, ex in read if ex is not None]
+    if not examples:
         raise HmsparError("gaf_examples: no dataset with ISA-GAF images to draw")
-    examples = [(d, _example_indices(features_root / d)) for d in datasets]
     fig = _new_figure(11.0, 0.8 + 2.45 * len(examples))
     axes = np.atleast_2d(fig.subplots(len(examples), 4, squeeze=False))
     for row, (dataset, ex) in enumerate(examples):
-        images = np.load(features_root / dataset / "image.npy", mmap_mode="r")
-        if images.ndim != 4 or images.shape[1] < 2:
-            raise HmsparError(f"{features_root / dataset / 'image.npy'}: expected shape (N, 2C, S, S), "
-                              f"got {images.shape}")
         image = None
-        for k, (kind, idx) in enumerate((("positive", ex["pos"]), ("negative", ex["neg"]))):
-            entity = str(ex["ids"][idx]) if ex["ids"] is not None else str(idx)
+        for k, kind in enumerate(("positive", "negative")):
+            entity = ex["ids"][k]
             for c, name in enumerate(("trend", "sparsity")):
                 ax = axes[row, 2 * k + c]
-                image = ax.imshow(np.asarray(images[idx, c], dtype=np.float32), cmap="RdBu_r", vmin=-1.0, vmax=1.0,
+                image = ax.imshow(ex["images"][k, c], cmap="RdBu_r", vmin=-1.0, vmax=1.0,
                                   origin="lower", interpolation="nearest")
                 ax.set_title(f"{kind} ({ex['task']}={1 if kind == 'positive' else 0})\n"
                              f"id {entity}: {name} GASF", fontsize=8)
