@@ -19,10 +19,18 @@ from collections.abc import Callable, Iterator, Sequence
 import numpy as np
 from tqdm.auto import tqdm
 
+# the window descriptors live in the raw schema module, shared with the importers (re-exported here)
+from hmspar.data.schema import (  # noqa: F401
+    activity_code,
+    level_code,
+    render_texts,
+    trend_code,
+    volatility_code,
+)
+
 #: Entities per block. A module constant (not a config value) so that results never depend on it.
 BLOCK_SIZE = 4096
 
-_TINY = 1e-9
 
 
 def check_fields(cfg: object, min_length: int = 2) -> None:
@@ -192,94 +200,6 @@ def simulate_customers(
     noise = proc.basket_noise_sd * rng.standard_normal((n, periods)) - proc.basket_noise_sd**2 / 2
     spend = counts * np.exp(basket[:, None] + noise)
     return CustomerPaths(counts=counts, spend=spend, alive=alive, start=start)
-
-
-# --------------------------------------------------------------------------------------------------------
-# Descriptors of the observed window (all vectorised; NaN = unobserved)
-# --------------------------------------------------------------------------------------------------------
-
-
-def activity_code(x: np.ndarray) -> np.ndarray:
-    """Bucket the share of observed periods with activity: 0 none, 1 <=25%, 2 <=50%, 3 <=85%, 4 more."""
-    obs = ~np.isnan(x)
-    active = (np.nan_to_num(x) > 0).sum(axis=1)
-    share = active / np.maximum(obs.sum(axis=1), 1)
-    return np.where(active == 0, 0, np.digitize(share, [0.25 + _TINY, 0.5 + _TINY, 0.85 + _TINY]) + 1)
-
-
-def trend_code(x: np.ndarray) -> np.ndarray:
-    """Bucket the change between the first and last third of the observed window (unobserved periods
-    counted as 0) relative to the window mean: 0 falling, 1 stable, 2 rising (no activity gives 1)."""
-    length = x.shape[1]
-    k = max(1, length // 3)
-    v = np.nan_to_num(x)
-    first = v[:, :k].mean(axis=1)
-    last = v[:, -k:].mean(axis=1)
-    scale = v.mean(axis=1) + _TINY
-    change = (last - first) / scale
-    return np.digitize(change, [-0.4, 0.4])
-
-
-def level_code(x: np.ndarray, cuts: Sequence[float]) -> np.ndarray:
-    """Bucket the geometric mean of the positive observed values against fixed ``cuts``
-    (0 = no activity, 1.. = above each successive cut)."""
-    pos = np.nan_to_num(x) > 0
-    logs = np.where(pos, np.log(np.where(pos, x, 1.0)), 0.0)
-    n_pos = pos.sum(axis=1)
-    gmean = np.exp(logs.sum(axis=1) / np.maximum(n_pos, 1))
-    return np.where(n_pos == 0, 0, np.digitize(gmean, cuts) + 1)
-
-
-def volatility_code(x: np.ndarray, cuts: Sequence[float] = (0.45, 0.9)) -> np.ndarray:
-    """Bucket the coefficient of variation of the positive observed values: 0 steady, 1 uneven, 2 erratic
-    (fewer than two active periods count as steady)."""
-    pos = np.nan_to_num(x) > 0
-    v = np.where(pos, x, 0.0)
-    n_pos = np.maximum(pos.sum(axis=1), 1)
-    mean = v.sum(axis=1) / n_pos
-    var = np.where(pos, (v - mean[:, None]) ** 2, 0.0).sum(axis=1) / n_pos
-    cv = np.sqrt(var) / (mean + _TINY)
-    return np.where(pos.sum(axis=1) < 2, 0, np.digitize(cv, cuts))
-
-
-def render_texts(
-    codes: np.ndarray, radices: Sequence[int], fmt: Callable[[tuple[int, ...], int], str]
-) -> tuple[list[str], int]:
-    """Turn per-entity descriptor codes into description strings, formatting each distinct combination once.
-
-    Parameters
-    ----------
-    codes : np.ndarray
-        (n, k) small non-negative ints; column j lies in ``[0, radices[j])``.
-    radices : sequence of int
-        Number of values of each descriptor.
-    fmt : callable
-        ``fmt(parts, variant) -> str`` for one combination; ``variant`` is a stable integer derived from
-        the combination, used to vary the wording without multiplying the number of distinct strings.
-
-    Returns
-    -------
-    texts : list of str
-        One description per entity.
-    n_distinct : int
-        Number of distinct descriptions.
-    """
-    codes = np.asarray(codes, dtype=np.int64)
-    combined = np.zeros(codes.shape[0], dtype=np.int64)
-    for j, r in enumerate(radices):
-        combined = combined * int(r) + codes[:, j]
-    uniq, inverse = np.unique(combined, return_inverse=True)
-    rendered = []
-    for value in uniq.tolist():
-        parts = []
-        rest = value
-        for r in reversed(radices):
-            parts.append(rest % int(r))
-            rest //= int(r)
-        variant = (value * 2654435761) % 97
-        rendered.append(fmt(tuple(reversed(parts)), variant))
-    table = np.array(rendered, dtype=object)
-    return table[inverse.ravel()].tolist(), len(set(rendered))
 
 
 # --------------------------------------------------------------------------------------------------------

@@ -41,10 +41,9 @@ from typing import Literal
 import numpy as np
 import pandas as pd
 
-from hmspar.data.generators._common import activity_code, render_texts, trend_code
 from hmspar.data.importers import ImportConfig, cap_entities
 from hmspar.data.importers.readers import check_exists, format_row, read_table, row_error
-from hmspar.data.schema import RawDataset
+from hmspar.data.schema import RawDataset, activity_code, render_texts, trend_code
 from hmspar.errors import HmsparError
 
 TASKS = ("churn", "engagement", "repurchase")
