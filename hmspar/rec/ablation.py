@@ -27,7 +27,6 @@ Wall-clock timings go to ``metrics/rec_ablation_timings/<dataset>-<model>.json``
 from __future__ import annotations
 
 import copy
-import dataclasses
 import importlib
 import json
 import shutil
@@ -37,55 +36,24 @@ from typing import Any
 from hmspar.config import build
 from hmspar.errors import HmsparError
 from hmspar.io import atomic_dir, write_json
-from hmspar.rec.base import ITEM_MODALITIES
+from hmspar.rec.ablation_config import FULL, AblationConfig
 from hmspar.rec.registry import REGISTRY, build_recommender, recommender_class
 from hmspar.rec.runner import FEATURES_ROOT, recommend, rec_section
 
 RESULTS_ROOT = Path("results/rec_ablation")
 TIMINGS_ROOT = Path("metrics/rec_ablation_timings")
-FULL = "full"
-
-
-@dataclasses.dataclass(frozen=True)
-class AblationConfig:
-    """``params.yaml: rec.ablation``.
-
-    Attributes
-    ----------
-    models : list of str
-        Recommenders ablated, one ``rec_ablation@<dataset>-<model>`` stage each.
-    variants : dict of str to str
-        Variant name -> the item modality it drops (``image`` is the picture).
-    seeds : list of int
-        Seeds every variant (and the full model) is fitted at; default ``[0]`` bounds the cost.
-    """
-
-    models: list[str] = dataclasses.field(default_factory=lambda: ["mtstrec", "athwe", "pixelrec"])
-    variants: dict[str, str] = dataclasses.field(
-        default_factory=lambda: {"no_picture": "image", "no_text": "text", "no_price": "price"})
-    seeds: list[int] = dataclasses.field(default_factory=lambda: [0])
-
-    def __post_init__(self) -> None:
-        for name, modality in self.variants.items():
-            if name == FULL:
-                raise ValueError(f"variant name {FULL!r} is reserved for the full model")
-            if modality not in ITEM_MODALITIES or modality == "id":
-                raise ValueError(f"variant {name!r}: unknown item modality {modality!r} "
-                                 f"(one of {', '.join(m for m in ITEM_MODALITIES if m != 'id')})")
-        if not self.seeds or len(set(self.seeds)) != len(self.seeds) or \
-                any(isinstance(s, bool) or not isinstance(s, int) for s in self.seeds):
-            raise ValueError(f"seeds must be a non-empty list of distinct integers, got {self.seeds!r}")
-        for m in self.models:
-            if m not in REGISTRY:
-                raise ValueError(f"unknown recommender {m!r} in models (registered: {', '.join(REGISTRY)})")
-            if not REGISTRY[m].startswith("hmspar.rec.models."):
-                raise ValueError(f"models: {m!r} is not a multimodal model of hmspar/rec/models/ "
-                                 "(the rec_ablation stage depends on those files only)")
 
 
 def ablation_config(params: dict[str, Any]) -> AblationConfig:
     """``rec.ablation`` as an :class:`AblationConfig` (errors name the key)."""
-    return build(AblationConfig, rec_section(params, "ablation"), "rec.ablation")
+    cfg = build(AblationConfig, rec_section(params, "ablation"), "rec.ablation")
+    for m in cfg.models:
+        if m not in REGISTRY:
+            raise HmsparError(f"rec.ablation.models: unknown recommender {m!r} (registered: {', '.join(REGISTRY)})")
+        if not REGISTRY[m].startswith("hmspar.rec.models."):
+            raise HmsparError(f"rec.ablation.models: {m!r} is not a multimodal model of hmspar/rec/models/ "
+                              "(the rec_ablation stage depends on those files only)")
+    return cfg
 
 
 def switches(model: str) -> dict[str, str]:
