@@ -99,6 +99,10 @@ def render_ablation(table: dict[str, Any], digits: int = 4) -> str:
         lines.append("Δ = variant minus the full model refitted at the same seed(s); CI: paired bootstrap over "
                      f"users of the NDCG@10 Δ ({int(100 * entry['confidence'])}%).")
         lines.append("")
+        if not entry["models"]:
+            lines.append("No model ablated (`rec.ablation.models` is empty).")
+            lines.append("")
+            continue
         lines.append("| model | variant | dropped via | NDCG@10 | Δ NDCG@10 | CI of Δ | HR@10 | Δ HR@10 | "
                      "cold NDCG@10 | Δ cold |")
         lines.append("|---|---|---|---|---|---|---|---|---|---|")
@@ -150,7 +154,8 @@ def plot_ablation(table: dict[str, Any], path: Path) -> None:
             ax.axhline(0.0, color="black", linewidth=0.8)
             ax.set_xticks(range(len(models)), models)
             ax.set_title(f"{ds}: {title}", fontsize=9)
-            ax.legend(fontsize=7)
+            if variants:
+                ax.legend(fontsize=7)
     fig.tight_layout()
     fig.savefig(path, dpi=110, metadata={"Software": None})
     plt.close(fig)
