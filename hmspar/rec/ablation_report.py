@@ -143,9 +143,12 @@ def plot_ablation(table: dict[str, Any], path: Path) -> None:
                 xs, ys, lo, hi = [], [], [], []
                 for i, m in enumerate(models):
                     r = entry["models"][m].get(v)
+                    x = i + (j - (len(variants) - 1) / 2) * width
+                    if r and r["status"] != "fitted":  # e.g. a model without that modality
+                        ax.text(x, 0.0, f"{v}: skipped", rotation=90, fontsize=6, ha="center", va="bottom")
                     if not r or r["status"] != "fitted":
                         continue
-                    xs.append(i + (j - (len(variants) - 1) / 2) * width)
+                    xs.append(x)
                     ys.append(r["delta"][key])
                     if key == "ndcg@10":
                         lo.append(r["delta"][key] - r["bootstrap"]["ci_low"])
