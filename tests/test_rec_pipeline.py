@@ -29,6 +29,14 @@ def test_rec_outputs_and_leaderboard(tiny_project):
     rows = board["shop"]["models"]["pixelrec"]["mmr"]
     assert rows[0]["lambda"] == 1.0 and rows[0]["ndcg"] == pytest.approx(board["shop"]["models"]["pixelrec"]["full"]["ndcg@10"]["mean"])
     assert (tiny_project / "plots_rec/mmr/shop-pixelrec.png").is_file()
+    # the modality ablation (rec.ablation: pixelrec without text), its table and figure
+    ablation = json.loads((tiny_project / "metrics/rec_ablation.json").read_text())
+    for ds in ("shop", "example_log"):
+        rows = ablation[ds]["models"]["pixelrec"]
+        assert set(rows) == {"full", "no_text"} and rows["no_text"]["how"] == "inputs without text"
+        full = board[ds]["models"]["pixelrec"]["full"]["ndcg@10"]["per_seed"][0]
+        assert rows["full"]["ndcg@10"] == pytest.approx(full)  # the refitted full model is the main run's seed 0
+    assert (tiny_project / "plots_rec_ablation/rec_ablation.png").is_file()
 
 
 def test_rec_forced_rerun_gives_identical_bytes(tiny_project):

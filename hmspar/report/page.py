@@ -8,7 +8,8 @@ dependency of the stage:
 - ``plots/roc/<run>.json``, ``plots/pr/<run>.json``, ``plots/curves/<run>.json`` and
   ``plots/confusion/<run>.csv`` where present,
 - the recommendation track's ``metrics/rec_leaderboard.json`` and ``plots_rec/*.png``, when passed in
-  (the section is left out otherwise),
+  (the section is left out otherwise), and its modality ablation ``metrics/rec_ablation.json`` and
+  ``plots_rec_ablation/*.png`` when passed in too,
 - the PNG figures named in ``evaluate.report.figures``,
 
 and writes ``report/index.html``: the significance of HMSPAR against the best baseline of each run, the
@@ -654,9 +655,45 @@ def _rec_section(page: _Page, rec_board: Path | None, rec_plots: Path | None, cf
     return True
 
 
+def _rec_ablation_section(page: _Page, table_path: Path | None, plots_dir: Path | None, cfg: ReportConfig) -> None:
+    """The recommenders' modality ablation (``metrics/rec_ablation.json`` as ``rec_ablation_evaluate``
+    writes it, and the PNG figures of its ``plots_rec_ablation/``); nothing when the table is absent."""
+    if table_path is None or not table_path.exists():
+        return
+    table = _read_json(table_path)
+    if not isinstance(table, dict) or not all(isinstance(e, dict) and isinstance(e.get("models"), dict)
+                                              for e in table.values()):
+        raise HmsparError(f"{table_path}: expected {{dataset: {{models: {{model: {{variant: ...}}}}}}}} "
+                          "as rec_ablation_evaluate writes it")
+    page.add('<h3 id="rec-ablation">Modality ablation of the multimodal recommenders</h3>')
+    page.add(f'<p class="note">From <code>{html.escape(table_path.as_posix())}</code>: each variant drops one item '
+             "modality; Δ is the variant minus the full model refitted at the same seed(s), with a paired "
+             "bootstrap CI over users of the NDCG@10 Δ.</p>")
+    header = [("model", False), ("variant", False), ("NDCG@10", True), ("Δ NDCG@10", True), ("CI of Δ", True),
+              ("HR@10", True), ("cold NDCG@10", True), ("Δ cold", True)]
+    for ds, entry in table.items():
+        body = []
+        for model, rows in entry["models"].items():
+            for name, r in rows.items():
+                cells = [html.escape(str(model)), html.escape(str(name))]
+                if r.get("status") != "fitted":
+                    cells += [f"skipped: {html.escape(str(r.get('reason')))}"] + ["–"] * 5
+                else:
+                    d, b = r.get("delta") or {}, r.get("bootstrap") or {}
+                    cells += [_fmt(r.get("ndcg@10"), 4), _fmt(d.get("ndcg@10"), 4),
+                              f"[{_fmt(b.get('ci_low'), 4)}, {_fmt(b.get('ci_high'), 4)}]" if b else "–",
+                              _fmt(r.get("hr@10"), 4), _fmt(r.get("cold_ndcg@10"), 4), _fmt(d.get("cold_ndcg@10"), 4)]
+                body.append((cells, ""))
+        page.add(f"<h4>{html.escape(str(ds))}</h4>")
+        page.add(_table(header, body))
+    if plots_dir is not None and plots_dir.is_dir():
+        page.add("".join(_image_tag(f, cfg.figure_width) for f in sorted(plots_dir.glob("*.png"))))
+
+
 def build_report(metrics_dir: str | os.PathLike, plots_dir: str | os.PathLike,
                  cfg: ReportConfig | None = None, rec_board: str | os.PathLike | None = None,
-                 rec_plots: str | os.PathLike | None = None) -> str:
+                 rec_plots: str | os.PathLike | None = None, rec_ablation: str | os.PathLike | None = None,
+                 rec_ablation_plots: str | os.PathLike | None = None) -> str:
     """The report page as one HTML string (see the module docstring for what it reads).
 
     Parameters
@@ -671,6 +708,9 @@ def build_report(metrics_dir: str | os.PathLike, plots_dir: str | os.PathLike,
         The recommendation track's ``metrics/rec_leaderboard.json`` and ``plots_rec/`` (the section is left
         out when ``rec_board`` is None or absent). Only files passed in are read: the ``report`` stage
         declares each of them as a dependency.
+    rec_ablation, rec_ablation_plots : path, optional
+        The recommenders' ``metrics/rec_ablation.json`` and ``plots_rec_ablation/``, shown at the end of the
+        recommendation section (left out when the section is, or ``rec_ablation`` is None or absent).
 
     Returns
     -------
@@ -706,6 +746,9 @@ def build_report(metrics_dir: str | os.PathLike, plots_dir: str | os.PathLike,
     _runs_section(page, rows, models, plots_dir, cfg)
     has_rec = _rec_section(page, None if rec_board is None else Path(rec_board),
                            None if rec_plots is None else Path(rec_plots), cfg)
+    if has_rec:
+        _rec_ablation_section(page, None if rec_ablation is None else Path(rec_ablation),
+                              None if rec_ablation_plots is None else Path(rec_ablation_plots), cfg)
     figures = [plots_dir / name for name in cfg.figures if (plots_dir / name).is_file()]
     if figures:
         page.add('<h2 id="figures">Figures</h2>')
@@ -733,10 +776,11 @@ def build_report(metrics_dir: str | os.PathLike, plots_dir: str | os.PathLike,
 
 def write_report(metrics_dir: str | os.PathLike, plots_dir: str | os.PathLike, cfg: ReportConfig | None = None,
                  path: str | os.PathLike | None = None, rec_board: str | os.PathLike | None = None,
-                 rec_plots: str | os.PathLike | None = None) -> Path:
+                 rec_plots: str | os.PathLike | None = None, rec_ablation: str | os.PathLike | None = None,
+                 rec_ablation_plots: str | os.PathLike | None = None) -> Path:
     """Build the page (:func:`build_report`) and write it atomically to ``path`` (default
     ``<plots_dir>/report.html``; the ``report`` stage writes ``report/index.html``)."""
-    text = build_report(metrics_dir, plots_dir, cfg, rec_board, rec_plots)
+    text = build_report(metrics_dir, plots_dir, cfg, rec_board, rec_plots, rec_ablation, rec_ablation_plots)
     path = Path(path) if path is not None else Path(plots_dir) / "report.html"
     write_text_atomic(path, text)
     return path
@@ -753,12 +797,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, default=Path("report/index.html"))
     parser.add_argument("--rec-board", type=Path, default=Path("metrics/rec_leaderboard.json"))
     parser.add_argument("--rec-plots", type=Path, default=Path("plots_rec"))
+    parser.add_argument("--rec-ablation", type=Path, default=Path("metrics/rec_ablation.json"))
+    parser.add_argument("--rec-ablation-plots", type=Path, default=Path("plots_rec_ablation"))
     parser.add_argument("--params", type=Path, default=Path("params.yaml"))
     args = parser.parse_args(argv)
     try:
         section = (load_params(args.params).get("evaluate") or {}) if args.params.exists() else {}
         cfg = build(ReportConfig, section.get("report"), "evaluate.report")
-        path = write_report(args.metrics, args.plots, cfg, args.out, args.rec_board, args.rec_plots)
+        path = write_report(args.metrics, args.plots, cfg, args.out, args.rec_board, args.rec_plots,
+                            args.rec_ablation, args.rec_ablation_plots)
     except HmsparError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
