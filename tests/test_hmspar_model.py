@@ -297,6 +297,25 @@ def test_modality_dropout_keeps_one_modality_per_sample():
     assert all(a is b for a, b in zip(net.drop_modalities(xs), xs))  # evaluation sees every modality
 
 
+def test_modality_dropout_never_applies_to_two_modalities():
+    # A series import fuses series + image only; at p = 0.3 the earlier rule zeroed the series embedding of
+    # a quarter of the training samples (measured on shapes), fitting them from the image alone.
+    section = tiny_section(modalities=["series", "image"],
+                           fusion={"n_levels": 1, "n_shared": 1, "n_specific": 1, "modality_dropout": 0.5})
+    net = make(section).make_module(fake_X(n=2), 1)
+    assert net.modalities == ["series", "image"]
+    net.train()
+    xs = [torch.ones(400, 3), torch.ones(400, 3) * 2]
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(0)
+        dropped = net.drop_modalities(xs)
+    assert all(torch.equal(a, b) for a, b in zip(dropped, xs))
+    with torch.random.fork_rng(devices=[]):  # three modalities: dropout applies
+        torch.manual_seed(0)
+        three = net.drop_modalities(xs + [torch.ones(400, 3) * 3])
+    assert any(bool((x == 0).any()) for x in three)
+
+
 def test_aux_heads_give_one_logit_per_modality_in_training_only():
     X = fake_X(n=5)
     section = tiny_section(fusion={"n_levels": 1, "n_shared": 1, "n_specific": 1, "aux_weight": 0.5})

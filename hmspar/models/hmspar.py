@@ -34,6 +34,9 @@ from hmspar.models.layers.taylor_kan import TaylorKANConvEncoder, TaylorKANEncod
 from hmspar.models.torch_base import TorchClassifier
 from hmspar.training.trainer import TrainConfig
 
+#: Modality dropout (``fusion.modality_dropout``) applies only to a fusion of at least this many modalities.
+MIN_MODALITIES_FOR_DROPOUT = 3
+
 #: Images smaller than this (in pixels per side) use the 3x3 stride-1 ResNet stem when ``small_input: auto``.
 SMALL_IMAGE = 32
 
@@ -190,7 +193,8 @@ class FusionConfig:
     modality_dropout : float
         Training only: each sample's embedding of each modality is replaced by zeros with this
         probability (at least one modality is kept per sample), so the fused model cannot lean on one
-        modality alone.
+        modality alone. Only with three or more modalities (:data:`MIN_MODALITIES_FOR_DROPOUT`): with
+        two, a drop leaves the other modality alone, even when it carries no signal.
     aux_weight : float
         Weight of the auxiliary per-modality heads: a linear head on each modality embedding is trained
         with the task loss, weighted ``aux_weight`` (averaged over modalities), so every encoder learns
@@ -392,9 +396,15 @@ class HMSPARNet(nn.Module):
 
     def drop_modalities(self, xs: list[torch.Tensor]) -> list[torch.Tensor]:
         """Training only: zero each sample's embedding of each modality with probability
-        ``modality_dropout``, keeping at least one modality per sample (``M x (B, d)`` -> same)."""
+        ``modality_dropout``, keeping at least one modality per sample (``M x (B, d)`` -> same).
+
+        Applies only with at least :data:`MIN_MODALITIES_FOR_DROPOUT` modalities: with two, every drop
+        leaves a single-modality sample (at p = 0.3 a quarter of the samples lose each modality), so on a
+        dataset where one of the two carries the signal (a series import: series + image) a quarter of
+        the training rows are fitted from the other one alone.
+        """
         M = len(xs)
-        if not self.training or self.modality_dropout <= 0 or M < 2:
+        if not self.training or self.modality_dropout <= 0 or M < MIN_MODALITIES_FOR_DROPOUT:
             return xs
         B = xs[0].shape[0]
         keep = torch.rand(B, M, device=xs[0].device) >= self.modality_dropout  # (B, M)
