@@ -208,11 +208,12 @@ class MiniRocketModel(Model):
     def predict_proba(self, X):
         """(n, K) class probabilities, columns ordered as ``classes_``."""
         self._check_fitted()
-        feats = self.scaler_.transform(self._features(X))
-        if self.platt_ is None:
-            proba = self.head_.predict_proba(feats)
-        else:
-            proba = self.platt_.predict_proba(self._scores(feats))
+        with threads.limited(threads.resolve(self.cfg.n_jobs, "n_jobs")):  # BLAS of the scaler and the head
+            feats = self.scaler_.transform(self._features(X))
+            if self.platt_ is None:
+                proba = self.head_.predict_proba(feats)
+            else:
+                proba = self.platt_.predict_proba(self._scores(feats))
         proba = np.asarray(proba, dtype=np.float64)
         if proba.shape[1] != self.classes_.size:  # the calibration set may lack a class
             raise HmsparError("MiniRocketModel: the validation split lacks a class seen in training; "

@@ -109,6 +109,12 @@ def _windows(x: torch.Tensor, begin: torch.Tensor, length: int) -> torch.Tensor:
     return x.gather(2, idx[:, None, :].expand(-1, x.shape[1], -1))
 
 
+def _rows_windows(x: torch.Tensor, rows: torch.Tensor, begin: torch.Tensor, length: int) -> torch.Tensor:
+    """Windows ``x[rows[i], :, begin[i]:begin[i]+length]`` of (n, C, T) series -> (N, C, length)."""
+    idx = begin[:, None] + torch.arange(length, device=x.device)[None]  # (N, length)
+    return x[rows[:, None, None], torch.arange(x.shape[1], device=x.device)[None, :, None], idx[:, None, :]]
+
+
 def triplet_loss(encoder: nn.Module, batch: torch.Tensor, train: torch.Tensor, n_negatives: int,
                  generator: torch.Generator) -> torch.Tensor:
     """Triplet loss with time-based negative sampling (Franceschi et al., 2019) for one batch.
@@ -140,8 +146,12 @@ def triplet_loss(encoder: nn.Module, batch: torch.Tensor, train: torch.Tensor, n
     neg_rows = torch.randint(0, train.shape[0], (n_negatives * b,), generator=g)
     begin_neg = torch.randint(0, t - len_pn + 1, (n_negatives * b,), generator=g)
     z_a = encoder(_windows(batch, begin_anchor, len_anchor))  # (B, D)
-    z_p = encoder(_windows(batch, begin_pos, len_pn))  # (B, D)
-    z_n = encoder(_windows(train[neg_rows], begin_neg, len_pn)).view(n_negatives, b, -1)  # (K, B, D)
+    # Positives and negatives share the length l_pn: one forward pass over the (B + K*B) windows (the encoder
+    # has no batch-dependent layer, so this equals encoding them apart); negatives are gathered window by
+    # window from the training series, never copying whole rows.
+    pn = torch.cat([_windows(batch, begin_pos, len_pn), _rows_windows(train, neg_rows, begin_neg, len_pn)])
+    z_pn = encoder(pn)  # (B + K*B, C', l_pn) -> (B + K*B, D)
+    z_p, z_n = z_pn[:b], z_pn[b:].view(n_negatives, b, -1)  # (B, D), (K, B, D)
     pos = F.logsigmoid((z_a * z_p).sum(-1)).mean()
     neg = F.logsigmoid(-(z_a[None] * z_n).sum(-1)).mean()  # mean over negatives and batch
     return -(pos + neg)
