@@ -350,9 +350,10 @@ def search(params: dict[str, Any], runs: list[str] | None = None, models: list[s
     """
     from hmspar.io import write_json
 
-    cfg = build(SearchConfig, params.get("search"), "search")
+    section = dict(params.get("search") or {})
     if trials is not None:
-        cfg = dataclasses.replace(cfg, trials=int(trials))
+        section["trials"] = trials  # a --trials override is checked like the params key
+    cfg = build(SearchConfig, section, "search")
     runs = list(runs or cfg.runs)
     models = list(models or cfg.models)
     if not runs or not models:
