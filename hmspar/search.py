@@ -360,14 +360,15 @@ def search(params: dict[str, Any], runs: list[str] | None = None, models: list[s
         raise HmsparError("search: name at least one run and one model (search.runs / search.models or --runs / --models)")
     results = []
     for run in runs:
-        per_run = [search_run_model(params, cfg, run, model, cfg.trials, storage_dir, resume, progress)
-                   for model in models]
+        per_run: list[dict[str, Any]] = []
+        for model in models:
+            per_run.append(search_run_model(params, cfg, run, model, cfg.trials, storage_dir, resume, progress))
+            if report_dir is not None:  # rewritten after each model: an interrupted search keeps what it did
+                write_json(Path(report_dir) / f"search_{run}.json", {
+                    "run": run, "trials_per_model": cfg.trials, "seed": cfg.seed, "objective": cfg.objective,
+                    "seconds_total": float(sum(r["seconds_total"] or 0.0 for r in per_run)),
+                    "models": {r["model"]: r for r in per_run}})
         results += per_run
-        if report_dir is not None:
-            write_json(Path(report_dir) / f"search_{run}.json", {
-                "run": run, "trials_per_model": cfg.trials, "seed": cfg.seed, "objective": cfg.objective,
-                "seconds_total": float(sum(r["seconds_total"] or 0.0 for r in per_run)),
-                "models": {r["model"]: r for r in per_run}})
     return results
 
 
