@@ -10,7 +10,7 @@ import yaml
 from hmspar.errors import HmsparError
 
 TOP_LEVEL_KEYS = ("datasets", "imports", "text", "runs", "hmspar_runs", "seeds", "selection", "model", "train",
-                  "baselines", "baseline_models", "ablation", "evaluate", "rec")
+                  "baselines", "baseline_models", "ablation", "evaluate", "rec", "search")
 
 
 def load_params(path: str | Path = "params.yaml") -> dict[str, Any]:
