@@ -306,3 +306,24 @@ def test_dvc_template_renders_curves_by_model(evaluated):
     assert spec["encoding"]["x"]["field"] == "fpr" and spec["encoding"]["y"]["field"] == "tpr"
     assert len(spec["data"]["values"]) == len(points)
     assert "<DVC_METRIC" not in json.dumps(spec)
+
+
+def test_partial_results_agree_with_evaluate(evaluated, tmp_path):
+    """benchmarks.partial_results (the progress view of a running repro) reads the same results tree with
+    evaluate's code: its HMSPAR-vs-best-baseline rows equal metrics/significance.json, and a run filter
+    restricts it (a run with no outputs yet is an error, not an empty table)."""
+    import yaml
+
+    from benchmarks.partial_results import table
+
+    params = tmp_path / "params.yaml"
+    params.write_text(yaml.safe_dump(PARAMS))
+    sig = _read(evaluated, "significance.json")["runs"]
+    text = table(evaluated / "results", None, params)
+    for run, entry in sig.items():
+        assert (f"| {run} | {entry['baseline']} | {entry['auc_difference']:+.4f} | "
+                f"[{entry['ci_low']:+.4f}, {entry['ci_high']:+.4f}] | {entry['seeds']} |") in text
+    only = table(evaluated / "results", ["alpha-churn"], params)
+    assert "alpha-churn" in only and "beta-risk-G0" not in only
+    with pytest.raises(SystemExit, match="no finished seed outputs"):
+        table(evaluated / "results", ["gamma-none"], params)
