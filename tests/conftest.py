@@ -46,8 +46,11 @@ def make_project(dest: Path, params: Path = TINY_PARAMS, extra: tuple[str, ...] 
             (dest / rel).parent.mkdir(parents=True, exist_ok=True)
             shutil.copy2(ROOT / rel, dest / rel)
             continue
-        if (rel.startswith(("data/", "results/", "dvclive/", "metrics/", "plots/")) and not rel.startswith("data/external/")) \
-                or rel == "dvc.lock":
+        # DVC outputs stay behind, as in a clone without a DVC remote; the .gitignore files DVC keeps under
+        # results/ are tracked, so a clone has them (and with them results/rec_ablation/, which the
+        # rec_ablation_evaluate stage reads even when no model is ablated).
+        keep = rel.startswith("data/external/") or (rel.startswith("results/") and rel.endswith("/.gitignore"))
+        if (rel.startswith(("data/", "results/", "dvclive/", "metrics/", "plots/")) and not keep) or rel == "dvc.lock":
             continue
         target = dest / rel
         target.parent.mkdir(parents=True, exist_ok=True)
