@@ -305,7 +305,10 @@ def apply_snippet(params_path: Path, fragment: dict[str, Any]) -> None:
 
     yaml = YAML()
     yaml.preserve_quotes = True
-    yaml.width = 200
+    yaml.width = 4096  # never re-wrap the file's long flow-style lines
+    # keep an explicit `null` (ruamel's round trip would write `key:` with nothing after it)
+    yaml.representer.add_representer(
+        type(None), lambda rep, _: rep.represent_scalar("tag:yaml.org,2002:null", "null"))
     doc = yaml.load(params_path.read_text())
 
     def merge(node: Any, frag: dict[str, Any]) -> None:

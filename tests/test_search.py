@@ -139,6 +139,13 @@ def test_snippet_is_what_the_pipeline_fits(tmp_path):
     written = yaml.safe_load(path.read_text())
     assert path.read_text().startswith("# a comment")
     assert written["hmspar_runs"]["toy-churn"]["train"]["lr"] == 0.002
+    # only the merged keys change: a null stays `null`, a long flow-style line is not re-wrapped
+    flow = "flow: {" + ", ".join(f"key_{i}: {i}" for i in range(40)) + "}\n"
+    path.write_text("# a comment\nempty: null\n" + flow + yaml.safe_dump(params, sort_keys=False))
+    before = path.read_text().splitlines()
+    hsearch.apply_snippet(path, frag)
+    after = path.read_text().splitlines()
+    assert after[:3] == before[:3]
     section = baseline_run_section(written["baselines"]["lightgbm"], "toy-churn")
     assert make_model("lightgbm", section, 0).cfg.num_leaves == 5
     other = baseline_run_section(written["baselines"]["lightgbm"], "another-run")
