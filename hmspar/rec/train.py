@@ -356,7 +356,7 @@ class NextItemNet(nn.Module, abc.ABC):
 
     @abc.abstractmethod
     def encode(self, items: torch.Tensor) -> torch.Tensor:
-        """(B, L) left-padded item indices -> (B, L) states ``(B, L, d)``; state ``t`` has seen items up to ``t``."""
+        """items (B, L) left-padded item indices -> states (B, L, d); state ``t`` has seen the items up to ``t``."""
 
     def loss(self, items, times, next_items, next_times, generator) -> torch.Tensor:
         """Full-catalogue cross-entropy of the next item at every position whose own item is real (a
