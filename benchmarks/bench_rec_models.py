@@ -29,8 +29,8 @@ def main(argv: list[str] | None = None) -> None:
 
     from hmspar.config import build
     from hmspar.rec.models import athwe, mtstrec, pixelrec
-    from hmspar.rec.models.common import validation_ndcg
     from hmspar.rec.toy import leave_one_out, toy_log
+    from hmspar.rec.train import validation_ndcg
 
     classes = {"mtstrec": mtstrec.MTSTRec, "athwe": athwe.ATHWE, "pixelrec": pixelrec.PixelRecTwoTower}
     start = time.perf_counter()

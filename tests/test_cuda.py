@@ -7,16 +7,16 @@ import numpy as np
 import pytest
 import torch
 
+from hmspar.device import resolve_device
 from hmspar.errors import HmsparError
 from hmspar.models.registry import make_model
-from hmspar.rec.models import common as rec_common
 from hmspar.training import trainer
 
 HAS_CUDA = torch.cuda.is_available()
 needs_cuda = pytest.mark.skipif(not HAS_CUDA, reason="no CUDA device on this machine")
 
 
-@pytest.mark.parametrize("resolve", [trainer.resolve_device, rec_common.resolve_device],
+@pytest.mark.parametrize("resolve", [trainer.resolve_device, resolve_device],
                          ids=["classification", "recommendation"])
 def test_auto_follows_cuda_availability_and_cuda_without_gpu_is_a_clear_error(resolve, monkeypatch):
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)

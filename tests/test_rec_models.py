@@ -17,6 +17,7 @@ from hmspar.rec.models import athwe, common, mtstrec, pixelrec  # noqa: E402
 from hmspar.rec.models.athwe import DWT, band_index, dwt_matrix  # noqa: E402
 from hmspar.rec.rerank import intra_list_diversity, mmr, mmr_tradeoff, plot_mmr_tradeoff, top_k  # noqa: E402
 from hmspar.rec.toy import leave_one_out, toy_log  # noqa: E402
+from hmspar.rec.train import validation_ndcg  # noqa: E402
 
 SMALL_TRAIN = {"epochs": 2, "batch_size": 64, "eval_batch_size": 128, "max_len": 20, "device": "cpu",
                "patience": 2}
@@ -75,7 +76,7 @@ def test_save_load_gives_same_scores(name, log, fitted, tmp_path):
 def test_models_beat_random_ranking(name, log, fitted):
     """After a few epochs every model ranks validation targets far better than chance."""
     _, val, _, items = log
-    ndcg = common.validation_ndcg(fitted[name].score, val, 512)
+    ndcg = validation_ndcg(fitted[name].score, val, 512)
     chance = np.mean([1 / np.log2(r + 2) for r in range(10)]) * 10 / items.n_items
     assert ndcg > 1.5 * chance, (name, ndcg, chance)
 
@@ -95,7 +96,7 @@ def test_early_stopping_keeps_the_best_epoch(log):
     model.fit(train, items, val)
     scores = [h["val_ndcg@10"] for h in model.history_]
     assert model.best_epoch_ == int(np.argmax(scores)) + 1
-    kept = common.validation_ndcg(model.score, val, 512)
+    kept = validation_ndcg(model.score, val, 512)
     assert kept == pytest.approx(max(scores))
 
 

@@ -139,13 +139,16 @@ def plot_ablation(table: dict[str, Any], path: Path) -> None:
         width = 0.8 / max(len(variants), 1)
         for ax, key, title in ((row[0], "ndcg@10", "Δ test NDCG@10 vs full (bootstrap CI)"),
                                (row[1], "cold_ndcg@10", "Δ cold-item NDCG@10 vs full")):
+            skipped = []
             for j, v in enumerate(variants):
                 xs, ys, lo, hi = [], [], [], []
                 for i, m in enumerate(models):
                     r = entry["models"][m].get(v)
                     x = i + (j - (len(variants) - 1) / 2) * width
-                    if r and r["status"] != "fitted":  # e.g. a model without that modality
-                        ax.text(x, 0.0, f"{v}: skipped", rotation=90, fontsize=6, ha="center", va="bottom")
+                    if r and r["status"] != "fitted":  # e.g. a model without that modality: a short
+                        # marker in the bar's own slot on the baseline, the variant named below the axes
+                        ax.text(x, 0.0, "n/a", fontsize=6, ha="center", va="bottom", color=f"C{j}")
+                        skipped.append(f"{m}/{v}")
                     if not r or r["status"] != "fitted":
                         continue
                     xs.append(x)
@@ -153,10 +156,12 @@ def plot_ablation(table: dict[str, Any], path: Path) -> None:
                     if key == "ndcg@10":
                         lo.append(r["delta"][key] - r["bootstrap"]["ci_low"])
                         hi.append(r["bootstrap"]["ci_high"] - r["delta"][key])
-                ax.bar(xs, ys, width, label=v, yerr=[lo, hi] if lo else None, capsize=3)
+                ax.bar(xs, ys, width, label=v, color=f"C{j}", yerr=[lo, hi] if lo else None, capsize=3)
             ax.axhline(0.0, color="black", linewidth=0.8)
             ax.set_xticks(range(len(models)), models)
             ax.set_title(f"{ds}: {title}", fontsize=9)
+            if skipped:
+                ax.set_xlabel("n/a = variant skipped (reason in the table): " + ", ".join(skipped), fontsize=7)
             if variants:
                 ax.legend(fontsize=7)
     fig.tight_layout()

@@ -22,22 +22,24 @@ REGISTRY: dict[str, str] = {
     "samecat": "hmspar.rec.peers.samecat:SameCategory",
     "itemknn": "hmspar.rec.peers.itemknn:ItemKNN",
     "ease": "hmspar.rec.peers.ease:EASE",
-    # ID-only sequential peers (torch, the shared loop of hmspar.rec.train)
+    # ID-only sequential peers (torch, trained by the one loop of hmspar.rec.train)
     "gru4rec": "hmspar.rec.peers.gru4rec:GRU4Rec",
     "sasrec": "hmspar.rec.peers.sasrec:SASRec",
-    # the multimodal reference systems (torch; shared parts in hmspar/rec/models/common.py)
+    # the multimodal reference systems (torch, the same loop; shared model parts in hmspar/rec/models/common.py)
     "mtstrec": "hmspar.rec.models.mtstrec:MTSTRec",
     "athwe": "hmspar.rec.models.athwe:ATHWE",
     "pixelrec": "hmspar.rec.models.pixelrec:PixelRecTwoTower",
 }
 
 #: Models run by the ``recommend_seq`` stage (listed in ``rec.sequential_models``): their stage also depends
-#: on the shared torch loop ``hmspar/rec/train.py``, which the numpy peers' ``recommend`` stage must not.
+#: on the torch loop ``hmspar/rec/train.py`` (and ``hmspar/device.py``), which the numpy peers' ``recommend``
+#: stage must not.
 SEQUENTIAL = ("gru4rec", "sasrec")
 
 #: Models run by the ``recommend_mm`` stage (listed in ``rec.multimodal_models``), whose files live in
-#: ``hmspar/rec/models/``: their stage also depends on ``hmspar/rec/models/common.py``, which the
-#: peers' ``recommend`` stage must not.
+#: ``hmspar/rec/models/``: their stage also depends on the torch loop ``hmspar/rec/train.py`` (and
+#: ``hmspar/device.py``) and on the model parts ``hmspar/rec/models/common.py``, which the peers'
+#: ``recommend`` stage must not.
 MULTIMODAL = ("mtstrec", "athwe", "pixelrec")
 
 

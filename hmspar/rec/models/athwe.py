@@ -34,15 +34,13 @@ from hmspar.rec.base import Histories, ItemFeatures
 from hmspar.rec.models.common import (
     ItemEmbedder,
     MultiStreamBlock,
-    RecTrainConfig,
-    TorchSeqRecommender,
-    full_softmax_loss,
     gap_bucket,
     gaps,
     info_nce,
     small_embedding,
     train_items,
 )
+from hmspar.rec.train import RecTrainConfig, TorchSeqRecommender, full_softmax_loss
 
 
 # ----------------------------------------------------------------------------------------------------

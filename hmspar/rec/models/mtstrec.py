@@ -31,14 +31,12 @@ from hmspar.rec.base import Histories, ItemFeatures
 from hmspar.rec.models.common import (
     ItemEmbedder,
     MultiStreamBlock,
-    RecTrainConfig,
-    TorchSeqRecommender,
-    full_softmax_loss,
     gap_bucket,
     gaps,
     small_embedding,
     train_items,
 )
+from hmspar.rec.train import RecTrainConfig, TorchSeqRecommender, full_softmax_loss
 
 #: MTSTRec's modality switches and the item modality each one controls.
 SWITCHES = {"use_style": "image", "use_text": "text", "use_price": "price"}

@@ -24,14 +24,12 @@ from hmspar.errors import HmsparError
 from hmspar.rec.base import Histories, ItemFeatures
 from hmspar.rec.models.common import (
     MultiStreamBlock,
-    RecTrainConfig,
-    TorchSeqRecommender,
     _standardise,
-    _trim,
     info_nce,
     small_embedding,
     train_items,
 )
+from hmspar.rec.train import RecTrainConfig, TorchSeqRecommender, _trim
 
 CONTENT = ("image", "text", "price", "category")
 

@@ -1,60 +1,65 @@
 """GRU4Rec (Hidasi et al., 2016): a GRU over the item-ID sequence with cross-entropy over the whole catalogue
-at every position, trained by the shared loop of :mod:`hmspar.rec.train`. torch is imported when the net
-is built."""
+at every position, trained by the torch loop of :mod:`hmspar.rec.train`.
+
+torch is imported at module level: the registry imports this module only when GRU4Rec is asked for.
+"""
 
 from __future__ import annotations
 
 import dataclasses
-from typing import Any
 
-from hmspar.rec.train import SeqTrainConfig, TorchSequentialRecommender, next_item_loss
+import torch
+from torch import nn
 
-
-def _build_gru4rec(n_items: int, cfg: "GRU4RecConfig") -> Any:
-    import torch
-    from torch import nn
-
-    class GRU4RecNet(nn.Module):
-        def __init__(self) -> None:
-            super().__init__()
-            d = cfg.d_model
-            self.item = nn.Embedding(n_items + 1, d, padding_idx=0)
-            self.gru = nn.GRU(d, cfg.hidden, num_layers=cfg.n_layers, batch_first=True)
-            self.proj = nn.Linear(cfg.hidden, d)
-            self.drop = nn.Dropout(cfg.dropout)
-            nn.init.normal_(self.item.weight, std=0.05)
-            with torch.no_grad():
-                self.item.weight[0].zero_()
-
-        def encode(self, items: torch.Tensor) -> torch.Tensor:
-            # items (B, L) -> (B, L, d); left padding runs the GRU over zero vectors first
-            out, _ = self.gru(self.drop(self.item(items)))               # (B, L, hidden)
-            return self.proj(self.drop(out))
-
-        def loss(self, items: torch.Tensor, times: torch.Tensor) -> torch.Tensor:
-            return next_item_loss(self.encode(items[:, :-1]), self.item.weight, items)
-
-        def score(self, items: torch.Tensor, times: torch.Tensor, target_times: Any) -> torch.Tensor:
-            return self.encode(items)[:, -1] @ self.item.weight.T          # (B, d) -> (B, n_items + 1)
-
-    return GRU4RecNet()
+from hmspar.rec.base import Histories, ItemFeatures
+from hmspar.rec.train import NextItemNet, RecTrainConfig, TorchSeqRecommender
 
 
 @dataclasses.dataclass(frozen=True)
 class GRU4RecConfig:
-    """``rec.recommenders.gru4rec``."""
+    """``rec.recommenders.gru4rec``: the encoder's size and the loop's settings (``train``)."""
 
     inputs: list[str] = dataclasses.field(default_factory=lambda: ["id"])
     d_model: int = 64
     hidden: int = 64
     n_layers: int = 1
     dropout: float = 0.2
-    train: SeqTrainConfig = SeqTrainConfig()
+    train: RecTrainConfig = RecTrainConfig()
 
 
-class GRU4Rec(TorchSequentialRecommender):
+class GRU4RecNet(NextItemNet):
+    """Item embeddings -> a GRU over the real items of each history -> a linear map to the embedding size."""
+
+    def __init__(self, n_items: int, cfg: GRU4RecConfig) -> None:
+        super().__init__(n_items, cfg.d_model)
+        self.gru = nn.GRU(cfg.d_model, cfg.hidden, num_layers=cfg.n_layers, batch_first=True)
+        self.proj = nn.Linear(cfg.hidden, cfg.d_model)
+        self.drop = nn.Dropout(cfg.dropout)
+
+    def encode(self, items: torch.Tensor) -> torch.Tensor:
+        """items (B, L) left-padded -> (B, L, d) states (zero input state on padding).
+
+        The GRU runs over each history's real items only (packed sequences), so a user's states do not
+        depend on how much padding its batch has (the loop trims batches to their longest history).
+        """
+        b, length = items.shape
+        n = (items > 0).sum(1)                                            # (B,) history lengths
+        ar = torch.arange(length, device=items.device)[None]              # (1, L)
+        shift = (length - n)[:, None]                                     # (B, 1) padding per row
+        first = items.gather(1, (ar + shift) % length)                    # (B, L) real items first
+        packed = nn.utils.rnn.pack_padded_sequence(self.drop(self.item(first)), n.clamp(min=1).cpu(),
+                                                   batch_first=True, enforce_sorted=False)
+        out, _ = self.gru(packed)
+        out, _ = nn.utils.rnn.pad_packed_sequence(out, batch_first=True, total_length=length)  # (B, L, hidden)
+        out = out.gather(1, ((ar - shift) % length)[..., None].expand(-1, -1, out.shape[-1]))  # back to left-padded
+        return self.proj(self.drop(out))                                  # (B, L, d)
+
+
+class GRU4Rec(TorchSeqRecommender):
     """GRU4Rec: a GRU over the item-ID sequence, full-catalogue cross-entropy at every position."""
 
     Config = GRU4RecConfig
     name = "gru4rec"
-    _build = staticmethod(_build_gru4rec)
+
+    def build_module(self, train: Histories, items: ItemFeatures) -> nn.Module:
+        return GRU4RecNet(items.n_items, self.cfg)
