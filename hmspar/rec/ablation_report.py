@@ -139,7 +139,7 @@ def plot_ablation(table: dict[str, Any], path: Path) -> None:
         width = 0.8 / max(len(variants), 1)
         for ax, key, title in ((row[0], "ndcg@10", "Δ test NDCG@10 vs full (bootstrap CI)"),
                                (row[1], "cold_ndcg@10", "Δ cold-item NDCG@10 vs full")):
-            skipped = []
+            skipped, markers = [], []
             for j, v in enumerate(variants):
                 xs, ys, lo, hi = [], [], [], []
                 for i, m in enumerate(models):
@@ -147,7 +147,7 @@ def plot_ablation(table: dict[str, Any], path: Path) -> None:
                     x = i + (j - (len(variants) - 1) / 2) * width
                     if r and r["status"] != "fitted":  # e.g. a model without that modality: a short
                         # marker in the bar's own slot on the baseline, the variant named below the axes
-                        ax.text(x, 0.0, "n/a", fontsize=6, ha="center", va="bottom", color=f"C{j}")
+                        markers.append((x, j))
                         skipped.append(f"{m}/{v}")
                     if not r or r["status"] != "fitted":
                         continue
@@ -158,6 +158,12 @@ def plot_ablation(table: dict[str, Any], path: Path) -> None:
                         hi.append(r["bootstrap"]["ci_high"] - r["delta"][key])
                 ax.bar(xs, ys, width, label=v, color=f"C{j}", yerr=[lo, hi] if lo else None, capsize=3)
             ax.axhline(0.0, color="black", linewidth=0.8)
+            if markers:  # headroom above the baseline, so a marker stays inside the axes, clear of the title
+                y0, y1 = ax.get_ylim()
+                pad = 0.08 * (y1 - y0)
+                ax.set_ylim(min(y0, -pad), max(y1, pad))
+            for x, j in markers:
+                ax.text(x, 0.0, "n/a", fontsize=6, ha="center", va="bottom", color=f"C{j}")
             ax.set_xticks(range(len(models)), models)
             ax.set_title(f"{ds}: {title}", fontsize=9)
             if skipped:
