@@ -134,8 +134,21 @@ def test_training_windows_are_the_last_max_len_plus_one_items_shifted_by_one():
     assert sorted(windows) == sorted(expected)
 
 
+def test_random_batches_are_a_seeded_permutation():
+    model = Rec(train_cfg(batch_size=4), seed=0)                       # batching: random, the default
+    lengths = np.random.default_rng(1).integers(2, 7, size=30)
+    a = model._batches(lengths, torch.Generator().manual_seed(5))
+    b = model._batches(lengths, torch.Generator().manual_seed(5))
+    c = model._batches(lengths, torch.Generator().manual_seed(6))
+    assert [x.tolist() for x in a] == [x.tolist() for x in b] != [x.tolist() for x in c]
+    assert [len(x) for x in a] == [4] * 7 + [2]
+    assert sorted(np.concatenate(a).tolist()) == list(range(30))        # every row once per epoch
+    spans = sorted((lengths[r].min(), lengths[r].max()) for r in a)
+    assert any(hi > lo2 for (_, hi), (lo2, _) in zip(spans, spans[1:]))  # lengths mixed, not sorted
+
+
 def test_batches_group_similar_lengths_and_their_order_is_seeded():
-    model = Rec(train_cfg(batch_size=4), seed=0)
+    model = Rec(train_cfg(batch_size=4, batching="length"), seed=0)
     lengths = np.random.default_rng(1).integers(2, 7, size=30)
     a = model._batches(lengths, torch.Generator().manual_seed(5))
     b = model._batches(lengths, torch.Generator().manual_seed(5))
@@ -203,3 +216,5 @@ def test_train_config_errors_name_the_key():
         build(RecTrainConfig, {"val_max_users": -1}, "rec.recommenders.gru4rec.train")
     with pytest.raises(HmsparError, match="rec.recommenders.gru4rec.train.device"):
         build(RecTrainConfig, {"device": "gpu"}, "rec.recommenders.gru4rec.train")
+    with pytest.raises(HmsparError, match="rec.recommenders.athwe.train.batching"):
+        build(RecTrainConfig, {"batching": "sorted"}, "rec.recommenders.athwe.train")

@@ -47,7 +47,11 @@ class RecTrainConfig:
     epochs : int
         Maximum passes over the training users.
     batch_size : int
-        Users per training step (sequences are grouped by length, so little padding is computed).
+        Users per training step.
+    batching : {"random", "length"}
+        How training users are put into batches each epoch: ``random`` (a seeded shuffle) or ``length``
+        (users of similar history length together: less padding, about 1.6x faster on the shop, but measured
+        worse: seed 0 test NDCG@10 SASRec 0.1113 vs 0.1202, ATHWE 0.1163 vs 0.1219, validation likewise).
     eval_batch_size : int
         Users per scoring batch.
     lr, weight_decay : float
@@ -68,6 +72,7 @@ class RecTrainConfig:
 
     epochs: int = 20
     batch_size: int = 128
+    batching: Literal["random", "length"] = "random"
     eval_batch_size: int = 512
     lr: float = 2e-3
     weight_decay: float = 1e-4
@@ -86,6 +91,8 @@ class RecTrainConfig:
             raise ValueError(f"lr must be positive, got {self.lr!r}")
         if self.patience < 1:
             raise ValueError(f"patience must be at least 1, got {self.patience!r}")
+        if self.batching not in ("random", "length"):
+            raise ValueError(f"batching must be 'random' or 'length', got {self.batching!r}")
         if self.val_max_users < 0:
             raise ValueError(f"val_max_users must be 0 (all) or positive, got {self.val_max_users!r}")
 
@@ -186,9 +193,13 @@ class TorchSeqRecommender(Recommender):
         return items[keep], times[keep]
 
     def _batches(self, lengths: np.ndarray, generator: torch.Generator) -> list[np.ndarray]:
-        """Row indices per batch: rows sorted by length (ties in a seeded random order), cut into
-        batches, the batch order shuffled with ``generator``."""
+        """Row indices per batch, from ``generator``: ``batching: random`` cuts a seeded permutation of the
+        rows; ``length`` sorts rows by length (ties in a seeded random order), cuts them into batches and
+        shuffles the batch order."""
         bs = self.train_cfg.batch_size
+        if self.train_cfg.batching == "random":
+            perm = torch.randperm(lengths.size, generator=generator).numpy()
+            return [perm[i:i + bs] for i in range(0, perm.size, bs)]
         jitter = torch.rand(lengths.size, generator=generator).numpy()
         order = np.lexsort((jitter, lengths))
         chunks = [order[i:i + bs] for i in range(0, order.size, bs)]
