@@ -3,8 +3,9 @@
 
 What the loop does, identically for every model: training histories are cropped to their last
 ``max_len + 1`` items (users with fewer than two dropped); position ``t`` of ``items[:, :-1]`` predicts
-``items[:, t + 1]``. Histories of similar length share a batch (ties broken, and the batch order shuffled,
-by a ``torch.Generator`` seeded from the run seed), so little padding is computed. AdamW with gradient
+``items[:, t + 1]``. Batches come from a ``torch.Generator`` seeded from the run seed: a random permutation
+(``batching: random``, the default) or histories of similar length together (``length``: less padding, but
+measured worse); leading all-padding columns of a batch are cut. AdamW with gradient
 clipping; after every epoch the validation NDCG@10 of a fixed, seeded subset of ``val_max_users``
 validation users is computed by the evaluation module (full ranking, the protocol's seen-item masking),
 and training stops after ``patience`` epochs without improvement, loading back a *deep copy* of the best
@@ -95,14 +96,6 @@ class RecTrainConfig:
             raise ValueError(f"batching must be 'random' or 'length', got {self.batching!r}")
         if self.val_max_users < 0:
             raise ValueError(f"val_max_users must be 0 (all) or positive, got {self.val_max_users!r}")
-
-
-def validation_ndcg(score_fn, val: Histories, batch_size: int, k: int = 10) -> float:
-    """Mean validation NDCG@k from the track's evaluation module: full ranking against the catalogue
-    with the protocol's seen-item masking (``val.exclude_seen``), exactly as the evaluator ranks."""
-    from hmspar.rec.evaluate import ndcg, rank_batched
-
-    return float(ndcg(rank_batched(score_fn, val, batch_size=batch_size)["rank"], k).mean())
 
 
 def validation_ndcg(score_fn, val: Histories, batch_size: int, k: int = 10) -> float:
