@@ -73,6 +73,10 @@ class Histories:
     exclude_seen : bool
         Whether the protocol masks the items of ``items`` from the ranking of ``targets`` (set by
         :func:`hmspar.rec.data.load`; used by the evaluator and by validation inside ``fit``).
+    sequences : Sequences or None
+        Each row's *whole* history, uncropped (``items``/``times`` keep only the last ``max_history``
+        interactions). The loader sets it on the training histories, so that the torch loop can train on
+        every interaction of long histories; None elsewhere (scoring reads the padded matrix).
     """
 
     items: np.ndarray
@@ -81,14 +85,69 @@ class Histories:
     target_times: np.ndarray | None = None
     users: np.ndarray | None = None
     exclude_seen: bool = False
+    sequences: "Sequences | None" = None
 
     def __len__(self) -> int:
         return int(self.items.shape[0])
 
     def subset(self, idx: np.ndarray) -> "Histories":
         pick = (lambda a: None if a is None else a[idx])
+        seqs = None if self.sequences is None else self.sequences.subset(idx)
         return Histories(self.items[idx], self.times[idx], pick(self.targets), pick(self.target_times),
-                         pick(self.users), self.exclude_seen)
+                         pick(self.users), self.exclude_seen, seqs)
+
+    def whole(self) -> "Sequences":
+        """Every row's whole history: ``sequences`` when set, else the rows of the padded matrix."""
+        if self.sequences is not None:
+            return self.sequences
+        return Sequences.from_padded(self.items, self.times)
+
+
+@dataclasses.dataclass
+class Sequences:
+    """Ragged histories: row ``u`` is ``items[offsets[u]:offsets[u + 1]]`` (oldest first), with its times.
+
+    Attributes
+    ----------
+    items : np.ndarray
+        (N,) int64 item indices (no padding).
+    times : np.ndarray
+        (N,) float64 timestamps in days.
+    offsets : np.ndarray
+        (U + 1,) int64 row starts, ``offsets[0] == 0`` and ``offsets[-1] == N``.
+    """
+
+    items: np.ndarray
+    times: np.ndarray
+    offsets: np.ndarray
+
+    def __len__(self) -> int:
+        return int(self.offsets.shape[0]) - 1
+
+    @property
+    def lengths(self) -> np.ndarray:
+        return np.diff(self.offsets)
+
+    def subset(self, idx: np.ndarray) -> "Sequences":
+        idx = np.arange(len(self))[idx]
+        return Sequences.gather(self.items, self.times, self.offsets[idx], self.offsets[idx + 1])
+
+    @classmethod
+    def gather(cls, items: np.ndarray, times: np.ndarray, starts: np.ndarray, stops: np.ndarray) -> "Sequences":
+        """Rows ``items[starts[u]:stops[u]]`` (and their times) of flat arrays, vectorised."""
+        starts, stops = np.asarray(starts, dtype=np.int64), np.asarray(stops, dtype=np.int64)
+        lengths = np.maximum(stops - starts, 0)
+        offsets = np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64)
+        take = np.arange(offsets[-1], dtype=np.int64) + np.repeat(starts - offsets[:-1], lengths)
+        return cls(np.asarray(items, dtype=np.int64)[take], np.asarray(times, dtype=np.float64)[take], offsets)
+
+    @classmethod
+    def from_padded(cls, items: np.ndarray, times: np.ndarray) -> "Sequences":
+        """The non-padding entries of left-padded (U, L) matrices, row by row."""
+        items = np.asarray(items, dtype=np.int64)
+        real = items > 0
+        offsets = np.concatenate([[0], np.cumsum(real.sum(axis=1))]).astype(np.int64)
+        return cls(items[real], np.asarray(times, dtype=np.float64)[real], offsets)
 
 
 class Recommender(abc.ABC):

@@ -5,7 +5,9 @@ validation target, everything earlier the training history. Users with fewer tha
 ``rec.protocol.min_interactions`` interactions are dropped. Three :class:`~hmspar.rec.base.Histories`
 come out, aligned user by user:
 
-``train``  the training histories (no target): what every recommender is fitted on;
+``train``  the training histories (no target): what every recommender is fitted on; besides the padded
+           matrix (last ``max_history`` interactions) they carry each user's whole training history
+           (``Histories.sequences``), which the torch loop trains on;
 ``val``    the same histories with the validation item as target (for early stopping and selection);
 ``test``   the training history plus the validation item, with the test item as target.
 
@@ -23,7 +25,7 @@ from typing import Any
 import numpy as np
 
 from hmspar.errors import HmsparError
-from hmspar.rec.base import Histories, ItemFeatures
+from hmspar.rec.base import Histories, ItemFeatures, Sequences
 from hmspar.rec.schema import read_meta
 
 
@@ -168,7 +170,8 @@ def load(features_dir: str | Path, cfg: ProtocolConfig) -> RecData:
     test_items = left_pad(seq_items, start, stop - 1, L)
     test_times = left_pad(seq_times, start, stop - 1, L, 0.0)
     users = keep.astype(np.int64)
-    train = Histories(train_items, train_times, users=users)
+    train = Histories(train_items, train_times, users=users,
+                      sequences=Sequences.gather(seq_items, seq_times, start, stop - 2))
     val = Histories(train_items, train_times, seq_items[stop - 2], seq_times[stop - 2], users,
                     exclude_seen=exclude)
     test = Histories(test_items, test_times, seq_items[stop - 1], seq_times[stop - 1], users,
