@@ -339,6 +339,41 @@ def full_softmax_loss(h: torch.Tensor, item_emb: torch.Tensor, next_items: torch
 
 
 
+#: Edges (days) of the request-gap buckets: the gap between a user's last interaction and the request.
+REQUEST_GAP_EDGES = (1 / 24, 0.25, 1.0, 3.0, 7.0, 14.0, 30.0, 60.0, 120.0, 365.0)
+
+
+def init_embedding_(emb: nn.Embedding, std: float = 0.02) -> nn.Embedding:
+    """Truncated normal N(0, std) on [-2 std, 2 std], as SASRec/BERT4Rec initialise every embedding
+    (item, position, gap): torch's default N(0, 1) drowns the item signal at the start of training.
+    The padding row, if any, is zeroed."""
+    nn.init.trunc_normal_(emb.weight, std=std, a=-2 * std, b=2 * std)
+    if emb.padding_idx is not None:
+        with torch.no_grad():
+            emb.weight[emb.padding_idx].zero_()
+    return emb
+
+
+class RequestGap(nn.Module):
+    """The ``request_time`` input, the same for every sequential model: an embedding of the bucketed gap
+    (days) between each position's interaction and the request it predicts, added to the state.
+
+    With ``request_time: false`` (the default) the loop passes NaN gaps, and no module is built at all.
+    Bucket 0 is "unknown" (NaN) and stays zero, so an unknown gap leaves the state unchanged.
+    """
+
+    def __init__(self, d: int, edges: tuple[float, ...] = REQUEST_GAP_EDGES) -> None:
+        super().__init__()
+        self.register_buffer("edges", torch.tensor(edges, dtype=torch.float32), persistent=False)
+        self.emb = init_embedding_(nn.Embedding(len(edges) + 2, d, padding_idx=0))
+
+    def forward(self, h: torch.Tensor, gap: torch.Tensor) -> torch.Tensor:
+        """h (..., d), gap (...) days (NaN = unknown) -> h plus the gap's embedding."""
+        known = ~torch.isnan(gap)
+        b = torch.bucketize(torch.nan_to_num(gap, nan=0.0).clamp(min=0).float(), self.edges, right=True) + 1
+        return h + self.emb(torch.where(known, b, torch.zeros_like(b)))
+
+
 class NextItemNet(nn.Module, abc.ABC):
     """Base of the ID-only next-item nets (GRU4Rec, SASRec): an item embedding table shared by the input
     and the output, an encoder written by the subclass, and the loop's ``loss``/``score`` interface.
