@@ -262,9 +262,11 @@ def test_athwe_routing_depends_on_the_gap_bucket(log):
         net = make("athwe", dropout=0.0).build_module(train, items).eval()
     it = torch.tensor([[4, 8, 15]])
     tm = torch.tensor([[1.0, 2.0, 3.0]])
-    soon = net.score(it, tm, torch.tensor([3.01]))
-    late = net.score(it, tm, torch.tensor([90.0]))
+    target = torch.tensor([3.01])
+    soon = net.score(it, tm, target)                                        # last gap 1 day
+    late = net.score(it, torch.tensor([[1.0, 2.0, 90.0]]), target)          # last gap 88 days: another bucket
     assert not torch.allclose(soon, late)
+    torch.testing.assert_close(net.score(it, tm, torch.tensor([90.0])), soon)  # the request's time is unused
 
 
 def test_dwt_matches_hand_computed_haar_values():

@@ -1,5 +1,5 @@
 """ATHWE: per-modality transformer encoders, wavelet cross-modal fusion and a time-aware mixture of
-experts routed by the gap to the next interaction, with an InfoNCE loss between modalities.
+experts routed by the gap to the previous interaction, with an InfoNCE loss between modalities.
 
 Per position, each modality's encoder state (``d`` numbers) is decomposed by a multi-level DWT
 (:class:`DWT`, below) into ``levels + 1`` bands; every band gets its own mixture weights
@@ -10,9 +10,12 @@ item into next-item training.
 
 The fused state then passes a mixture of experts: ``n_shared_experts`` always-on feed-forward experts
 and ``n_routed_experts`` routed ones, of which each position uses its ``top_k``; the router sees the
-state and the bucket of the time until the next interaction (known in training; at scoring the gap to
-the target time, or the "unknown" bucket when none is given). Experts live in ``nn.ModuleList`` so they
-are registered and trained (the public code keeps them in a plain list). A Switch-style balance loss
+state and the bucket of the time since the previous interaction (as the published model, whose time
+embedding is of the gap to the previous interaction; "unknown" at a history's first item), and that
+bucket's embedding is added to the state. The time of the interaction a position predicts is never read:
+only with ``train.request_time: true`` is the gap to it added to the final states, by the loop-wide
+:class:`~hmspar.rec.train.RequestGap`, exactly as for every other sequential model. Experts live in
+``nn.ModuleList`` so they are registered and trained (the public code keeps them in a plain list). A Switch-style balance loss
 keeps every routed expert in use. The InfoNCE loss pairs the modality encoders' states of the same user
 at its last position, with the other users of the batch as negatives (no mask drops the positives).
 """
@@ -34,9 +37,11 @@ from hmspar.rec.base import Histories, ItemFeatures
 from hmspar.rec.models.common import (
     ItemEmbedder,
     MultiStreamBlock,
+    add_request_gap,
     gap_bucket,
     gaps,
     info_nce,
+    request_gap_module,
     small_embedding,
     train_items,
 )
@@ -166,7 +171,7 @@ class Config:
     expert_hidden : int
         Hidden width of each expert's feed-forward network.
     gap_edges : list of float
-        Bucket edges (days) of the gap to the next interaction that the router sees.
+        Bucket edges (days) of the gap to the previous interaction that the router sees.
     infonce_weight, temperature : float
         Weight and temperature of the InfoNCE loss between modalities (0 disables it).
     balance_weight : float
@@ -271,8 +276,7 @@ class TimeAwareMoE(nn.Module):
         self.shared = nn.ModuleList(_expert(d, hidden, dropout) for _ in range(n_shared))
         self.routed = nn.ModuleList(_expert(d, hidden, dropout) for _ in range(n_routed))
         self.router = nn.Linear(d, n_routed)
-        self.bucket_route = nn.Embedding(n_buckets, n_routed)
-        nn.init.normal_(self.bucket_route.weight, std=0.5)
+        self.bucket_route = small_embedding(n_buckets, n_routed)            # per-bucket routing logits
         self.bucket_emb = small_embedding(n_buckets, d)
         self.top_k = top_k
         self.ln = nn.LayerNorm(d)
@@ -313,7 +317,7 @@ class ATHWENet(nn.Module):
         M, d = len(self.mods), cfg.d
         self.edges = tuple(float(e) for e in cfg.gap_edges)
         self.pos = small_embedding(cfg.train.max_len, d)
-        self.mod_type = nn.Parameter(torch.randn(M, d) * 0.02)
+        self.mod_type = small_embedding(M, d)
         self.drop = nn.Dropout(cfg.dropout)
         self.encoders = nn.ModuleList(MultiStreamBlock(M, d, cfg.heads, cfg.dropout) for _ in range(cfg.layers))
         self.fusion = WaveletFusion(M, d, cfg.wavelet, cfg.levels)
@@ -323,19 +327,21 @@ class ATHWENet(nn.Module):
         self.infonce_weight, self.temperature = cfg.infonce_weight, cfg.temperature
         self.balance_weight = cfg.balance_weight
         self.output = cfg.output
+        self.request_gap = request_gap_module(cfg, d)                       # None unless train.request_time
 
-    def encode(self, items: torch.Tensor, times: torch.Tensor, next_times: torch.Tensor,
+    def encode(self, items: torch.Tensor, times: torch.Tensor,
                table: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
-        """States at every position.
+        """States at every position, from the history alone (no time of a predicted interaction).
 
         Parameters
         ----------
         items : Tensor
             (B, L) int64.
+        times : Tensor
+            (B, L) days of the history's interactions; the experts are routed by the bucket of the gap
+            to the previous one.
         table : dict of str to Tensor
             The catalogue's modality embeddings, m -> (n_items + 1, d).
-        times, next_times : Tensor
-            (B, L) days; ``next_times`` NaN where the next interaction's time is unknown.
 
         Returns
         -------
@@ -345,14 +351,15 @@ class ATHWENet(nn.Module):
         B, L = items.shape
         valid = items > 0
         pos = self.pos(torch.arange(L - 1, -1, -1, device=items.device))    # (L, d) most recent = 0
-        x = torch.stack([table[m][items] for m in self.mods], 1) + self.mod_type[None, :, None] + pos  # (B, M, L, d)
+        mod_type = self.mod_type.weight[:, None]                            # (M, 1, d)
+        x = torch.stack([table[m][items] for m in self.mods], 1) + mod_type + pos  # (B, M, L, d)
         h = self.drop(x).reshape(B, len(self.mods) * L, -1)
         for blk in self.encoders:
             h = blk(h, valid)                                               # causal within each modality
         per_mod = h.view(B, len(self.mods), L, -1)                          # (B, M, L, d)
         fused = self.fusion(per_mod)                                        # (B, L, d)
-        _, nxt = gaps(times, valid, next_times)
-        out = self.moe(fused, gap_bucket(nxt, self.edges), valid)           # (B, L, d)
+        prev, _ = gaps(times, valid, None)                                  # (B, L) days since the previous item
+        out = self.moe(fused, gap_bucket(prev, self.edges), valid)          # (B, L, d)
         return out, per_mod
 
     def item_table(self, table: dict[str, torch.Tensor]) -> torch.Tensor:
@@ -371,20 +378,23 @@ class ATHWENet(nn.Module):
                    for a, b in pairs) / len(pairs)
 
     def loss(self, items, times, next_items, next_times, generator) -> torch.Tensor:
-        """Next-item cross-entropy + InfoNCE between modalities + expert balance (items (B, L))."""
+        """Next-item cross-entropy + InfoNCE between modalities + expert balance (items (B, L)).
+        ``next_times`` is read only with ``train.request_time`` (the gap to it is added to every state)."""
         table = self.embedder.catalogue()                                   # m -> (n_items + 1, d), once
-        h, per_mod = self.encode(items, times, next_times, table)
+        h, per_mod = self.encode(items, times, table)
+        h = add_request_gap(self.request_gap, h, items, times, next_times)  # (B, L, d)
         loss = full_softmax_loss(h, self.item_table(table), next_items)
         if self.infonce_weight > 0:
             loss = loss + self.infonce_weight * self.nce_loss(per_mod)
         return loss + self.balance_weight * self.moe.balance_loss
 
     def score(self, items, times, target_times) -> torch.Tensor:
-        """(B, n_items + 1) scores of the next item after the last position."""
-        next_times = torch.cat([times[:, 1:], target_times[:, None]], 1)    # (B, L)
+        """(B, n_items + 1) scores of the next item after the last position (``target_times`` read only
+        with ``train.request_time``)."""
         table = self.embedder.catalogue()
-        h, _ = self.encode(items, times, next_times, table)
-        return h[:, -1] @ self.item_table(table).T
+        h, _ = self.encode(items, times, table)
+        last = add_request_gap(self.request_gap, h[:, -1], items[:, -1], times[:, -1], target_times)  # (B, d)
+        return last @ self.item_table(table).T
 
 
 class ATHWE(TorchSeqRecommender):

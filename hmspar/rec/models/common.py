@@ -1,5 +1,10 @@
 """Model parts shared by the multimodal recommenders: item modality encoders (with the fixed picture
-style descriptor), time-gap buckets, transformer blocks driven by attention masks and InfoNCE.
+style descriptor), time-gap buckets, the optional ``request_time`` input, transformer blocks driven by
+attention masks and InfoNCE.
+
+Every ``nn.Embedding`` of these models (item IDs, categories, positions, gap buckets, modality types) starts
+from :func:`hmspar.rec.train.init_embedding_`: truncated N(0, 0.02) on [-0.04, 0.04], padding row zero, as
+SASRec/BERT4Rec initialise theirs.
 
 The training loop they all use is :class:`hmspar.rec.train.TorchSeqRecommender`. Torch is imported at
 module level here: this module is only imported by the torch recommenders.
@@ -16,6 +21,7 @@ from torch import nn
 
 from hmspar.errors import HmsparError
 from hmspar.rec.base import Histories, ItemFeatures
+from hmspar.rec.train import RequestGap, init_embedding_
 
 
 # ----------------------------------------------------------------------------------------------------
@@ -100,10 +106,7 @@ class ItemEmbedder(nn.Module):
         if not self.modalities:
             raise HmsparError("a recommender needs at least one item modality in `inputs`")
         if "id" in self.modalities:
-            self.id_emb = nn.Embedding(n + 1, d, padding_idx=0)
-            nn.init.normal_(self.id_emb.weight, std=d ** -0.5)
-            with torch.no_grad():
-                self.id_emb.weight[0].zero_()
+            self.id_emb = init_embedding_(nn.Embedding(n + 1, d, padding_idx=0))
         if "image" in self.modalities:
             style = _standardise(style_descriptor(items.image), fit_rows)
             self.register_buffer("style", torch.from_numpy(style))
@@ -120,8 +123,7 @@ class ItemEmbedder(nn.Module):
         if "category" in self.modalities:
             cats = np.asarray(items.category, dtype=np.int64)
             self.register_buffer("category", torch.from_numpy(cats))
-            self.cat_emb = nn.Embedding(int(cats.max()) + 1, d, padding_idx=0)
-            nn.init.normal_(self.cat_emb.weight, std=d ** -0.5)
+            self.cat_emb = init_embedding_(nn.Embedding(int(cats.max()) + 1, d, padding_idx=0))
 
     def forward(self, idx: torch.Tensor) -> dict[str, torch.Tensor]:
         """Embeddings of items ``idx`` per modality.
@@ -199,14 +201,57 @@ def gap_bucket(gap: torch.Tensor, edges: tuple[float, ...]) -> torch.Tensor:
 
 
 # ----------------------------------------------------------------------------------------------------
+# The optional request_time input (the same for every sequential model)
+# ----------------------------------------------------------------------------------------------------
+def request_time_on(cfg: object) -> bool:
+    """Whether a model config's ``train.request_time`` is set (False when the loop has no such setting)."""
+    return bool(getattr(getattr(cfg, "train", None), "request_time", False))
+
+
+def request_gap_module(cfg: object, d: int) -> RequestGap | None:
+    """A :class:`~hmspar.rec.train.RequestGap` of width ``d`` when ``cfg.train.request_time`` is on, else
+    None: with it off no module is built, so no parameter and no code path can read a request's time."""
+    return RequestGap(d) if request_time_on(cfg) else None
+
+
+def add_request_gap(rg: RequestGap | None, h: torch.Tensor, items: torch.Tensor, times: torch.Tensor,
+                    request_times: torch.Tensor) -> torch.Tensor:
+    """Add the request-gap embedding to user states (identity when ``rg`` is None).
+
+    Parameters
+    ----------
+    rg : RequestGap or None
+        The model's module (None with ``request_time`` off: ``h`` is returned untouched, ``request_times``
+        is never read).
+    h : Tensor
+        (B, L, d) states at every position (training: each predicts the next interaction) or (B, d) last
+        states (scoring).
+    items, times : Tensor
+        (B, L) or (B,) history items and their times (days), aligned with ``h``.
+    request_times : Tensor
+        Same shape as ``items``: time of the interaction each state predicts (``next_times`` in training,
+        ``target_times`` at scoring); NaN where unknown.
+
+    Returns
+    -------
+    Tensor
+        ``h`` plus the embedding of the bucketed gap ``request_times - times`` (days); padding positions
+        and unknown times get the "unknown" bucket, i.e. are left unchanged.
+    """
+    if rg is None:
+        return h
+    gap = torch.where(items > 0, request_times - times, torch.full_like(times, float("nan")))
+    return rg(h, gap)
+
+
+# ----------------------------------------------------------------------------------------------------
 # Transformer blocks
 # ----------------------------------------------------------------------------------------------------
 def small_embedding(n: int, d: int, std: float = 0.02) -> nn.Embedding:
-    """An ``nn.Embedding`` initialised N(0, std): positions and gap buckets are added to item tokens,
-    and torch's default N(0, 1) would drown the item embeddings at the start of training."""
-    emb = nn.Embedding(n, d)
-    nn.init.normal_(emb.weight, std=std)
-    return emb
+    """An ``nn.Embedding`` initialised by :func:`~hmspar.rec.train.init_embedding_` (truncated N(0, std)):
+    positions and gap buckets are added to item tokens, and torch's default N(0, 1) would drown the item
+    embeddings at the start of training."""
+    return init_embedding_(nn.Embedding(n, d), std=std)
 
 
 def causal_mask(valid: torch.Tensor) -> torch.Tensor:

@@ -11,6 +11,11 @@ small attention per position), which a test checks against the explicit (T, T) m
 item is scored by a dot product with its ID embedding (``output: id``, as the original's ID head) or
 with its summed modality embeddings (``output: sum``).
 
+Time enters only as the bucketed gap to the *previous* interaction, embedded into every token of a
+position; the time of the interaction being predicted is never read. With ``train.request_time: true``
+the loop-wide :class:`~hmspar.rec.train.RequestGap` adds the gap to it to the user state (the shared
+token's final state, one per position, after the output layer norm), as for every sequential model.
+
 Differences from the public code, on purpose: the style feature of the last item is kept (the
 original zeroes it), and the device comes from ``train.device`` (the original hard-codes it). The
 picture style is a fixed Gram/colour descriptor of each picture (:func:`common.style_descriptor`) with
@@ -31,8 +36,10 @@ from hmspar.rec.base import Histories, ItemFeatures
 from hmspar.rec.models.common import (
     ItemEmbedder,
     MultiStreamBlock,
+    add_request_gap,
     gap_bucket,
     gaps,
+    request_gap_module,
     small_embedding,
     train_items,
 )
@@ -146,9 +153,9 @@ class MTSTRecNet(nn.Module):
         self.edges = tuple(float(e) for e in cfg.gap_edges)
         d, M = cfg.d, len(self.streams)
         self.pos = small_embedding(cfg.train.max_len, d)
-        self.stream_type = nn.Parameter(torch.randn(M, d) * 0.02)
+        self.stream_type = small_embedding(M, d)
         self.gap_emb = small_embedding(len(self.edges) + 2, d)
-        self.token0 = nn.Parameter(torch.randn(d) * 0.02)
+        self.token0 = nn.Parameter(nn.init.trunc_normal_(torch.empty(d), std=0.02, a=-0.04, b=0.04))
         self.drop = nn.Dropout(cfg.dropout)
         self.stream_blocks = nn.ModuleList(MultiStreamBlock(M, d, cfg.heads, cfg.dropout)
                                            for _ in range(cfg.stream_layers))
@@ -156,6 +163,7 @@ class MTSTRecNet(nn.Module):
         self.fusion_blocks = nn.ModuleList(MultiStreamBlock(n_fuse, d, cfg.heads, cfg.dropout)
                                            for _ in range(cfg.fusion_layers))
         self.ln_out = nn.LayerNorm(d)
+        self.request_gap = request_gap_module(cfg, d)                       # None unless train.request_time
 
     def inputs(self, items: torch.Tensor, times: torch.Tensor,
                table: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor]:
@@ -171,7 +179,7 @@ class MTSTRecNet(nn.Module):
         prev, _ = gaps(times, valid, None)
         time_tok = self.gap_emb(gap_bucket(prev, self.edges)) + self.pos(torch.arange(L - 1, -1, -1, device=items.device))
         x = torch.stack([table[m][items] for m in self.streams], 1)         # (B, M, L, d)
-        x = x + self.stream_type[None, :, None, :] + time_tok[:, None]
+        x = x + self.stream_type.weight[None, :, None, :] + time_tok[:, None]
         shared = (self.token0 + time_tok) if self.use_token else None       # (B, L, d)
         return self.drop(x), (self.drop(shared) if shared is not None else None), valid
 
@@ -220,17 +228,21 @@ class MTSTRecNet(nn.Module):
         return torch.stack([table[m] for m in self.streams], 0).sum(0)
 
     def loss(self, items, times, next_items, next_times, generator) -> torch.Tensor:
-        """Full-catalogue cross-entropy of the next item at every position (items (B, L))."""
+        """Full-catalogue cross-entropy of the next item at every position (items (B, L)); ``next_times``
+        is read only with ``train.request_time``."""
         table = self.embedder.catalogue()                                   # m -> (n_items + 1, d), once
         x, shared, valid = self.inputs(items, times, table)
         h = self.encode(x, shared, valid)                                   # (B, L, d)
+        h = add_request_gap(self.request_gap, h, items, times, next_times)
         return full_softmax_loss(h, self.item_table(table), next_items)
 
     def score(self, items, times, target_times) -> torch.Tensor:
-        """(B, n_items + 1) scores of the next item after the last position."""
+        """(B, n_items + 1) scores of the next item after the last position (``target_times`` read only
+        with ``train.request_time``)."""
         table = self.embedder.catalogue()
         x, shared, valid = self.inputs(items, times, table)
         h = self.encode(x, shared, valid)[:, -1]                            # (B, d)
+        h = add_request_gap(self.request_gap, h, items[:, -1], times[:, -1], target_times)
         return h @ self.item_table(table).T
 
 

@@ -7,6 +7,10 @@ Training uses binary cross-entropy of the next item against sampled negatives (d
 ``torch.Generator``, accidental hits ignored) plus an optional picture-text InfoNCE loss over the items
 of the batch. The picture CNN may start from a local state-dict file (``image_weights``); nothing is
 downloaded. Re-ranking (MMR) is not part of the model: see :mod:`hmspar.rec.rerank`.
+
+The user tower reads item vectors and positions only, no time. With ``train.request_time: true`` the
+loop-wide :class:`~hmspar.rec.train.RequestGap` adds the gap to the predicted interaction to the user
+state (one per position, after the tower's layer norm), as for every sequential model.
 """
 
 from __future__ import annotations
@@ -25,11 +29,14 @@ from hmspar.rec.base import Histories, ItemFeatures
 from hmspar.rec.models.common import (
     MultiStreamBlock,
     _standardise,
+    add_request_gap,
     info_nce,
+    request_gap_module,
+    request_time_on,
     small_embedding,
     train_items,
 )
-from hmspar.rec.train import RecTrainConfig, TorchSeqRecommender, _trim
+from hmspar.rec.train import RecTrainConfig, TorchSeqRecommender, _trim, init_embedding_
 
 CONTENT = ("image", "text", "price", "category")
 
@@ -140,15 +147,12 @@ class ItemTower(nn.Module):
         if "category" in self.mods:
             cats = torch.from_numpy(np.asarray(items.category, dtype=np.int64))
             self.register_buffer("category", cats)
-            self.cat_emb = nn.Embedding(int(cats.max()) + 1, d)
+            self.cat_emb = small_embedding(int(cats.max()) + 1, d)
         if "id" in self.mods:
             # items unseen in training map to row 0, a zero vector: their score comes from content only
             id_map = np.where(known, np.arange(known.size), 0)
             self.register_buffer("id_map", torch.from_numpy(id_map.astype(np.int64)))
-            self.id_emb = nn.Embedding(known.size, d, padding_idx=0)
-            nn.init.normal_(self.id_emb.weight, std=0.05)
-            with torch.no_grad():
-                self.id_emb.weight[0].zero_()
+            self.id_emb = init_embedding_(nn.Embedding(known.size, d, padding_idx=0))
         k = len(self.mods)
         if cfg.fusion == "concat":
             self.fuse = nn.Linear(k * d, d)
@@ -156,7 +160,7 @@ class ItemTower(nn.Module):
             self.gate = nn.Linear(k * d, k)
             self.fuse = nn.Linear(d, d)
         else:
-            self.mod_type = nn.Parameter(torch.randn(k + 1, d) * 0.02)
+            self.mod_type = small_embedding(k + 1, d)
             self.attn = MultiStreamBlock(1, d, cfg.heads, cfg.dropout)
         self.ln = nn.LayerNorm(d)
 
@@ -186,7 +190,7 @@ class ItemTower(nn.Module):
         else:
             N = vs[0].shape[0]
             summary = torch.zeros_like(vs[0])[:, None]                      # (N, 1, d) summary token
-            tok = torch.cat([summary, torch.stack(vs, 1)], 1) + self.mod_type  # (N, k+1, d)
+            tok = torch.cat([summary, torch.stack(vs, 1)], 1) + self.mod_type.weight  # (N, k+1, d)
             valid = torch.ones(N, tok.shape[1], dtype=torch.bool, device=tok.device)
             full = torch.ones(N, tok.shape[1], tok.shape[1], dtype=torch.bool, device=tok.device)
             out = self.attn(tok, valid, full)[:, 0]                         # (N, d)
@@ -222,6 +226,7 @@ class TwoTowerNet(nn.Module):
         self.contrast = "image" in tower.mods and "text" in tower.mods and cfg.contrastive_weight > 0
         if self.contrast:
             self.proj_img, self.proj_txt = nn.Linear(d, d), nn.Linear(d, d)
+        self.request_gap = request_gap_module(cfg, d)                       # None unless train.request_time
 
     def user(self, vec: torch.Tensor, items: torch.Tensor) -> torch.Tensor:
         """(B, L, d) history item vectors, (B, L) items -> (B, L, d) user states."""
@@ -232,8 +237,16 @@ class TwoTowerNet(nn.Module):
             h = blk(h, valid)                                               # causal
         return self.ln(h)
 
+    def last_state(self, cat: torch.Tensor, items: torch.Tensor, times: torch.Tensor,
+                   target_times: torch.Tensor) -> torch.Tensor:
+        """(B, d) user state after the last position, from catalogue vectors ``cat`` (n_items + 1, d) and
+        (B, L) items and times; ``target_times`` (B,) is read only with ``train.request_time``."""
+        h = self.user(cat[items], items)[:, -1]                             # (B, d)
+        return add_request_gap(self.request_gap, h, items[:, -1], times[:, -1], target_times)
+
     def loss(self, items, times, next_items, next_times, generator) -> torch.Tensor:
-        """Sampled-negative BCE of the next item at every position (+ picture-text InfoNCE)."""
+        """Sampled-negative BCE of the next item at every position (+ picture-text InfoNCE); ``next_times``
+        is read only with ``train.request_time``."""
         B, L = items.shape
         n = self.tower.n_items
         neg = torch.randint(1, n + 1, (self.n_neg,), generator=generator, device=items.device)  # (K,)
@@ -242,6 +255,7 @@ class TwoTowerNet(nn.Module):
         pos = allv[B * L:2 * B * L].view(B, L, -1)
         negv = allv[2 * B * L:]                                             # (K, d)
         h = self.user(hist, items)                                          # (B, L, d)
+        h = add_request_gap(self.request_gap, h, items, times, next_times)
         m = next_items > 0
         hp = h[m]                                                           # (P, d)
         lp = (hp * pos[m]).sum(-1)                                          # (P,)
@@ -263,8 +277,7 @@ class TwoTowerNet(nn.Module):
     def score(self, items, times, target_times) -> torch.Tensor:
         """(B, n_items + 1) scores of every item as the next one."""
         cat = self.catalogue()
-        h = self.user(cat[items], items)[:, -1]                             # (B, d)
-        return h @ cat.T
+        return self.last_state(cat, items, times, target_times) @ cat.T
 
 
 class PixelRecTwoTower(TorchSeqRecommender):
@@ -286,15 +299,22 @@ class PixelRecTwoTower(TorchSeqRecommender):
         module.eval()
         cfg = self.train_cfg
         items = np.asarray(histories.items, dtype=np.int64)[:, -cfg.max_len:]
+        times = np.asarray(histories.times, dtype=np.float64)[:, -cfg.max_len:]
+        # the request's time reaches the module only with train.request_time (as in the loop's _score)
+        if histories.target_times is None or not request_time_on(self.cfg):
+            tt = np.full(len(histories), np.nan)
+        else:
+            tt = np.asarray(histories.target_times, dtype=np.float64)
         out = np.empty((len(histories), self.n_items + 1), dtype=np.float32)
         order = np.argsort((items > 0).sum(1), kind="stable")  # similar lengths share a batch
         with torch.no_grad():
             cat = module.catalogue()
             for a in range(0, len(histories), cfg.eval_batch_size):
                 rows = order[a:a + cfg.eval_batch_size]
-                (it,) = _trim(items[rows])
+                it, tm = _trim(items[rows], times[rows])
                 it_t = torch.from_numpy(it).to(device)
-                h = module.user(cat[it_t], it_t)[:, -1]
+                h = module.last_state(cat, it_t, torch.from_numpy(tm.astype(np.float32)).to(device),
+                                      torch.from_numpy(tt[rows].astype(np.float32)).to(device))
                 out[rows] = (h @ cat.T).float().cpu().numpy()
         out[:, 0] = -np.inf
         return out
