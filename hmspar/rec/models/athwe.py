@@ -15,9 +15,10 @@ embedding is of the gap to the previous interaction; "unknown" at a history's fi
 bucket's embedding is added to the state. The time of the interaction a position predicts is never read:
 only with ``train.request_time: true`` is the gap to it added to the final states, by the loop-wide
 :class:`~hmspar.rec.train.RequestGap`, exactly as for every other sequential model. Experts live in
-``nn.ModuleList`` so they are registered and trained (the public code keeps them in a plain list). A Switch-style balance loss
-keeps every routed expert in use. The InfoNCE loss pairs the modality encoders' states of the same user
-at its last position, with the other users of the batch as negatives (no mask drops the positives).
+``nn.ModuleList`` so they are registered and trained (the public code keeps them in a plain list). A
+Switch-style balance loss keeps every routed expert in use. The InfoNCE loss pairs the modality encoders'
+states of the same user at its last position, with the other users of the batch as negatives (no mask
+drops the positives).
 """
 
 from __future__ import annotations

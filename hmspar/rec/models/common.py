@@ -161,7 +161,8 @@ class ItemEmbedder(nn.Module):
 # ----------------------------------------------------------------------------------------------------
 # Time gaps
 # ----------------------------------------------------------------------------------------------------
-def gaps(times: torch.Tensor, valid: torch.Tensor, next_times: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor]:
+def gaps(times: torch.Tensor, valid: torch.Tensor,
+         next_times: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor]:
     """Gaps (days) before and after each position.
 
     Parameters

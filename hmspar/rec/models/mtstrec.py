@@ -7,9 +7,10 @@ stream only (own weights per stream). Fusion layers follow the mask of :func:`mt
 modality tokens keep attending causally within their stream, and the shared token of position ``t``
 attends to the ``M`` modality tokens of position ``t`` and to itself, never to another position. The
 layers compute exactly this mask's attention in factorised form (per-stream causal attention plus a
-small attention per position), which a test checks against the explicit (T, T) mask. The shared token at the last position is the user state; every catalogue
-item is scored by a dot product with its ID embedding (``output: id``, as the original's ID head) or
-with its summed modality embeddings (``output: sum``).
+small attention per position), which a test checks against the explicit (T, T) mask. The shared token
+at the last position is the user state; every catalogue item is scored by a dot product with its ID
+embedding (``output: id``, as the original's ID head) or with its summed modality embeddings
+(``output: sum``).
 
 Time enters only as the bucketed gap to the *previous* interaction, embedded into every token of a
 position; the time of the interaction being predicted is never read. With ``train.request_time: true``
@@ -177,7 +178,8 @@ class MTSTRecNet(nn.Module):
         B, L = items.shape
         valid = items > 0
         prev, _ = gaps(times, valid, None)
-        time_tok = self.gap_emb(gap_bucket(prev, self.edges)) + self.pos(torch.arange(L - 1, -1, -1, device=items.device))
+        pos = self.pos(torch.arange(L - 1, -1, -1, device=items.device))  # (L, d) most recent = 0
+        time_tok = self.gap_emb(gap_bucket(prev, self.edges)) + pos         # (B, L, d)
         x = torch.stack([table[m][items] for m in self.streams], 1)         # (B, M, L, d)
         x = x + self.stream_type.weight[None, :, None, :] + time_tok[:, None]
         shared = (self.token0 + time_tok) if self.use_token else None       # (B, L, d)
