@@ -36,6 +36,14 @@ def write_log(d, n_users=80, n_items=30, seed=0):
     (d / "meta.json").write_text(json.dumps({"repeat_purchases": False, "n_items": n_items}))
 
 
+def _has_torch() -> bool:
+    try:
+        import torch  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
 def params(split=None):
     protocol = dict(PROTOCOL, **({"split": split} if split else {}))
     return {"seeds": [0, 1], "rec": {"protocol": protocol, "recommenders": {
@@ -107,14 +115,6 @@ def test_stage_command_line_takes_a_split_option():
     assert recommend_stage.split_option(["shop", "ease"]) == (None, ["shop", "ease"])
     assert recommend_stage.dynamic_imports(["--split", "global_time", "shop", "ease"], {}) == ["hmspar.rec.peers.ease"]
     assert recommend_stage.dynamic_imports(["shop", "ease"], {}) == ["hmspar.rec.peers.ease"]
-
-
-def _has_torch() -> bool:
-    try:
-        import torch  # noqa: F401
-    except ImportError:
-        return False
-    return True
 
 
 def test_protocol_replace_is_how_a_report_evaluates_a_secondary_root():
