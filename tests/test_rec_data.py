@@ -16,7 +16,7 @@ from hmspar.rec.convert import TextConfig, convert
 from hmspar.rec.data import ProtocolConfig, load
 from hmspar.rec.datasets import dataset_config, generate
 from hmspar.rec.report import sanity
-from hmspar.rec.schema import read_events, read_items
+from hmspar.rec.schema import read_events, read_items, read_meta
 
 STUB_DIM = 4
 
@@ -32,7 +32,7 @@ def stub_embed(texts):
 def small_shop(tmp_path, **kw):
     cfg = shop.Config(seed=5, n_users=kw.pop("n_users", 1500), n_items=kw.pop("n_items", 400), image_size=8, **kw)
     raw = tmp_path / "raw"
-    raw.mkdir()
+    raw.mkdir(parents=True)
     shop.generate(cfg, raw)
     return cfg, raw
 
@@ -58,6 +58,21 @@ def test_shop_is_deterministic_and_well_formed(tmp_path):
     other_dir.mkdir()
     shop.generate(other, other_dir)
     assert (raw / "events_item.npy").read_bytes() != (other_dir / "events_item.npy").read_bytes()
+
+
+def test_fit_period_keeps_heavy_users_inside_the_period(tmp_path):
+    """Long histories: without fit_period heavy users' time lines run far past `days`; with it they end
+    (nearly) inside, with the same event counts; the default leaves fit_period out of meta.json."""
+    shares, counts = {}, {}
+    for fit in (False, True):
+        cfg, raw = small_shop(tmp_path / str(fit), n_users=300, n_items=120, mean_events=80.0, max_events=400,
+                              fit_period=fit)
+        user, _, time = read_events(raw)
+        shares[fit], counts[fit] = float((time > cfg.days).mean()), np.bincount(user)
+        assert ("fit_period" in read_meta(raw)["config"]) == fit
+    assert shares[False] > 0.2 and shares[True] < 0.02                # measured: 0.31 and 0.005
+    np.testing.assert_array_equal(counts[False], counts[True])
+    assert counts[True].max() > 300 and np.median(counts[True]) > 40
 
 
 def test_shop_config_errors_name_the_key():

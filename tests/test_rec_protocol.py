@@ -1,8 +1,9 @@
-"""The rec protocol: leave-one-out split, seen-item masking, ranks, metrics (hand-computed), the sampled
-protocol, beyond-accuracy metrics and the paired bootstrap."""
+"""The rec protocol: leave-one-out and global-time splits, seen-item masking, ranks, metrics (hand-computed),
+the sampled protocol, beyond-accuracy metrics and the paired bootstrap."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 
@@ -13,7 +14,7 @@ from hmspar.config import build
 from hmspar.errors import HmsparError
 from hmspar.rec import evaluate as ev
 from hmspar.rec.base import Histories
-from hmspar.rec.data import ProtocolConfig, load, resolve_exclude_seen
+from hmspar.rec.data import ProtocolConfig, global_cutoffs, load, protocol_record, resolve_exclude_seen
 
 
 def write_features(d, seqs, times=None, n_items=6, repeat=False):
@@ -40,6 +41,108 @@ def test_leave_one_out_split_by_time_and_min_interactions(tmp_path):
     assert data.val.exclude_seen and data.test.exclude_seen           # no repeats: auto excludes
     with pytest.raises(HmsparError, match="no user has rec.protocol.min_interactions = 7"):
         load(tmp_path, ProtocolConfig(min_interactions=7))
+
+
+def test_leave_one_out_is_unchanged_by_the_split_settings(tmp_path):
+    """The split's settings neither change the leave-one-out rows nor enter its meta.json record."""
+    write_features(tmp_path, [[1, 2, 3, 4, 5], [2, 3], [6, 5, 4, 3, 2, 1]])
+    base = load(tmp_path, ProtocolConfig(min_interactions=5, max_history=4))
+    other = load(tmp_path, ProtocolConfig(min_interactions=5, max_history=4, val_fraction=0.3, test_fraction=0.2))
+    for a, b in ((base.train, other.train), (base.val, other.val), (base.test, other.test)):
+        for field in ("items", "times", "targets", "target_times", "users"):
+            np.testing.assert_array_equal(getattr(a, field), getattr(b, field))
+    assert base.split == {"split": "leave_one_out"}
+    assert base.test_train_lengths().tolist() == [3, 4]             # aligned rows: the training lengths
+    assert base.train.whole().lengths.tolist() == [3, 4]             # whole histories, max_history crops the matrix
+    assert set(protocol_record(ProtocolConfig())) == {"min_interactions", "exclude_seen", "max_history", "top_k",
+                                                       "save_k", "n_negatives", "negative_seed"}
+    assert protocol_record(ProtocolConfig(split="global_time"))["test_fraction"] == 0.1
+
+
+# A hand-made log of 20 events at times 0..19 (six users, user index = position). With val_fraction 0.3 and
+# test_fraction 0.2 the cut-offs are the 0.5 and 0.8 "higher" quantiles: sorted[ceil(19 * 0.5)] = 10 and
+# sorted[ceil(19 * 0.8)] = 16, so training = times 0-9, validation window = 10-15, test window = 16-19.
+GLOBAL_LOG = [  # (items, times) per user
+    ([1, 2, 3, 4], [0, 1, 10, 16]),              # A: 2 training events, val target 3, test target 4
+    ([5, 6, 1, 2, 3, 4], [2, 3, 4, 11, 12, 17]),  # B: val target 2 (the first of two window events), test 4
+    ([3, 3, 2], [5, 6, 7]),                       # C: training only
+    ([4, 5, 6], [8, 13, 19]),                     # D: one training event: too short for validation, tests
+    ([1], [9]),                                   # E: a single event, still a training history
+    ([2, 3, 6], [14, 15, 18]),                    # G: new in the validation window, tested without training
+]
+
+
+def global_log(tmp_path):
+    seqs = [s for s, _ in GLOBAL_LOG]
+    times = np.concatenate([np.asarray(t, np.float64) for _, t in GLOBAL_LOG])
+    write_features(tmp_path, seqs, times=times)
+    return ProtocolConfig(split="global_time", val_fraction=0.3, test_fraction=0.2, min_interactions=3, max_history=4)
+
+
+def test_global_time_split_by_hand(tmp_path):
+    cfg = global_log(tmp_path)
+    assert global_cutoffs(np.arange(20.0), 0.3, 0.2) == (10.0, 16.0)
+    data = load(tmp_path, cfg)
+    assert data.split == {"split": "global_time", "val_cutoff": 10.0, "test_cutoff": 16.0,
+                          "n_train_users": 5, "n_val_users": 2, "n_test_users": 4}
+    whole = data.train.whole()
+    assert data.train.users.tolist() == [0, 1, 2, 3, 4]
+    assert [r.tolist() for r in np.split(whole.items, whole.offsets[1:-1])] == [[1, 2], [5, 6, 1], [3, 3, 2], [4], [1]]
+    assert data.train.items.tolist() == [[0, 0, 1, 2], [0, 5, 6, 1], [0, 3, 3, 2], [0, 0, 0, 4], [0, 0, 0, 1]]
+    assert data.train.targets is None
+    # validation: users with training history whose first validation-window event is the target
+    assert data.val.users.tolist() == [0, 1]
+    assert data.val.targets.tolist() == [3, 2] and data.val.target_times.tolist() == [10.0, 11.0]
+    assert data.val.items.tolist() == [[0, 0, 1, 2], [0, 5, 6, 1]]
+    # test: the first test-window event, history = everything before t_test (validation window included)
+    assert data.test.users.tolist() == [0, 1, 3, 5]
+    assert data.test.targets.tolist() == [4, 4, 6, 6] and data.test.target_times.tolist() == [16.0, 17.0, 19.0, 18.0]
+    assert data.test.items.tolist() == [[0, 1, 2, 3], [6, 1, 2, 3], [0, 0, 4, 5], [0, 0, 2, 3]]
+    assert data.test.times[1].tolist() == [3.0, 4.0, 11.0, 12.0]     # B's two validation-window events
+    assert data.val.exclude_seen and data.test.exclude_seen
+    assert data.test_train_lengths().tolist() == [2, 3, 1, 0]        # matched by user, not by row
+    assert data.train_counts().tolist() == [0, 3, 2, 2, 1, 1, 1]     # from the training events only
+
+
+def test_global_time_fits_nothing_at_or_after_the_validation_cutoff(tmp_path):
+    cfg = global_log(tmp_path)
+    data = load(tmp_path, cfg)
+    t_val = data.split["val_cutoff"]
+    assert data.train.whole().times.max() < t_val
+    assert data.train.times[data.train.items > 0].max() < t_val
+    assert data.val.times[data.val.items > 0].max() < t_val <= data.val.target_times.min()
+    assert data.val.target_times.max() < data.split["test_cutoff"] <= data.test.target_times.min()
+    in_val_window = data.test.times[data.test.items > 0] >= t_val
+    assert in_val_window.sum() == 6                                 # test histories hold all 6 validation events
+
+
+def test_global_time_min_interactions_counts_up_to_the_target(tmp_path):
+    cfg = global_log(tmp_path)
+    data = load(tmp_path, dataclasses.replace(cfg, min_interactions=4))
+    assert data.train.users.tolist() == [0, 1, 2, 3, 4]             # training keeps every user
+    assert data.val.users.tolist() == [1]                           # A has 2 events before its target
+    assert data.test.users.tolist() == [0, 1]                       # D and G have 2 before theirs
+    with pytest.raises(HmsparError, match="no validation user under rec.protocol.split = global_time"):
+        load(tmp_path, dataclasses.replace(cfg, min_interactions=5))
+
+
+def test_ties_at_a_cutoff_fall_in_the_later_window():
+    times = np.array([0.0, 1.0, 2.0, 3.0, 3.0, 3.0, 3.0, 3.0, 4.0, 5.0])
+    assert global_cutoffs(times, 0.1, 0.1) == (4.0, 5.0)             # sorted[ceil(9 * 0.8)], sorted[ceil(9 * 0.9)]
+    t_val, t_test = global_cutoffs(times, 0.5, 0.1)
+    assert (t_val, t_test) == (3.0, 5.0)                             # sorted[ceil(9 * 0.4)] = sorted[4] = 3.0
+    assert ((times >= t_val) & (times < t_test)).sum() == 6          # sorted[3], tied with it, joins the window
+
+
+@pytest.mark.parametrize("section, key", [
+    ({"split": "random"}, r"rec\.protocol\.split: must be one of leave_one_out, global_time, got 'random'"),
+    ({"split": "global_time", "val_fraction": 0.0}, r"rec\.protocol\.val_fraction: must lie in \(0, 1\)"),
+    ({"test_fraction": 1.5}, r"rec\.protocol\.test_fraction: must lie in \(0, 1\)"),
+    ({"val_fraction": 0.6, "test_fraction": 0.4}, r"rec\.protocol\.val_fraction: must leave a training share"),
+])
+def test_bad_split_settings_name_the_key(section, key):
+    with pytest.raises(HmsparError, match=key):
+        build(ProtocolConfig, section, "rec.protocol")
 
 
 def test_exclude_seen_auto_follows_repeat_purchases():

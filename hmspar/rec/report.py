@@ -49,7 +49,8 @@ class RecEvaluateConfig:
     cold_item_threshold : int
         Test targets with fewer training interactions form the cold-item slice.
     short_history : int
-        Users with at most this many training interactions form the short-history slice.
+        Test users with at most this many training interactions form the short-history slice (their own,
+        matched by user: under global_time a test user may have none).
     bootstrap_samples, confidence, seed : int, float, int
         Paired bootstrap over users.
     curve_ks : list of int
@@ -115,9 +116,8 @@ def evaluate_dataset(dataset: str, models: list[str], features_dir: Path, result
     """
     data = load(features_dir, protocol)
     counts = data.train_counts()
-    train_len = (data.train.items > 0).sum(axis=1)
     cold = counts[data.test.targets] < cfg.cold_item_threshold
-    short = train_len <= cfg.short_history
+    short = data.test_train_lengths() <= cfg.short_history   # test rows need not align with training rows
     has_text = bool(data.meta.get("has_text", True))
     has_pictures = bool(data.meta.get("has_pictures", True))
     pictures = ev.picture_vectors(data.items.image) if has_pictures else None
@@ -125,6 +125,8 @@ def evaluate_dataset(dataset: str, models: list[str], features_dir: Path, result
     top_ks = sorted(protocol.top_k)
     entry: dict[str, Any] = {"n_users": len(data.test), "n_items": data.n_items, "exclude_seen": data.exclude_seen,
                              "n_cold_targets": int(cold.sum()), "n_short_users": int(short.sum()), "models": {}}
+    if protocol.split != "leave_one_out":
+        entry["split"] = data.split
     per_user_test: dict[str, np.ndarray] = {}
     val_ndcg: dict[str, float] = {}
     curves = {}
@@ -133,6 +135,9 @@ def evaluate_dataset(dataset: str, models: list[str], features_dir: Path, result
         if not (run_dir / "meta.json").is_file():
             raise HmsparError(f"{run_dir}: no results (run recommend@{dataset}-{model} first)")
         run = _load_run(run_dir)
+        ran_split = run["meta"]["protocol"].get("split", "leave_one_out")
+        if ran_split != protocol.split:
+            raise HmsparError(f"{run_dir}: ranked under split {ran_split!r}, evaluated under {protocol.split!r}")
         if run["meta"]["n_users"] != len(data.test):
             raise HmsparError(f"{run_dir}: ranked {run['meta']['n_users']} users, the protocol keeps "
                               f"{len(data.test)} (stale results? rerun recommend@{dataset}-{model})")

@@ -5,16 +5,22 @@ targets against the whole catalogue and against the shared sampled negatives.
 Outputs (``results/rec/<dataset>/<model>/``, byte-identical for the same params and inputs)::
 
     meta.json                 model, dataset, seeds, config, protocol, masking rule, user and item counts
-    seed_<s>/val_rank.npy      int32 (U,) full-ranking 0-based rank of each validation target
+                              (under global_time also ``split``: the cut-offs and the train/val/test users)
+    seed_<s>/val_rank.npy      int32 (V,) full-ranking 0-based rank of each validation target
     seed_<s>/val_sampled_rank.npy, seed_<s>/test_sampled_rank.npy
-                              int16 (U,) rank among the target and ``n_negatives`` sampled items
+                              int16 (V,), (U,): rank among the target and ``n_negatives`` sampled items
     seed_<s>/test_rank.npy     int32 (U,)
     seed_<s>/test_topk.npy     int32 (U, save_k) recommended items (masked per the protocol)
     seed_<s>/test_topk_scores.npy  float32 (U, save_k)
     seed_<s>/fit.json          what ``fit`` reported (best epoch, validation curve), no timings
 
 Wall-clock timings go to ``metrics/rec_timings/<dataset>-<model>.json`` (a ``cache: false`` output).
-Users are in the loader's order, the same for every model, so evaluation pairs them row by row.
+Users are in the loader's order, the same for every model, so evaluation pairs them row by row. Under
+leave_one_out the V validation users are the U test users; under global_time they differ.
+
+A *secondary run* overrides ``rec.protocol.split`` (``recommend(..., split="global_time")``, the stage's
+``--split global_time``) and, unless told otherwise, writes to its own roots (:func:`split_roots`):
+``results/rec_global/<dataset>/<model>/`` and ``metrics/rec_timings_global/``.
 """
 
 from __future__ import annotations
@@ -31,13 +37,15 @@ from hmspar.config import build
 from hmspar.errors import HmsparError
 from hmspar.io import atomic_dir, write_json
 from hmspar.params import seeds as params_seeds
-from hmspar.rec.data import ProtocolConfig, load
+from hmspar.rec.data import ProtocolConfig, load, protocol_record
 from hmspar.rec.evaluate import rank_batched, sample_negatives
 from hmspar.rec.registry import REGISTRY, build_recommender
 
 FEATURES_ROOT = Path("data/rec/features")
 RESULTS_ROOT = Path("results/rec")
 TIMINGS_ROOT = Path("metrics/rec_timings")
+#: Folder suffix of each split's secondary run (results/rec_<suffix>, metrics/rec_timings_<suffix>).
+SPLIT_SUFFIX = {"leave_one_out": "loo", "global_time": "global"}
 
 
 def rec_section(params: dict[str, Any], key: str) -> Any:
@@ -54,12 +62,39 @@ def _to_jsonable(obj: Any) -> Any:
     return obj
 
 
+def split_roots(split: str | None) -> tuple[Path, Path]:
+    """``(results root, timings root)`` of a run: the primary roots without a split override, else the
+    split's own (``results/rec_global``, ``metrics/rec_timings_global`` for global_time)."""
+    if split is None:
+        return RESULTS_ROOT, TIMINGS_ROOT
+    if split not in SPLIT_SUFFIX:
+        raise HmsparError(f"rec.protocol.split: unknown split {split!r} (known: {', '.join(SPLIT_SUFFIX)})")
+    return Path(f"results/rec_{SPLIT_SUFFIX[split]}"), Path(f"metrics/rec_timings_{SPLIT_SUFFIX[split]}")
+
+
+def protocol_config(params: dict[str, Any], split: str | None = None) -> ProtocolConfig:
+    """``rec.protocol`` as a :class:`ProtocolConfig`, its ``split`` replaced by ``split`` when given."""
+    section = rec_section(params, "protocol")
+    if split is not None:
+        if section is not None and not isinstance(section, dict):
+            raise HmsparError(f"rec.protocol: expected a mapping of settings, got {section!r}")
+        section = {**(section or {}), "split": split}
+    return build(ProtocolConfig, section, "rec.protocol")
+
+
 def recommend(dataset: str, model: str, params: dict[str, Any], features_root: Path = FEATURES_ROOT,
-              results_root: Path = RESULTS_ROOT, timings_root: Path = TIMINGS_ROOT) -> Path:
-    """Run ``model`` on ``dataset`` for every seed; returns the output folder (see the module docstring)."""
+              results_root: Path | None = None, timings_root: Path | None = None, split: str | None = None) -> Path:
+    """Run ``model`` on ``dataset`` for every seed; returns the output folder (see the module docstring).
+
+    ``split`` overrides ``rec.protocol.split`` (a secondary run); ``results_root`` and ``timings_root``
+    default to :func:`split_roots` of it.
+    """
     if model not in REGISTRY:
         raise HmsparError(f"unknown recommender {model!r} (registered: {', '.join(REGISTRY)})")
-    protocol = build(ProtocolConfig, rec_section(params, "protocol"), "rec.protocol")
+    protocol = protocol_config(params, split)
+    default_results, default_timings = split_roots(split)
+    results_root = default_results if results_root is None else results_root
+    timings_root = default_timings if timings_root is None else timings_root
     sections = rec_section(params, "recommenders") or {}
     if not isinstance(sections, dict):
         raise HmsparError(f"rec.recommenders: expected a mapping of model -> settings, got {sections!r}")
@@ -97,8 +132,10 @@ def recommend(dataset: str, model: str, params: dict[str, Any], features_root: P
                 fh.write("\n")
             timings[str(seed)] = {"fit_s": round(t1 - t0, 3), "rank_val_test_s": round(t2 - t1, 3)}
         meta = {"dataset": dataset, "model": model, "seeds": seeds, "config": _to_jsonable(rec.cfg),
-                "protocol": dataclasses.asdict(protocol), "exclude_seen": data.exclude_seen,
+                "protocol": protocol_record(protocol), "exclude_seen": data.exclude_seen,
                 "n_users": len(data.test), "n_items": n_items, "inputs": list(rec.uses)}
+        if protocol.split != "leave_one_out":
+            meta["split"] = data.split
         with open(tmp / "meta.json", "w") as fh:
             json.dump(meta, fh, indent=2, sort_keys=True)
             fh.write("\n")

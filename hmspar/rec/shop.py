@@ -95,6 +95,7 @@ TAU_DAYS = 3.0         # short-term state weight exp(-gap / TAU_DAYS)
 DRIFT_PER_YEAR = 0.6   # sd of the base-taste random walk per sqrt(year)
 P_NEW_SESSION = 0.35   # probability that the next event starts a new session
 IN_SESSION_GAP = 0.003  # mean gap between events of one session (days, about 4 minutes)
+FIT_SHARE = 0.8        # fit_period: a user's expected span is at most this share of the days left after their start
 N_CAT_CANDIDATES = 24
 N_POP_CANDIDATES = 24
 MEMORY = 8
@@ -124,6 +125,12 @@ class Config:
         Cap on one user's interactions.
     new_item_fraction : float
         Share of items that arrive after day 0.
+    fit_period : bool
+        Space each user's sessions so that their expected activity ends within ``days``: the mean gap
+        between sessions is capped at ``FIT_SHARE * (days - start) / expected sessions``, so heavy users
+        are more frequent rather than active for decades (a fixed observation window, as in a rating
+        log). False (the default shop): gaps do not depend on the number of events, so heavy users' time
+        lines run past ``days``.
     """
 
     seed: int
@@ -139,6 +146,7 @@ class Config:
     mean_events: float = 20.0
     max_events: int = 200
     new_item_fraction: float = 0.3
+    fit_period: bool = False
 
     def __post_init__(self) -> None:
         if self.seed < 0:
@@ -294,6 +302,15 @@ def make_catalogue(cfg: Config) -> tuple[Catalogue, Any, np.ndarray]:
     return cat_obj, items, pictures
 
 
+def config_record(cfg: Config) -> dict[str, Any]:
+    """``cfg`` for ``meta.json``, without ``fit_period`` while it is false (so the default shop keeps the
+    bytes it had before the setting existed)."""
+    record = dataclasses.asdict(cfg)
+    if not cfg.fit_period:
+        record.pop("fit_period")
+    return record
+
+
 def n_events_per_user(cfg: Config) -> np.ndarray:
     """(n_users,) heavy-tailed interaction counts (at least 3, at most ``max_events``), drawn up front so
     the event files' lengths are known before any user is simulated."""
@@ -329,6 +346,9 @@ def simulate_block(cfg: Config, cat: Catalogue, n_events: np.ndarray, rng: np.ra
     fav_brands = rng.integers(0, cfg.n_brands, size=(b, 2))
     mean_gap = rng.lognormal(np.log(8.0), 0.8, size=b)
     t = rng.uniform(0.0, 0.7 * cfg.days, size=b)
+    if cfg.fit_period:  # no extra draws: the default shop's random stream is untouched
+        sessions = np.maximum(P_NEW_SESSION * (n_events - 1), 1.0)
+        mean_gap = np.minimum(mean_gap, FIT_SHARE * (cfg.days - t) / sessions)
     short = np.zeros((b, d))
     intent = np.zeros(b, dtype=np.int64)
     memory = np.full((b, MEMORY), -1, dtype=np.int64)
@@ -421,7 +441,7 @@ def generate(cfg: Config, out_dir: Path, progress: bool = False) -> dict[str, An
         "categories": [x[0] for x in CATEGORIES[:cfg.n_categories]],
         "consumable_categories": [x[0] for x in CATEGORIES[:cfg.n_categories] if x[3]],
         "has_pictures": True, "image_size": cfg.image_size, "time_unit": "days",
-        "config": dataclasses.asdict(cfg),
+        "config": config_record(cfg),
     }
     write_meta(out_dir, meta)
     return meta
