@@ -351,12 +351,38 @@ def write_plots(plots_dir: Path, leaderboard: dict[str, Any], curves: dict[str, 
         plt.close(fig)
 
 
+def render_split_table(primary: dict[str, Any], secondary: dict[str, Any], digits: int = 4) -> str:
+    """Markdown: per dataset of ``secondary`` (the global-time runs), each model's test NDCG@10 and rank
+    under leave-one-out beside global time, so a reader sees whether the ranking depends on the protocol."""
+    lines = []
+    for ds, entry in secondary.items():
+        split = entry.get("split", {})
+        lines.append(f"#### `{ds}`: leave-one-out beside global time (secondary protocol: one cut-off for every "
+                     f"user; {split.get('n_test_users', entry['n_users'])} test users, "
+                     f"{split.get('n_val_users', '?')} validation users)")
+        lines.append("")
+        lines.append("| model | NDCG@10 leave-one-out | rank | NDCG@10 global time | rank |")
+        lines.append("|---|---|---|---|---|")
+        glob = {m: e["full"]["ndcg@10"]["mean"] for m, e in entry["models"].items()}
+        loo = {m: e["full"]["ndcg@10"]["mean"] for m, e in primary.get(ds, {}).get("models", {}).items()}
+        rank_g = {m: i + 1 for i, m in enumerate(sorted(glob, key=lambda m: (-glob[m], m)))}
+        rank_l = {m: i + 1 for i, m in enumerate(sorted(loo, key=lambda m: (-loo[m], m)))}
+        for m in sorted(glob, key=lambda m: (-glob[m], m)):
+            e = entry["models"][m]["full"]["ndcg@10"]
+            lo = primary.get(ds, {}).get("models", {}).get(m, {}).get("full", {}).get("ndcg@10")
+            lines.append(f"| {m} | {_fmt(lo, digits)} | {rank_l.get(m, '–')} | {_fmt(e, digits)} | {rank_g[m]} |")
+        lines.append("")
+    return "\n".join(lines)
+
+
 def rec_evaluate(params: dict[str, Any], features_root: Path = Path("data/rec/features"),
                  results_root: Path = Path("results/rec"), metrics_dir: Path = Path("metrics"),
-                 plots_dir: Path = Path("plots_rec")) -> dict[str, Path]:
+                 plots_dir: Path = Path("plots_rec"), global_root: Path = Path("results/rec_global")
+                 ) -> dict[str, Path]:
     """``rec_evaluate``: every ``rec.datasets`` x (``rec.models`` + ``rec.sequential_models`` +
-    ``rec.multimodal_models``) run ->
-    leaderboard, table, plots."""
+    ``rec.multimodal_models``) run -> leaderboard, table, plots; and the same models on
+    ``rec.global_time.datasets`` under the global-time split (``global_root``) -> the secondary leaderboard
+    ``rec_global_leaderboard.json``, a table section beside leave-one-out."""
     rec = params.get("rec")
     if not isinstance(rec, dict):
         raise HmsparError("params.yaml: missing key 'rec'")
@@ -377,14 +403,32 @@ def rec_evaluate(params: dict[str, Any], features_root: Path = Path("data/rec/fe
         leaderboard[ds], curves[ds] = evaluate_dataset(ds, models, Path(features_root) / ds, Path(results_root),
                                                        protocol, cfg)
         leaderboard[ds]["n_negatives"] = protocol.n_negatives
+    global_ds = (rec.get("global_time") or {}).get("datasets") or []
+    if not isinstance(global_ds, list) or any(ds not in datasets for ds in global_ds):
+        raise HmsparError(f"rec.global_time.datasets: expected a list of rec.datasets names, got {global_ds!r}")
+    secondary = {}
+    if global_ds:
+        global_protocol = dataclasses.replace(protocol, split="global_time")
+        for ds in global_ds:
+            secondary[ds], _ = evaluate_dataset(ds, models, Path(features_root) / ds, Path(global_root),
+                                                global_protocol, cfg)
+            secondary[ds]["n_negatives"] = protocol.n_negatives
     out = {"leaderboard": Path(metrics_dir) / "rec_leaderboard.json",
+           "global_leaderboard": Path(metrics_dir) / "rec_global_leaderboard.json",
            "csv": Path(metrics_dir) / "rec_leaderboard.csv",
            "table": Path(metrics_dir) / "rec_results_table.md",
            "headline": Path(metrics_dir) / "rec_headline.json",
            "plots": Path(plots_dir)}
     write_json(out["leaderboard"], leaderboard)
     write_csv(out["csv"], leaderboard)
-    out["table"].write_text(render_table(leaderboard, cfg.digits) + "\n")
+    table = render_table(leaderboard, cfg.digits)
+    if secondary:
+        table += ("\n##### Secondary protocol: global time\n\nThe same models with one cut-off time for every "
+                  "user (`rec.protocol.split: global_time`): no model learns from events after the test window "
+                  "opens. Full tables in `metrics/rec_global_leaderboard.json`.\n\n"
+                  + render_split_table(leaderboard, secondary, cfg.digits))
+    write_json(out["global_leaderboard"], secondary)
+    out["table"].write_text(table + "\n")
     headline = {f"{ds}/{m}/ndcg@10": round(e["full"]["ndcg@10"]["mean"], cfg.digits)
                 for ds, entry in leaderboard.items() for m, e in entry["models"].items()}
     write_json(out["headline"], headline)
