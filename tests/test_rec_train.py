@@ -459,24 +459,25 @@ def cycle_log(order: np.ndarray, n_users: int, length: int, seed: int) -> tuple[
     return Histories(items, times, users=users), Histories(items, times, nxt, times[:, -1] + 1.0, users)
 
 
-def fit_sasrec(train, val, n_items, windows="all", **train_over):
+def fit_sasrec(train, val, n_items, windows="all", model="sasrec", **train_over):
+    from hmspar.rec.peers.gru4rec import GRU4Rec
     from hmspar.rec.peers.sasrec import SASRec
-    section = {"d_model": 32, "n_heads": 2, "n_layers": 1, "dropout": 0.1,
-               "train": {"max_steps": 300, "min_steps": 0, "eval_every": 50, "patience": 3, "batch_size": 64,
-                         "lr": 0.005, "max_len": 5, "device": "cpu", "num_threads": 1, "windows": windows,
-                         **train_over}}
-    return SASRec(build(SASRec.Config, section, "rec.recommenders.sasrec"), seed=0).fit(train, catalogue(n_items),
-                                                                                          val)
+    cls, section = {"sasrec": (SASRec, {"d_model": 32, "n_heads": 2, "n_layers": 1, "dropout": 0.1}),
+                    "gru4rec": (GRU4Rec, {"d_model": 32, "hidden": 32, "dropout": 0.1})}[model]
+    section["train"] = {"max_steps": 300, "min_steps": 0, "eval_every": 50, "patience": 3, "batch_size": 64,
+                        "lr": 0.005, "max_len": 5, "device": "cpu", "num_threads": 1, "windows": windows, **train_over}
+    return cls(build(cls.Config, section, f"rec.recommenders.{model}"), seed=0).fit(train, catalogue(n_items), val)
 
 
-def test_sasrec_learns_a_deterministic_next_item():
+@pytest.mark.parametrize("model", ["sasrec", "gru4rec"])
+def test_the_id_nets_learn_a_deterministic_next_item(model):
     from hmspar.rec.evaluate import rank_batched
     order = np.random.default_rng(0).permutation(30) + 1
     train, val = cycle_log(order, n_users=150, length=8, seed=1)
     _, test = cycle_log(order, n_users=200, length=6, seed=2)
-    model = fit_sasrec(train, val, 30)
-    hr1 = float((rank_batched(model.score, test)["rank"] == 0).mean())
-    assert hr1 > 0.9, (hr1, model.history_)
+    fitted = fit_sasrec(train, val, 30, model=model)
+    hr1 = float((rank_batched(fitted.score, test)["rank"] == 0).mean())
+    assert hr1 > 0.9, (hr1, fitted.history_)
 
 
 def test_training_on_whole_histories_beats_the_last_window():
