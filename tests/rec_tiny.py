@@ -67,7 +67,8 @@ def tiny_config(cls: type, overrides: dict[str, Any] | None = None) -> Any:
     if "train" in fields:
         train_type = {f.name: f for f in dataclasses.fields(cls.Config)}["train"].type
         default = cls.Config().train if not isinstance(train_type, type) else train_type()
-        kwargs["train"] = dataclasses.replace(default, epochs=2, batch_size=32, eval_batch_size=64, patience=2,
+        kwargs["train"] = dataclasses.replace(default, max_steps=8, min_steps=0, eval_every=4, batch_size=32,
+                                              eval_batch_size=64, patience=2,
                                               max_len=min(getattr(default, "max_len", 20), 20), num_threads=1)
     for small in ("d_model", "hidden"):
         if small in fields:

@@ -19,7 +19,8 @@ from hmspar.rec.runner import recommend
 
 pytest.importorskip("torch")
 
-TINY_TRAIN = {"epochs": 1, "batch_size": 64, "max_len": 10, "num_threads": 1, "device": "cpu"}
+TINY_TRAIN = {"max_steps": 1, "min_steps": 0, "eval_every": 1, "batch_size": 64, "max_len": 10, "num_threads": 1,
+              "device": "cpu"}
 MTST = {"d": 8, "heads": 2, "use_price": False, "train": TINY_TRAIN}
 PROTOCOL = {"min_interactions": 5, "save_k": 10, "top_k": [10], "n_negatives": 10}
 

@@ -1,7 +1,7 @@
 """Every registered recommender, on a tiny log: the contract of hmspar.rec.base.Recommender.
 
 New entries in hmspar/rec/registry.py are picked up automatically (models with a ``train`` section are
-trained for two short epochs, see ``rec_tiny.tiny_config``).
+trained for two short passes (8 steps), see ``rec_tiny.tiny_config``).
 """
 
 from __future__ import annotations

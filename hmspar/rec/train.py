@@ -1,17 +1,44 @@
 """The one training loop of the torch recommenders (GRU4Rec, SASRec, MTSTRec, ATHWE, PixelRec):
 :class:`TorchSeqRecommender` and its settings :class:`RecTrainConfig` (a model's ``train`` params section).
 
-What the loop does, identically for every model: training histories are cropped to their last
-``max_len + 1`` items (users with fewer than two dropped); position ``t`` of ``items[:, :-1]`` predicts
-``items[:, t + 1]``. Batches come from a ``torch.Generator`` seeded from the run seed: a random permutation
-(``batching: random``, the default) or histories of similar length together (``length``: less padding, but
-measured worse); leading all-padding columns of a batch are cut. AdamW with gradient
-clipping; after every epoch the validation NDCG@10 of a fixed, seeded subset of ``val_max_users``
-validation users is computed by the evaluation module (full ranking, the protocol's seen-item masking),
-and training stops after ``patience`` epochs without improvement, loading back a *deep copy* of the best
-state. Test targets never reach the loop. Parameter initialisation and dropout run inside
-``torch.random.fork_rng`` seeded from the run seed, so the caller's global random state is untouched;
-sampled negatives come from a second seeded generator on the training device.
+What the loop does, identically for every model:
+
+- **Examples** (:func:`training_windows`): each user's *whole* training history (``train.whole()``) is cut
+  into windows of ``max_len + 1`` items ending at ``n``, ``n - stride``, ``n - 2 stride``, ... (``n`` its
+  length; the oldest window may be shorter and is left-padded with 0); position ``t`` of a window's first
+  ``max_len`` items predicts item ``t + 1``. With the default stride ``max_len`` consecutive windows share
+  one item, so every transition ``item[t] -> item[t + 1]`` of every history is a target exactly once per
+  pass. A smaller stride gives the early targets of a window more context: a target that an older window
+  holds at a later position (with a longer history before it) is trained there only, so each transition
+  still counts once per pass, at the cost of more windows. ``windows: last`` keeps one window per user, the
+  last ``max_len + 1`` items (the former behaviour, kept for comparison). Users with fewer than two
+  interactions give no window.
+
+  Why sliding windows rather than RecBole's augmentation (one example per prefix of every history, each
+  predicting its last item): a prefix example costs one forward pass per target, whereas a causal model
+  predicts all ``max_len`` targets of a window in one pass, with the same context for each target as the
+  prefix would give (up to ``max_len`` items). Windows thus cover every interaction at about ``1 /
+  max_len`` of the cost; earlier, training on the last window alone left most interactions of long
+  histories unseen (on a log of ~1,000 users with 20 to several hundred events each, SASRec fell to
+  popularity level).
+- **Budget**: optimiser steps, not epochs. Batches of ``batch_size`` windows come from a ``torch.Generator``
+  seeded from the run seed, as seeded permutations of the windows, pass after pass (``batching: random``,
+  the default; ``length`` puts windows of similar length together: less padding, but measured worse);
+  leading all-padding columns of a batch are cut. AdamW (weight decay on weight matrices and embeddings
+  only, never on biases and norm parameters) with gradient clipping. Every ``eval_every`` steps and at the
+  last step the validation NDCG@10 of a fixed, seeded subset of ``val_max_users`` validation users is
+  computed by the evaluation module (full ranking, the protocol's seen-item masking); training stops when
+  ``patience`` evaluations in a row brought no improvement and at least ``min_steps`` steps ran, or at
+  ``max_steps``, and loads back a *deep copy* of the best state. Without validation it runs ``max_steps``
+  steps and keeps the last weights. Steps rather than epochs because a pass means very different amounts
+  of training on different logs (4 steps on ~1,000 users with one window each, thousands on a large shop).
+- **Request time**: with ``request_time: false`` (the default) the loop hands every module NaN for the time
+  of the interaction it predicts (``next_times`` in ``loss``, ``target_times`` in ``score``), so no model can
+  read it; with ``true`` the real times (a model adds them through :class:`RequestGap`).
+
+Test targets never reach the loop. Parameter initialisation and dropout run inside ``torch.random.fork_rng``
+seeded from the run seed, so the caller's global random state is untouched; sampled negatives come from a
+second seeded generator on the training device.
 
 A model subclasses :class:`TorchSeqRecommender` and implements ``build_module`` (see the class).
 ID-only nets derive from :class:`NextItemNet` and only write their encoder.
@@ -35,7 +62,7 @@ from torch import nn
 
 from hmspar.device import resolve_device
 from hmspar.errors import HmsparError
-from hmspar.rec.base import Histories, ItemFeatures, Recommender
+from hmspar.rec.base import Histories, ItemFeatures, Recommender, Sequences
 from hmspar.rec.evaluate import ndcg, rank_batched
 
 
@@ -45,61 +72,91 @@ class RecTrainConfig:
 
     Parameters
     ----------
-    epochs : int
-        Maximum passes over the training users.
+    max_steps : int
+        Most optimiser steps; without validation data exactly this many run.
+    min_steps : int
+        Steps that always run before early stopping may end training (capped at ``max_steps``).
+    eval_every : int
+        Steps between validation evaluations (one more at the last step).
+    patience : int
+        Evaluations in a row without a better validation NDCG@10 after which training stops (once
+        ``min_steps`` have run).
+    windows : {"all", "last"}
+        Training examples: ``all`` = sliding windows over each user's whole training history, every
+        transition a target once per pass; ``last`` = one window per user, its last ``max_len + 1`` items
+        (the former behaviour, kept for comparison).
+    window_stride : int
+        Items between the ends of a user's consecutive windows; 0 = ``max_len`` (windows share one item).
+        Smaller strides give the early targets of a window longer context (a target is trained in the
+        window where it has the most history before it), at ``max_len / window_stride`` times the cost.
+    request_time : bool
+        Whether modules receive the time of the interaction they predict (``next_times`` in ``loss``,
+        ``target_times`` in ``score``); off, both are NaN.
     batch_size : int
-        Users per training step.
+        Windows per training step.
     batching : {"random", "length"}
-        How training users are put into batches each epoch: ``random`` (a seeded shuffle) or ``length``
-        (users of similar history length together: less padding, about 1.6x faster on the shop, but measured
-        worse: seed 0 test NDCG@10 SASRec 0.1113 vs 0.1202, ATHWE 0.1163 vs 0.1219, validation likewise).
+        How windows are put into batches each pass: ``random`` (a seeded shuffle) or ``length`` (windows of
+        similar length together: less padding, about 1.6x faster on the shop, but measured worse: seed 0
+        test NDCG@10 SASRec 0.1113 vs 0.1202, ATHWE 0.1163 vs 0.1219, validation likewise).
     eval_batch_size : int
         Users per scoring batch.
     lr, weight_decay : float
-        AdamW learning rate and decoupled weight decay.
+        AdamW learning rate and decoupled weight decay (weight matrices and embeddings only; biases and
+        norm parameters never decay).
     grad_clip : float
         Maximum global gradient norm; 0 disables clipping.
-    patience : int
-        Epochs without a better validation NDCG@10 before training stops.
     max_len : int
         Most recent interactions a model reads (longer histories are cut on the left).
     val_max_users : int
-        Validation users scored per epoch for early stopping (a fixed, seeded subset); 0 = all.
+        Validation users scored at each evaluation (a fixed, seeded subset); 0 = all.
     device : {"auto", "cpu", "cuda"}
         ``auto`` picks CUDA when available; the device is never hard-coded in a model.
     num_threads : int
         ``torch.set_num_threads`` during fit (0 leaves torch's default).
     """
 
-    epochs: int = 20
+    max_steps: int = 6000
+    min_steps: int = 500
+    eval_every: int = 200
+    patience: int = 5
+    windows: Literal["all", "last"] = "all"
+    window_stride: int = 0
+    request_time: bool = False
     batch_size: int = 128
     batching: Literal["random", "length"] = "random"
     eval_batch_size: int = 512
     lr: float = 2e-3
     weight_decay: float = 1e-4
     grad_clip: float = 1.0
-    patience: int = 3
     max_len: int = 50
-    val_max_users: int = 3000
+    val_max_users: int = 20000
     device: Literal["auto", "cpu", "cuda"] = "auto"
     num_threads: int = 0
 
     def __post_init__(self) -> None:
-        for name in ("epochs", "batch_size", "eval_batch_size", "max_len"):
+        for name in ("max_steps", "eval_every", "batch_size", "eval_batch_size", "max_len"):
             if getattr(self, name) <= 0:
                 raise ValueError(f"{name} must be positive, got {getattr(self, name)!r}")
+        for name in ("min_steps", "weight_decay", "grad_clip", "num_threads"):
+            if getattr(self, name) < 0:
+                raise ValueError(f"{name} must be 0 or positive, got {getattr(self, name)!r}")
         if self.lr <= 0:
             raise ValueError(f"lr must be positive, got {self.lr!r}")
         if self.patience < 1:
             raise ValueError(f"patience must be at least 1, got {self.patience!r}")
+        if self.windows not in ("all", "last"):
+            raise ValueError(f"windows must be 'all' or 'last', got {self.windows!r}")
+        if not 0 <= self.window_stride <= self.max_len:
+            raise ValueError(f"window_stride must be 0 (= max_len) or between 1 and max_len={self.max_len}, "
+                             f"got {self.window_stride!r}")
         if self.batching not in ("random", "length"):
             raise ValueError(f"batching must be 'random' or 'length', got {self.batching!r}")
         if self.val_max_users < 0:
             raise ValueError(f"val_max_users must be 0 (all) or positive, got {self.val_max_users!r}")
 
 
-def validation_ndcg(score_fn, val: Histories, batch_size: int, k: int = 10) -> float:
-    """Mean validation NDCG@k from the track's evaluation module: full ranking against the catalogue
+def validation_ndcgs(score_fn, val: Histories, batch_size: int, k: int = 10) -> np.ndarray:
+    """Per-user validation NDCG@k from the track's evaluation module: full ranking against the catalogue
     with the protocol's seen-item masking (``val.exclude_seen``), exactly as the evaluator ranks.
 
     Parameters
@@ -112,8 +169,18 @@ def validation_ndcg(score_fn, val: Histories, batch_size: int, k: int = 10) -> f
         Users per scoring batch.
     k : int
         Cut-off.
+
+    Returns
+    -------
+    np.ndarray
+        (U,) float64 NDCG@k of each user.
     """
-    return float(ndcg(rank_batched(score_fn, val, batch_size=batch_size)["rank"], k).mean())
+    return ndcg(rank_batched(score_fn, val, batch_size=batch_size)["rank"], k)
+
+
+def validation_ndcg(score_fn, val: Histories, batch_size: int, k: int = 10) -> float:
+    """Mean validation NDCG@k (see :func:`validation_ndcgs`)."""
+    return float(validation_ndcgs(score_fn, val, batch_size, k).mean())
 
 
 def _trim(items: np.ndarray, *others: np.ndarray) -> tuple[np.ndarray, ...]:
@@ -123,31 +190,139 @@ def _trim(items: np.ndarray, *others: np.ndarray) -> tuple[np.ndarray, ...]:
     return (items[:, start:],) + tuple(o[:, start:] for o in others)
 
 
+@dataclasses.dataclass
+class Windows:
+    """Training windows, stored compactly (one row per window, right-aligned, left-padded with 0).
+
+    Attributes
+    ----------
+    items : np.ndarray
+        (W, max_len + 1) int32 item indices.
+    times : np.ndarray
+        (W, max_len + 1) float32 times (days), 0 on padding.
+    first : np.ndarray
+        (W,) int32 column of the window's first *target* item: the items in columns ``first`` and later
+        are predicted from the column before them; earlier ones are context only (padding, the window's
+        first item, or targets that an older window trains with a longer history).
+    user : np.ndarray
+        (W,) int64 row of ``train`` the window comes from.
+    """
+
+    items: np.ndarray
+    times: np.ndarray
+    first: np.ndarray
+    user: np.ndarray
+
+    def __len__(self) -> int:
+        return int(self.items.shape[0])
+
+    def batch(self, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """int64 items, float32 times and int64 targets (items with 0 before ``first``) of ``rows``, their
+        leading all-padding columns cut."""
+        items = self.items[rows].astype(np.int64)
+        targets = np.where(np.arange(items.shape[1])[None, :] >= self.first[rows, None], items, 0)
+        return _trim(items, self.times[rows], targets)
+
+
+def training_windows(seqs: Sequences, max_len: int, windows: str = "all", stride: int = 0,
+                     chunk: int = 1 << 16) -> Windows:
+    """Cut whole histories into training windows (see the module docstring).
+
+    Parameters
+    ----------
+    seqs : Sequences
+        Each user's whole training history, oldest first.
+    max_len : int
+        Inputs per window (a window holds ``max_len + 1`` items).
+    windows : {"all", "last"}
+        ``all``: windows ending at ``n, n - stride, ...`` until one starts at the history's first item;
+        ``last``: the last window only.
+    stride : int
+        Items between consecutive window ends; 0 = ``max_len`` (every transition once, no overlap of
+        targets). With a smaller stride, every window but a user's oldest starts its targets at column
+        ``max_len + 1 - stride``: the earlier ones are targets of the next older window, with more context.
+    chunk : int
+        Windows gathered at a time (bounds the temporary index arrays).
+
+    Returns
+    -------
+    Windows
+        Ordered by user, newest window first.
+    """
+    L = max_len + 1
+    stride = stride or max_len
+    n = seqs.lengths.astype(np.int64)
+    users = np.flatnonzero(n >= 2)
+    n_u = n[users]
+    if windows == "all":
+        count = 1 + np.ceil(np.maximum(n_u - L, 0) / stride).astype(np.int64)
+    else:
+        count = np.ones_like(n_u)
+    user = np.repeat(users, count)                                            # (W,)
+    k = np.arange(user.size) - np.repeat(np.cumsum(count) - count, count)     # window number, 0 = newest
+    base = seqs.offsets[user]
+    stop = base + n[user] - k * stride                                        # exclusive end in the flat arrays
+    start = np.maximum(stop - L, base)
+    oldest = k == np.repeat(count, count) - 1
+    first = np.where(oldest, L - (stop - start) + 1, L - stride).astype(np.int32)
+    items = np.zeros((user.size, L), np.int32)
+    times = np.zeros((user.size, L), np.float32)
+    flat_items, flat_times = np.asarray(seqs.items), np.asarray(seqs.times)
+    cols = np.arange(L, dtype=np.int64)[None, :]
+    for a in range(0, user.size, chunk):
+        pos = stop[a:a + chunk, None] - L + cols                              # (c, L) flat positions
+        real = pos >= start[a:a + chunk, None]
+        pos = np.where(real, pos, 0)
+        items[a:a + chunk] = np.where(real, flat_items[pos], 0)
+        times[a:a + chunk] = np.where(real, flat_times[pos], 0.0)
+    return Windows(items, times, first, user)
+
+
+def param_groups(module: nn.Module, weight_decay: float) -> list[dict[str, Any]]:
+    """AdamW parameter groups: parameters with two or more axes (weight matrices, embedding tables)
+    decay by ``weight_decay``; biases and norm scales and shifts (one axis) never do, as on the
+    classification side (``hmspar.training.trainer.param_groups``, not imported so that the rec stages
+    keep their dependencies). Empty groups are left out."""
+    decay, no_decay = [], []
+    for p in module.parameters():
+        if p.requires_grad:
+            (decay if p.ndim >= 2 else no_decay).append(p)
+    groups = [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
+    return [g for g in groups if g["params"]]
+
+
 class TorchSeqRecommender(Recommender):
-    """Base of the torch sequence recommenders: next-item training on every position of the training
-    histories, early stopping on validation NDCG@10, scoring from the last position.
+    """Base of the torch sequence recommenders: next-item training on every position of sliding windows
+    over the whole training histories, a step budget with early stopping on validation NDCG@10, scoring
+    from the last position.
 
     The protocol is described in the module docstring; it is the same for every torch recommender.
 
     Subclasses implement :meth:`build_module`, returning a module with
 
     - ``loss(items, times, next_items, next_times, generator) -> Tensor`` (scalar; items (B, L) int64,
-      times and next_times (B, L) float32 days, next_items (B, L) with 0 where there is no target);
+      times and next_times (B, L) float32 days, next_items (B, L) with 0 where there is no target;
+      next_times is NaN unless ``train.request_time``);
     - ``score(items, times, target_times) -> Tensor`` (B, n_items + 1) for the next item after the
-      last position (``target_times`` (B,) float32, NaN where unknown).
+      last position (``target_times`` (B,) float32, NaN where unknown and always unless
+      ``train.request_time``).
 
     Attributes
     ----------
     module_ : nn.Module
-        The network with the best validation epoch's weights (kept on the CPU).
+        The network with the best evaluation's weights (kept on the CPU).
     history_ : list of dict
-        Per-epoch ``epoch, loss, val_ndcg@10`` (validation NDCG@10 under the protocol's masking).
+        One row per evaluation: ``step``, ``pass`` (steps / batches per pass), ``loss`` (mean training loss
+        since the previous evaluation) and, with validation data, ``val_ndcg@10`` (under the protocol's
+        masking).
     report_ : dict
-        ``best_epoch, best_val_ndcg@10, epochs_run, history`` (the recommend stage's ``fit.json``).
-    best_epoch_ : int
-        1-based epoch whose weights were kept (0 = the initial weights).
+        ``best_step, best_val_ndcg@10, steps_run, val_users, val_ndcg_se, history`` (the recommend stage's
+        ``fit.json``); ``val_ndcg_se`` is the standard error of the per-user validation NDCG@10 at the best
+        evaluation.
+    best_step_ : int
+        Step whose weights were kept (the last step without validation data).
     callback : callable or None
-        ``callback(epoch, row)`` after every epoch with the history row (e.g. DVCLive logging or a
+        ``callback(step, row)`` after every evaluation with the history row (e.g. DVCLive logging or a
         benchmark's timer); not pickled.
     """
 
@@ -155,7 +330,7 @@ class TorchSeqRecommender(Recommender):
         super().__init__(cfg, seed)
         self.module_: nn.Module | None = None
         self.history_: list[dict[str, float]] = []
-        self.best_epoch_ = 0
+        self.best_step_ = 0
         self.report_: dict[str, Any] = {}
         self.callback = None
 
@@ -173,22 +348,15 @@ class TorchSeqRecommender(Recommender):
         """Build the network for this catalogue (sizes read from ``items``, statistics from ``train``)."""
 
     # -- data ---------------------------------------------------------------------------------------
-    def _examples(self, train: Histories) -> tuple[np.ndarray, np.ndarray]:
-        """Training windows: (U, max_len + 1) items and times of users with at least two interactions."""
-        L = self.train_cfg.max_len + 1
-        items = np.asarray(train.items, dtype=np.int64)[:, -L:]
-        times = np.asarray(train.times, dtype=np.float64)[:, -L:]
-        if items.shape[1] < L:
-            pad = L - items.shape[1]
-            items = np.pad(items, ((0, 0), (pad, 0)))
-            times = np.pad(times, ((0, 0), (pad, 0)))
-        keep = (items > 0).sum(1) >= 2
-        return items[keep], times[keep]
+    def _examples(self, train: Histories) -> Windows:
+        """Training windows of ``train.whole()`` under ``windows`` / ``window_stride``."""
+        cfg = self.train_cfg
+        return training_windows(train.whole(), cfg.max_len, cfg.windows, cfg.window_stride)
 
     def _batches(self, lengths: np.ndarray, generator: torch.Generator) -> list[np.ndarray]:
-        """Row indices per batch, from ``generator``: ``batching: random`` cuts a seeded permutation of the
-        rows; ``length`` sorts rows by length (ties in a seeded random order), cuts them into batches and
-        shuffles the batch order."""
+        """Row indices per batch of one pass, from ``generator``: ``batching: random`` cuts a seeded
+        permutation of the rows; ``length`` sorts rows by length (ties in a seeded random order), cuts them
+        into batches and shuffles the batch order."""
         bs = self.train_cfg.batch_size
         if self.train_cfg.batching == "random":
             perm = torch.randperm(lengths.size, generator=generator).numpy()
@@ -199,18 +367,23 @@ class TorchSeqRecommender(Recommender):
         perm = torch.randperm(len(chunks), generator=generator).numpy()
         return [chunks[i] for i in perm]
 
+    def _stream(self, lengths: np.ndarray, generator: torch.Generator):
+        """Batches pass after pass, each pass a fresh seeded permutation (endless)."""
+        while True:
+            yield from self._batches(lengths, generator)
+
     # -- fit ----------------------------------------------------------------------------------------
     def fit(self, train: Histories, items: ItemFeatures, val: Histories | None = None) -> "TorchSeqRecommender":
         """Train on the training histories; ``val`` (validation targets) decides early stopping only.
 
-        Without ``val`` the model trains for ``train.epochs`` epochs and keeps the last weights.
+        Without ``val`` the model trains for ``train.max_steps`` steps and keeps the last weights.
         """
         cfg = self.train_cfg
         self.n_items = items.n_items
         if val is not None and val.targets is None:
             raise HmsparError(f"{type(self).__name__}.fit: validation histories carry no targets")
-        ex_items, ex_times = self._examples(train)
-        if ex_items.shape[0] == 0:
+        windows = self._examples(train)
+        if len(windows) == 0:
             raise HmsparError(f"{type(self).__name__}.fit: no training user has two or more interactions")
         device = resolve_device(cfg.device)
         old_threads = torch.get_num_threads()
@@ -221,65 +394,73 @@ class TorchSeqRecommender(Recommender):
             with torch.random.fork_rng(devices=devices):
                 torch.manual_seed(self.seed)  # initialisation and dropout; restored on leaving fork_rng
                 module = self.build_module(train, items)
-                self._fit_loop(module, ex_items, ex_times, val, device)
+                self._fit_loop(module, windows, val, device)
         finally:
             if cfg.num_threads > 0:
                 torch.set_num_threads(old_threads)
         return self
 
-    def _fit_loop(self, module: nn.Module, ex_items: np.ndarray, ex_times: np.ndarray,
-                  val: Histories | None, device: torch.device) -> None:
+    def _fit_loop(self, module: nn.Module, windows: Windows, val: Histories | None, device: torch.device) -> None:
         cfg = self.train_cfg
         module = module.to(device)
         gen = torch.Generator().manual_seed(self.seed)
         neg_gen = torch.Generator(device=device).manual_seed(self.seed + 1)
-        optimiser = torch.optim.AdamW([p for p in module.parameters() if p.requires_grad],
-                                      lr=cfg.lr, weight_decay=cfg.weight_decay)
+        optimiser = torch.optim.AdamW(param_groups(module, cfg.weight_decay), lr=cfg.lr)
         if val is not None and cfg.val_max_users and len(val) > cfg.val_max_users:
             pick = np.sort(torch.randperm(len(val), generator=torch.Generator().manual_seed(self.seed + 2))
                            .numpy()[:cfg.val_max_users])
             val = val.subset(pick)
-        lengths = (ex_items > 0).sum(1)
-        best, best_state, bad = -math.inf, None, 0
+        lengths = (windows.items > 0).sum(1)
+        per_pass = math.ceil(len(windows) / cfg.batch_size)
+        min_steps = min(cfg.min_steps, cfg.max_steps)
+        best, best_se, best_state, bad = -math.inf, None, None, 0
         self.history_ = []
         self.module_ = module
-        for epoch in range(1, cfg.epochs + 1):
-            module.train()
-            total, steps = 0.0, 0
-            for rows in self._batches(lengths, gen):
-                it, tm = _trim(ex_items[rows], ex_times[rows])
-                it_t = torch.from_numpy(it).to(device)
-                tm_t = torch.from_numpy(tm.astype(np.float32)).to(device)
-                loss = module.loss(it_t[:, :-1], tm_t[:, :-1], it_t[:, 1:], tm_t[:, 1:], neg_gen)
-                optimiser.zero_grad(set_to_none=True)
-                loss.backward()
-                if cfg.grad_clip > 0:
-                    torch.nn.utils.clip_grad_norm_(module.parameters(), cfg.grad_clip)
-                optimiser.step()
-                total += float(loss.detach())
-                steps += 1
-            row: dict[str, float] = {"epoch": epoch, "loss": total / max(steps, 1)}
+        self.best_step_ = 0
+        total, n_loss, step = 0.0, 0, 0
+        module.train()
+        for rows in self._stream(lengths, gen):
+            it, tm, tg = windows.batch(rows)
+            it_t = torch.from_numpy(it).to(device)
+            tm_t = torch.from_numpy(tm).to(device)
+            nt_t = tm_t[:, 1:] if cfg.request_time else torch.full_like(tm_t[:, 1:], float("nan"))
+            loss = module.loss(it_t[:, :-1], tm_t[:, :-1], torch.from_numpy(tg[:, 1:]).to(device), nt_t, neg_gen)
+            optimiser.zero_grad(set_to_none=True)
+            loss.backward()
+            if cfg.grad_clip > 0:
+                torch.nn.utils.clip_grad_norm_(module.parameters(), cfg.grad_clip)
+            optimiser.step()
+            total += float(loss.detach())
+            n_loss += 1
+            step += 1
+            if step % cfg.eval_every and step < cfg.max_steps:
+                continue
+            row: dict[str, float] = {"step": step, "pass": step / per_pass, "loss": total / n_loss}
+            total, n_loss = 0.0, 0
             if val is not None:
-                row["val_ndcg@10"] = validation_ndcg(lambda h: self._score(h, device), val, cfg.eval_batch_size)
+                per_user = validation_ndcgs(lambda h: self._score(h, device), val, cfg.eval_batch_size)
+                module.train()
+                row["val_ndcg@10"] = float(per_user.mean())
                 if row["val_ndcg@10"] > best:
-                    best, bad = row["val_ndcg@10"], 0
+                    best, bad, self.best_step_ = row["val_ndcg@10"], 0, step
+                    best_se = float(per_user.std(ddof=1) / math.sqrt(per_user.size)) if per_user.size > 1 else None
                     best_state = copy.deepcopy(module.state_dict())  # a copy, not a live reference
-                    self.best_epoch_ = epoch
                 else:
                     bad += 1
             self.history_.append(row)
             if self.callback is not None:
-                self.callback(epoch, row)
-            if val is not None and bad >= cfg.patience:
+                self.callback(step, row)
+            if step >= cfg.max_steps or (val is not None and bad >= cfg.patience and step >= min_steps):
                 break
         if best_state is not None:
             module.load_state_dict(best_state)
         else:
-            self.best_epoch_ = len(self.history_)
+            self.best_step_ = step
         self.module_ = module.cpu().eval()
         # what the recommend stage stores in fit.json (no timings: it is a cached output)
-        self.report_ = {"best_epoch": self.best_epoch_, "best_val_ndcg@10": best if val is not None else None,
-                        "epochs_run": len(self.history_), "history": self.history_}
+        self.report_ = {"best_step": self.best_step_, "best_val_ndcg@10": best if val is not None else None,
+                        "steps_run": step, "val_users": len(val) if val is not None else None,
+                        "val_ndcg_se": best_se, "history": self.history_}
 
     # -- score --------------------------------------------------------------------------------------
     def _score(self, histories: Histories, device: torch.device) -> np.ndarray:
@@ -289,7 +470,7 @@ class TorchSeqRecommender(Recommender):
         L = cfg.max_len
         items = np.asarray(histories.items, dtype=np.int64)[:, -L:]
         times = np.asarray(histories.times, dtype=np.float64)[:, -L:]
-        if histories.target_times is None:
+        if histories.target_times is None or not cfg.request_time:
             tt = np.full(len(histories), np.nan)
         else:
             tt = np.asarray(histories.target_times, dtype=np.float64)
@@ -338,7 +519,6 @@ def full_softmax_loss(h: torch.Tensor, item_emb: torch.Tensor, next_items: torch
     return F.cross_entropy(logits, next_items[m])
 
 
-
 #: Edges (days) of the request-gap buckets: the gap between a user's last interaction and the request.
 REQUEST_GAP_EDGES = (1 / 24, 0.25, 1.0, 3.0, 7.0, 14.0, 30.0, 60.0, 120.0, 365.0)
 
@@ -384,14 +564,17 @@ class NextItemNet(nn.Module, abc.ABC):
         Catalogue size (row 0 of the table is padding).
     d : int
         Embedding size (the encoder's output size too).
+    request_time : bool
+        Whether the net reads the time of the interaction it predicts: it then owns a :class:`RequestGap`
+        and adds it to each state, with the gap ``next_times - times`` in ``loss`` and ``target_times -
+        times[:, -1]`` in ``score`` (the loop passes real times only under ``train.request_time``).
     """
 
-    def __init__(self, n_items: int, d: int) -> None:
+    def __init__(self, n_items: int, d: int, request_time: bool = False) -> None:
         super().__init__()
-        self.item = nn.Embedding(n_items + 1, d, padding_idx=0)
-        nn.init.normal_(self.item.weight, std=0.05)
-        with torch.no_grad():
-            self.item.weight[0].zero_()
+        self.item = init_embedding_(nn.Embedding(n_items + 1, d, padding_idx=0))
+        self.request_time = bool(request_time)
+        self.gap = RequestGap(d) if request_time else None
 
     @abc.abstractmethod
     def encode(self, items: torch.Tensor) -> torch.Tensor:
@@ -401,8 +584,15 @@ class NextItemNet(nn.Module, abc.ABC):
         """Full-catalogue cross-entropy of the next item at every position whose own item is real (a
         padded position has seen nothing, so it predicts nothing); items and next_items (B, L)."""
         targets = torch.where(items > 0, next_items, torch.zeros_like(next_items))   # (B, L)
-        return full_softmax_loss(self.encode(items), self.item.weight, targets)
+        h = self.encode(items)                                                       # (B, L, d)
+        if getattr(self, "gap", None) is not None:
+            h = self.gap(h, next_times - times)
+        return full_softmax_loss(h, self.item.weight, targets)
 
     def score(self, items, times, target_times) -> torch.Tensor:
-        """(B, n_items + 1) scores of the next item after the last position (times are not used)."""
-        return self.encode(items)[:, -1] @ self.item.weight.T                          # (B, d) @ (d, n_items + 1)
+        """(B, n_items + 1) scores of the next item after the last position (times are read only with
+        ``request_time``)."""
+        h = self.encode(items)[:, -1]                                                # (B, d)
+        if getattr(self, "gap", None) is not None:
+            h = self.gap(h, target_times - times[:, -1])
+        return h @ self.item.weight.T                                                # (B, n_items + 1)

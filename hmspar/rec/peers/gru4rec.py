@@ -28,10 +28,12 @@ class GRU4RecConfig:
 
 
 class GRU4RecNet(NextItemNet):
-    """Item embeddings -> a GRU over the real items of each history -> a linear map to the embedding size."""
+    """Item embeddings -> a GRU over the real items of each history -> a linear map to the embedding size.
+    The item table starts at a truncated normal with std 0.02 (``NextItemNet``); with
+    ``train.request_time`` the request gap is added to the states."""
 
     def __init__(self, n_items: int, cfg: GRU4RecConfig) -> None:
-        super().__init__(n_items, cfg.d_model)
+        super().__init__(n_items, cfg.d_model, request_time=cfg.train.request_time)
         self.gru = nn.GRU(cfg.d_model, cfg.hidden, num_layers=cfg.n_layers, batch_first=True)
         self.proj = nn.Linear(cfg.hidden, cfg.d_model)
         self.drop = nn.Dropout(cfg.dropout)

@@ -13,7 +13,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from hmspar.rec.base import Histories, ItemFeatures
-from hmspar.rec.train import NextItemNet, RecTrainConfig, TorchSeqRecommender
+from hmspar.rec.train import NextItemNet, RecTrainConfig, TorchSeqRecommender, init_embedding_
 
 
 @dataclasses.dataclass(frozen=True)
@@ -56,13 +56,15 @@ class SASRecBlock(nn.Module):
 
 class SASRecNet(NextItemNet):
     """Item embeddings (scaled by sqrt(d)) plus learned positions counted back from the last item, then
-    ``n_layers`` causal blocks and a final layer norm."""
+    ``n_layers`` causal blocks and a final layer norm. Both embedding tables start at a truncated normal
+    with std 0.02 (:func:`~hmspar.rec.train.init_embedding_`; torch's default N(0, 1) positions drown the
+    items early in training); with ``train.request_time`` the request gap is added to the states."""
 
     def __init__(self, n_items: int, cfg: SASRecConfig) -> None:
-        super().__init__(n_items, cfg.d_model)
+        super().__init__(n_items, cfg.d_model, request_time=cfg.train.request_time)
         d = cfg.d_model
         self.max_len, self.scale = cfg.train.max_len, d ** 0.5
-        self.pos = nn.Embedding(cfg.train.max_len + 1, d)                 # position = distance to the last item
+        self.pos = init_embedding_(nn.Embedding(cfg.train.max_len + 1, d))  # position = distance to the last item
         self.blocks = nn.ModuleList(SASRecBlock(d, cfg.n_heads, cfg.dropout) for _ in range(cfg.n_layers))
         self.norm = nn.LayerNorm(d)
         self.drop = nn.Dropout(cfg.dropout)
