@@ -65,7 +65,7 @@ t = time.perf_counter(); c = time.process_time()
 out = rank_batched(model.score, data.test, k=10)
 rank_wall, rank_cpu = time.perf_counter() - t, time.process_time() - c
 print(json.dumps({"users": len(data.test), "fit_s": fit_wall, "fit_cpu_s": fit_cpu, "rank_s": rank_wall,
-                  "rank_cpu_s": rank_cpu, "epochs": getattr(model, "report_", {}).get("epochs_run")}))
+                  "rank_cpu_s": rank_cpu, "steps": getattr(model, "report_", {}).get("steps_run")}))
 """
 
 
@@ -101,7 +101,7 @@ def main(argv: list[str] | None = None) -> None:
             for name in args.models.split(","):
                 res, out = run([sys.executable, "-c", _FIT, tmp, name])
                 fit = json.loads(out.strip().splitlines()[-1])
-                rows.append({"what": f"{name} fit (1 seed, {fit['epochs']} epochs)" if fit["epochs"] else f"{name} fit",
+                rows.append({"what": f"{name} fit (1 seed, {fit['steps']} steps)" if fit["steps"] else f"{name} fit",
                              "users": fit["users"], "events": events, "wall_s": fit["fit_s"], "cpu_s": fit["fit_cpu_s"],
                              "peak_mib": res["peak_mib"]})
                 rows.append({"what": f"{name} full-ranking eval (all test users, top-10)", "users": fit["users"],

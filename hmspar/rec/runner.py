@@ -12,7 +12,7 @@ Outputs (``results/rec/<dataset>/<model>/``, byte-identical for the same params 
     seed_<s>/test_rank.npy     int32 (U,)
     seed_<s>/test_topk.npy     int32 (U, save_k) recommended items (masked per the protocol)
     seed_<s>/test_topk_scores.npy  float32 (U, save_k)
-    seed_<s>/fit.json          what ``fit`` reported (best epoch, validation curve), no timings
+    seed_<s>/fit.json          what ``fit`` reported (best step, validation curve), no timings
 
 Wall-clock timings go to ``metrics/rec_timings/<dataset>-<model>.json`` (a ``cache: false`` output).
 Users are in the loader's order, the same for every model, so evaluation pairs them row by row. Under
