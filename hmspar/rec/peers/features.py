@@ -11,6 +11,8 @@ batch of histories into one ``(B, n_items + 1)`` array per feature, every catalo
                     item's training buyers who bought it more than once,
                     ``(multi + prior * g) / (buyers + prior)`` with ``g`` the catalogue-wide share;
 ``rebuy_repeat``    the re-buy propensity times ``repeat``;
+``rebuy_repeat_new`` ``rebuy_repeat * (1 - exp(-gap / session_days))``: re-buys belong to a new session (``gap``:
+                    see ``same_cat_session``);
 ``session_seen``    1 if the item occurs in the *current session*: within ``session_days`` before the request
                     (the target's time, which a model may use; without it, the last interaction's time);
 ``same_cat_last``   1 if the item shares the last history item's category;
@@ -40,8 +42,8 @@ import numpy as np
 from hmspar.rec.base import Histories, Sequences
 
 #: Feature names, in the order of :func:`compute`'s output.
-FEATURES = ("repeat", "seen", "rebuy_seen", "rebuy_repeat", "session_seen", "same_cat_last", "same_cat_session",
-            "cat_share", "log_pop", "recent_pop", "transition")
+FEATURES = ("repeat", "seen", "rebuy_seen", "rebuy_repeat", "rebuy_repeat_new", "session_seen", "same_cat_last",
+            "same_cat_session", "cat_share", "log_pop", "recent_pop", "transition")
 
 #: Upper bound on ``rows * (n_items + 1)`` per chunk of :func:`linear_scores` (bounds memory).
 CHUNK_ELEMENTS = 1 << 22
@@ -67,7 +69,7 @@ class FeatureConfig:
         Time scale of a session (days) in ``session_seen`` and ``same_cat_session``.
     """
 
-    decay: float = 0.8
+    decay: float = 0.9
     rebuy_prior: float = 5.0
     last_k: int = 5
     recent_days: float = 14.0
@@ -200,19 +202,20 @@ def compute(histories: Histories, stats: ItemStats, names: tuple[str, ...] = FEA
     n1 = stats.n_items + 1
     shape = (b, n1)
     out: dict[str, np.ndarray] = {}
-    if {"repeat", "seen", "rebuy_seen", "rebuy_repeat"} & set(names):
-        repeat, seen = repeat_weights(items, stats.n_items, stats.cfg.decay)
-        out.update(repeat=repeat, seen=seen, rebuy_seen=seen * stats.rebuy[None, :],
-                   rebuy_repeat=repeat * stats.rebuy[None, :])
     last = items[:, -1]                                                # 0 for an empty history
     times = np.asarray(histories.times, dtype=np.float64)
     request = times[:, -1] if histories.target_times is None else np.asarray(histories.target_times, np.float64)
     request = np.where(np.isfinite(request), request, times[:, -1])
+    in_session = np.exp(-np.maximum(request - times[:, -1], 0.0) / stats.cfg.session_days).astype(np.float32)
+    if {"repeat", "seen", "rebuy_seen", "rebuy_repeat", "rebuy_repeat_new"} & set(names):
+        repeat, seen = repeat_weights(items, stats.n_items, stats.cfg.decay)
+        rebuy_repeat = repeat * stats.rebuy[None, :]
+        out.update(repeat=repeat, seen=seen, rebuy_seen=seen * stats.rebuy[None, :], rebuy_repeat=rebuy_repeat,
+                   rebuy_repeat_new=rebuy_repeat * (1.0 - in_session)[:, None])
     if "session_seen" in names:
         cur = (items > 0) & (times >= (request - stats.cfg.session_days)[:, None])
         keys = (np.arange(b)[:, None] * n1 + items)[cur]
         out["session_seen"] = (np.bincount(keys, minlength=b * n1).reshape(b, n1) > 0).astype(np.float32)
-    in_session = np.exp(-np.maximum(request - times[:, -1], 0.0) / stats.cfg.session_days).astype(np.float32)
     if stats.category is None:
         out["same_cat_last"] = out["same_cat_session"] = out["cat_share"] = np.broadcast_to(np.zeros(n1, np.float32),
                                                                                            shape)
