@@ -66,7 +66,8 @@ def test_equal_trials_on_validation_only_same_seed_same_trials(features_root, tm
     assert report["trials_per_model"] == 3 and set(report["models"]) == {"ease", "itemknn"}
     again = hsearch.search(p, track="rec", storage_dir=tmp_path / "s2", report_dir=None, progress=False,
                            rec_features_root=features_root)
-    assert [t["params"] for r in again for t in r["trial_log"]] == [t["params"] for r in results for t in r["trial_log"]]
+    proposed = [t["params"] for r in results for t in r["trial_log"]]
+    assert [t["params"] for r in again for t in r["trial_log"]] == proposed
 
 
 def test_rec_snippet_lands_under_rec_recommenders(features_root, tmp_path):

@@ -41,7 +41,9 @@ class RecentConfig:
     ----------
     inputs : list of str
         ``id`` and ``category`` (without categories in the data the category terms are 0).
-    w_rebuy, w_rebuy_new, w_seen, w_session_seen, w_same_cat, w_same_cat_session, w_cat_share, w_pop, w_recent_pop, w_transition : float
+    w_rebuy, w_rebuy_new, w_seen, w_session_seen, w_same_cat, w_same_cat_session : float
+        Weights of the terms (see the module docstring).
+    w_cat_share, w_pop, w_recent_pop, w_transition : float
         Weights of the terms.
     features : FeatureConfig
         Decay of the repeat weight, re-buy smoothing, ``last_k``, recent window, transition smoothing.
@@ -70,7 +72,8 @@ class Recent(Recommender):
     def weights(self) -> dict[str, float]:
         """Feature name -> weight."""
         c = self.cfg
-        return {"rebuy_repeat": c.w_rebuy, "rebuy_repeat_new": c.w_rebuy_new, "seen": c.w_seen, "session_seen": c.w_session_seen,
+        return {"rebuy_repeat": c.w_rebuy, "rebuy_repeat_new": c.w_rebuy_new, "seen": c.w_seen,
+                "session_seen": c.w_session_seen,
                 "same_cat_last": c.w_same_cat, "same_cat_session": c.w_same_cat_session, "cat_share": c.w_cat_share,
                 "log_pop": c.w_pop, "recent_pop": c.w_recent_pop, "transition": c.w_transition}
 
