@@ -13,6 +13,15 @@ from the same merged params section as the ``train``/``baseline`` stages) and sc
 validation split, or, for runs the small-data policy sends to k-fold selection, on the out-of-fold
 predictions of the training rows. No DVC stage imports this module: the default ``dvc repro`` trains the
 committed settings without searching.
+
+``--track rec`` searches the recommendation track instead: ``--runs`` names rec datasets (``rec.datasets``,
+default ``search.rec_datasets``), ``--models`` recommenders (default ``search.rec_models``), the ranges come from
+``search.rec_spaces`` (dotted keys into ``rec.recommenders.<model>``), and every trial fits the recommender as the
+``recommend`` stage does (:func:`hmspar.rec.registry.build_recommender` on the protocol's training histories, the
+validation histories for early stopping only) and scores validation NDCG@10 over the whole catalogue (maximised).
+The test histories are dropped unread after loading. Studies live in ``search/rec_<dataset>.db``, the report in
+``benchmarks/results/search_rec_<dataset>.json``, and the best settings print (and ``--write``) as
+``rec.recommenders.<model>``.
 """
 
 from __future__ import annotations
@@ -32,6 +41,9 @@ from hmspar.config import build
 from hmspar.errors import HmsparError
 
 OBJECTIVES = {"roc_auc": "maximize", "log_loss": "minimize"}
+REC_OBJECTIVE = "ndcg@10"
+TRACKS = ("tabular", "rec")
+REC_FEATURES_ROOT = Path("data/rec/features")
 STORAGE_DIR = Path("search")
 REPORT_DIR = Path("benchmarks/results")
 
@@ -57,6 +69,11 @@ class SearchConfig:
         ``model -> {dotted key -> range}``; a dotted key is a path into the model's params section (e.g.
         ``train.lr``, ``fusion.dropout``); a range is ``{low, high, log?}`` (integers when both bounds are
         integers) or ``{choices: [...]}``.
+    rec_datasets, rec_models : list of str
+        ``--track rec``: rec datasets (names of ``rec.datasets``; empty: all) and recommenders searched by
+        default, each with ``trials`` trials scored on validation NDCG@10.
+    rec_spaces : dict
+        ``recommender -> {dotted key into rec.recommenders.<name> -> range}``, ranges as in ``spaces``.
     """
 
     trials: int = 20
@@ -65,6 +82,9 @@ class SearchConfig:
     runs: list[str] = dataclasses.field(default_factory=list)
     models: list[str] = dataclasses.field(default_factory=list)
     spaces: dict[str, dict[str, dict[str, Any]]] = dataclasses.field(default_factory=dict)
+    rec_datasets: list[str] = dataclasses.field(default_factory=list)
+    rec_models: list[str] = dataclasses.field(default_factory=list)
+    rec_spaces: dict[str, dict[str, dict[str, Any]]] = dataclasses.field(default_factory=dict)
 
     def __post_init__(self) -> None:
         if isinstance(self.trials, bool) or self.trials < 1:
@@ -74,6 +94,9 @@ class SearchConfig:
         for model, space in self.spaces.items():
             for key, rng in space.items():
                 _check_range(rng, f"spaces.{model}.{key}")
+        for model, space in self.rec_spaces.items():
+            for key, rng in space.items():
+                _check_range(rng, f"rec_spaces.{model}.{key}")
 
 
 def _check_range(rng: Any, where: str) -> None:
@@ -270,9 +293,99 @@ def search_run_model(params: dict[str, Any], cfg: SearchConfig, run: str, model:
     }
 
 
+def load_rec_search_data(features_dir: Path, protocol: dict[str, Any] | None) -> tuple[Any, Any, Any]:
+    """``(train, items, val)`` of a rec dataset under ``rec.protocol``; the test histories are dropped unread."""
+    from hmspar.rec.data import ProtocolConfig, load
+
+    if not Path(features_dir).is_dir():
+        raise HmsparError(f"{features_dir}: not found (run rec_convert for this dataset first)")
+    data = load(features_dir, build(ProtocolConfig, protocol, "rec.protocol"))
+    return data.train, data.items, data.val
+
+
+def rec_validation_fit(model: str, section: dict[str, Any], seed: int, data: tuple[Any, Any, Any]) -> float:
+    """Fit recommender ``model`` from ``section`` as the ``recommend`` stage does; its validation NDCG@10."""
+    from hmspar.rec.evaluate import ndcg, rank_batched
+    from hmspar.rec.registry import build_recommender
+
+    train, items, val = data
+    rec = build_recommender(model, section, seed)
+    rec.fit(train, items, val)
+    return float(ndcg(rank_batched(rec.score, val)["rank"], 10).mean())
+
+
+def search_rec_model(params: dict[str, Any], cfg: SearchConfig, dataset: str, model: str, trials: int,
+                     storage_dir: Path = STORAGE_DIR, resume: bool = False, progress: bool = True,
+                     features_root: Path = REC_FEATURES_ROOT, cache: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Run (or resume) the Optuna study of recommender ``model`` on rec dataset ``dataset``; its summary.
+
+    The study lives in ``storage_dir/rec_<dataset>.db`` under the name ``model`` (deleted first without
+    ``resume``); each trial is scored on validation NDCG@10 (maximised), the model seeded with ``cfg.seed``.
+    ``cache`` keeps the loaded dataset between models.
+    """
+    import optuna
+
+    from hmspar.rec.registry import REGISTRY
+
+    rec = params.get("rec") or {}
+    if dataset not in (rec.get("datasets") or {}):
+        raise HmsparError(f"search.rec_datasets: unknown rec dataset {dataset!r} "
+                          f"(rec.datasets: {', '.join(rec.get('datasets') or {}) or 'none'})")
+    if model not in REGISTRY:
+        raise HmsparError(f"search.rec_models: unknown recommender {model!r} (registered: {', '.join(REGISTRY)})")
+    space = cfg.rec_spaces.get(model)
+    if not space:
+        raise HmsparError(f"search.rec_spaces.{model}: no search space for recommender {model!r}")
+    base = copy.deepcopy((rec.get("recommenders") or {}).get(model) or {})
+    cache = {} if cache is None else cache
+    if dataset not in cache:
+        cache[dataset] = load_rec_search_data(Path(features_root) / dataset, rec.get("protocol"))
+    storage_dir = Path(storage_dir)
+    storage_dir.mkdir(parents=True, exist_ok=True)
+    storage = f"sqlite:///{storage_dir / f'rec_{dataset}.db'}"
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    if not resume:
+        try:
+            optuna.delete_study(study_name=model, storage=storage)
+        except KeyError:
+            pass
+    study = optuna.create_study(study_name=model, storage=storage, load_if_exists=resume, direction="maximize",
+                                sampler=optuna.samplers.TPESampler(seed=cfg.seed))
+
+    def objective(trial: Any) -> float:
+        section = copy.deepcopy(base)
+        for key, rng in space.items():
+            set_dotted(section, key, suggest(trial, key, rng))
+        t0 = time.perf_counter()
+        value = rec_validation_fit(model, section, cfg.seed, cache[dataset])
+        trial.set_user_attr("seconds", round(time.perf_counter() - t0, 3))
+        if progress:
+            print(f"search rec {dataset} {model} trial {trial.number}: {REC_OBJECTIVE}={value:.4f} "
+                  f"({trial.user_attrs['seconds']:.1f}s) {trial.params}", flush=True)
+        return value if math.isfinite(value) else float("nan")
+
+    done = len([t for t in study.trials if t.state == optuna.trial.TrialState.COMPLETE])
+    if trials - done > 0:
+        study.optimize(objective, n_trials=trials - done)
+    complete = [t for t in study.trials if t.state == optuna.trial.TrialState.COMPLETE]
+    seconds = [t.user_attrs.get("seconds", float("nan")) for t in complete]
+    best = study.best_trial if complete else None
+    return {
+        "track": "rec", "model": model, "run": dataset, "objective": REC_OBJECTIVE, "direction": "maximize",
+        "trials": len(complete), "failed": len(study.trials) - len(complete), "regime": "validation",
+        "best_value": None if best is None else best.value,
+        "best_params": {} if best is None else dict(best.params),
+        "seconds_per_trial": float(np.mean(seconds)) if seconds else None,
+        "seconds_total": float(np.sum(seconds)) if seconds else None,
+        "trial_log": [{"number": t.number, "value": t.value, "params": dict(t.params),
+                       "seconds": t.user_attrs.get("seconds")} for t in complete],
+    }
+
+
 def snippet(params: dict[str, Any], results: list[dict[str, Any]]) -> dict[str, Any]:
     """The best settings as a params.yaml fragment: ``hmspar_runs.<run>.{model,train}`` and
-    ``baselines.<model>.per_run.<run>``."""
+    ``baselines.<model>.per_run.<run>``; for the rec track ``rec.recommenders.<model>`` (the rec settings are not
+    per dataset: searching several datasets, the last one's best wins)."""
     from hmspar.pipeline import deep_merge
 
     out: dict[str, Any] = {}
@@ -281,7 +394,10 @@ def snippet(params: dict[str, Any], results: list[dict[str, Any]]) -> dict[str, 
             continue
         best = nest(res["best_params"])
         run, model = res["run"], res["model"]
-        if model == "hmspar":
+        if res.get("track") == "rec":
+            section = copy.deepcopy((params.get("rec") or {}).get("recommenders", {}).get(model) or {})
+            out.setdefault("rec", {}).setdefault("recommenders", {})[model] = deep_merge(section, best)
+        elif model == "hmspar":
             entry = copy.deepcopy(params["hmspar_runs"][run])
             train = best.pop("train", {})
             if best:
@@ -326,7 +442,8 @@ def apply_snippet(params_path: Path, fragment: dict[str, Any]) -> None:
 
 def search(params: dict[str, Any], runs: list[str] | None = None, models: list[str] | None = None,
            trials: int | None = None, storage_dir: Path = STORAGE_DIR, report_dir: Path | None = REPORT_DIR,
-           resume: bool = False, progress: bool = True) -> list[dict[str, Any]]:
+           resume: bool = False, progress: bool = True, track: str = "tabular",
+           rec_features_root: Path = REC_FEATURES_ROOT) -> list[dict[str, Any]]:
     """Search every model of ``models`` on every run of ``runs`` with the same number of trials.
 
     Parameters
@@ -345,6 +462,10 @@ def search(params: dict[str, Any], runs: list[str] | None = None, models: list[s
         Keep completed trials of existing studies and run only the missing ones.
     progress : bool
         Print one line per trial.
+    track : {"tabular", "rec"}
+        ``rec``: runs are rec datasets and models recommenders (see the module docstring).
+    rec_features_root : Path
+        Where the rec track's converted datasets are.
 
     Returns
     -------
@@ -357,6 +478,10 @@ def search(params: dict[str, Any], runs: list[str] | None = None, models: list[s
     if trials is not None:
         section["trials"] = trials  # a --trials override is checked like the params key
     cfg = build(SearchConfig, section, "search")
+    if track not in TRACKS:
+        raise HmsparError(f"search: unknown track {track!r} (known: {', '.join(TRACKS)})")
+    if track == "rec":
+        return _search_rec(params, cfg, runs, models, storage_dir, report_dir, resume, progress, rec_features_root)
     runs = list(runs or cfg.runs)
     models = list(models or cfg.models)
     if not runs or not models:
@@ -375,6 +500,33 @@ def search(params: dict[str, Any], runs: list[str] | None = None, models: list[s
     return results
 
 
+def _search_rec(params: dict[str, Any], cfg: SearchConfig, datasets: list[str] | None, models: list[str] | None,
+                storage_dir: Path, report_dir: Path | None, resume: bool, progress: bool,
+                features_root: Path) -> list[dict[str, Any]]:
+    """:func:`search` for ``track="rec"``: every recommender on every rec dataset, ``cfg.trials`` trials each."""
+    from hmspar.io import write_json
+
+    datasets = list(datasets or cfg.rec_datasets or ((params.get("rec") or {}).get("datasets") or {}))
+    models = list(models or cfg.rec_models)
+    if not datasets or not models:
+        raise HmsparError("search --track rec: name at least one rec dataset and one recommender "
+                          "(search.rec_datasets / search.rec_models or --runs / --models)")
+    results, cache = [], {}
+    for ds in datasets:
+        per_ds: list[dict[str, Any]] = []
+        for model in models:
+            per_ds.append(search_rec_model(params, cfg, ds, model, cfg.trials, storage_dir, resume, progress,
+                                           features_root, cache))
+            if report_dir is not None:
+                write_json(Path(report_dir) / f"search_rec_{ds}.json", {
+                    "track": "rec", "dataset": ds, "trials_per_model": cfg.trials, "seed": cfg.seed,
+                    "objective": REC_OBJECTIVE, "seconds_total": float(sum(r["seconds_total"] or 0.0 for r in per_ds)),
+                    "models": {r["model"]: r for r in per_ds}})
+        cache.pop(ds, None)
+        results += per_ds
+    return results
+
+
 def main(argv: list[str] | None = None) -> int:
     """Command line: ``python -m hmspar.search [--runs R,..] [--models M,..] [--trials N] [--write]``."""
     import yaml
@@ -383,8 +535,12 @@ def main(argv: list[str] | None = None) -> int:
 
     ap = argparse.ArgumentParser(prog="python -m hmspar.search", description=__doc__.split("\n\n")[0])
     ap.add_argument("--params", type=Path, default=Path("params.yaml"))
-    ap.add_argument("--runs", help="comma-separated runs (default: search.runs)")
-    ap.add_argument("--models", help="comma-separated models (default: search.models)")
+    ap.add_argument("--track", choices=TRACKS, default="tabular",
+                    help="tabular (runs x models, validation ROC-AUC/log-loss) or rec (rec datasets x recommenders, "
+                         "validation NDCG@10)")
+    ap.add_argument("--runs", help="comma-separated runs, or rec datasets with --track rec (default: search.runs / "
+                                   "search.rec_datasets)")
+    ap.add_argument("--models", help="comma-separated models (default: search.models / search.rec_models)")
     ap.add_argument("--trials", type=int, help="trials per model (default: search.trials)")
     ap.add_argument("--resume", action="store_true", help="continue existing studies up to --trials")
     ap.add_argument("--write", action="store_true", help="apply the best settings to --params")
@@ -395,7 +551,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         params = load_params(args.params)
         results = search(params, split(args.runs) if args.runs else None,
-                         split(args.models) if args.models else None, args.trials, resume=args.resume)
+                         split(args.models) if args.models else None, args.trials, resume=args.resume,
+                         track=args.track)
         print("\n# run / model / trials / best validation score / seconds per trial")
         for r in results:
             print(f"# {r['run']} {r['model']}: {r['trials']} trials, {r['objective']}={r['best_value']}, "

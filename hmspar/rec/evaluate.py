@@ -239,38 +239,108 @@ def beyond_accuracy(lists: np.ndarray, train_counts: np.ndarray, text: np.ndarra
 
 
 def paired_bootstrap(per_user_a: np.ndarray, per_user_b: np.ndarray, n_samples: int, confidence: float,
-                     rng: np.random.Generator) -> dict[str, Any]:
-    """Paired bootstrap over users of ``mean(a) - mean(b)``, seeds pooled.
+                     rng: np.random.Generator, seeds_a: list[int] | None = None, seeds_b: list[int] | None = None,
+                     resample_seeds: bool = True) -> dict[str, Any]:
+    """Paired bootstrap of ``mean(a) - mean(b)`` over users *and* seeds.
+
+    Each resample draws users with replacement (the same users for both models, so the pairing is kept)
+    and, independently for each model, its seeds with replacement; the statistic is the resampled users'
+    mean over the drawn seeds of ``a`` minus that of ``b``. The interval therefore carries both the
+    sampling of users and the spread between training seeds (a model whose seeds disagree gets a wide
+    interval). Drawing ``S`` seeds with replacement shrinks the between-seed variance of their mean by
+    ``(S - 1) / S``; the seed part of each resample is rescaled by ``sqrt(S / (S - 1))`` to undo that
+    (the rescaled bootstrap of a mean), so the interval is not too narrow for three seeds; and it is shrunk
+    to the between-seed variance *beyond* the users' own seed-to-seed noise (:func:`seed_scale`), which the
+    user resampling already carries, so that noise is not counted twice. With one seed a model has no seed
+    variance to show (``seeds_resampled`` says whether any was resampled); with few seeds the interval is
+    approximate, as the seed variance itself is estimated from them.
 
     Parameters
     ----------
     per_user_a, per_user_b : np.ndarray
-        (S, U) per-seed, per-user metric values of two models on the same users (seed counts may differ:
-        each model is first averaged over its own seeds).
+        (S, U) per-seed, per-user metric values of two models on the same users (seed counts may differ).
     n_samples : int
-        Bootstrap resamples of the users.
+        Bootstrap resamples.
     confidence : float
         Level of the percentile interval.
+    rng : numpy.random.Generator
+        Source of the resamples.
+    seeds_a, seeds_b : list of int, optional
+        Seed labels of the rows (default ``0..S-1``): the per-seed differences pair seed ``s`` of ``a``
+        with seed ``s`` of ``b`` where both ran it.
+    resample_seeds : bool
+        False: users only, each model first averaged over its seeds (the former behaviour).
 
     Returns
     -------
     dict
-        ``difference``, ``ci_low``, ``ci_high``, ``p_value_one_sided`` (share of resamples with a
-        difference <= 0) and ``n_users``.
+        ``difference``, ``ci_low``, ``ci_high``, ``p_value_one_sided`` (share of resamples with a difference
+        <= 0), ``n_users``, ``n_resamples``, ``n_seeds_a``, ``n_seeds_b``, ``seeds_resampled``,
+        ``per_seed_differences`` (seed -> mean(a_s) - mean(b_s), seeds both ran) and
+        ``per_seed_difference_std`` (their standard deviation, ddof 1; None for fewer than two).
     """
-    a = np.asarray(per_user_a, dtype=np.float64).reshape(-1, np.shape(per_user_a)[-1]).mean(axis=0)
-    b = np.asarray(per_user_b, dtype=np.float64).reshape(-1, np.shape(per_user_b)[-1]).mean(axis=0)
-    if a.shape != b.shape:
-        raise HmsparError(f"paired bootstrap: the two models were evaluated on different users ({a.shape} vs {b.shape})")
-    d = a - b
-    n = d.size
+    a = np.asarray(per_user_a, dtype=np.float64).reshape(-1, np.shape(per_user_a)[-1])
+    b = np.asarray(per_user_b, dtype=np.float64).reshape(-1, np.shape(per_user_b)[-1])
+    if a.shape[1] != b.shape[1]:
+        raise HmsparError(f"paired bootstrap: the two models were evaluated on different users "
+                          f"({a.shape[1]} vs {b.shape[1]})")
+    seeds_a = list(range(a.shape[0])) if seeds_a is None else [int(s) for s in seeds_a]
+    seeds_b = list(range(b.shape[0])) if seeds_b is None else [int(s) for s in seeds_b]
+    if len(seeds_a) != a.shape[0] or len(seeds_b) != b.shape[0]:
+        raise HmsparError(f"paired bootstrap: {len(seeds_a)} and {len(seeds_b)} seed labels for {a.shape[0]} and "
+                          f"{b.shape[0]} rows")
+    n = a.shape[1]
     stats = np.empty(n_samples)
-    chunk = max(1, 4_000_000 // max(n, 1))
+    chunk = max(1, 4_000_000 // max(n * (a.shape[0] + b.shape[0]), 1))
     for s in range(0, n_samples, chunk):
         m = min(chunk, n_samples - s)
         idx = rng.integers(0, n, size=(m, n))
-        stats[s:s + m] = d[idx].mean(axis=1)
+        stats[s:s + m] = (_resampled_mean(a, idx, rng, resample_seeds)
+                          - _resampled_mean(b, idx, rng, resample_seeds))
     alpha = 1.0 - confidence
     lo, hi = np.quantile(stats, [alpha / 2, 1 - alpha / 2]) if n else (math.nan, math.nan)
-    return {"difference": float(d.mean()), "ci_low": float(lo), "ci_high": float(hi),
-            "p_value_one_sided": float(np.mean(stats <= 0.0)), "n_users": int(n), "n_resamples": int(n_samples)}
+    row_a, row_b = dict(zip(seeds_a, a.mean(axis=1))), dict(zip(seeds_b, b.mean(axis=1)))
+    per_seed = {str(k): float(row_a[k] - row_b[k]) for k in seeds_a if k in row_b}
+    vals = np.array(list(per_seed.values()))
+    return {"difference": float(a.mean(axis=0).mean() - b.mean(axis=0).mean()) if n else math.nan,
+            "ci_low": float(lo), "ci_high": float(hi), "p_value_one_sided": float(np.mean(stats <= 0.0)),
+            "n_users": int(n), "n_resamples": int(n_samples), "n_seeds_a": int(a.shape[0]),
+            "n_seeds_b": int(b.shape[0]), "seeds_resampled": bool(resample_seeds and max(a.shape[0], b.shape[0]) > 1),
+            "per_seed_differences": per_seed,
+            "per_seed_difference_std": float(vals.std(ddof=1)) if vals.size > 1 else None}
+
+
+def _resampled_mean(x: np.ndarray, idx: np.ndarray, rng: np.random.Generator, resample_seeds: bool) -> np.ndarray:
+    """(m,) means of (S, U) values ``x`` over the users of each row of ``idx`` (m, U) and, when
+    ``resample_seeds`` and ``S > 1``, over seeds drawn with replacement (seed part rescaled by
+    ``sqrt(S / (S - 1))``, see :func:`paired_bootstrap`)."""
+    per_seed = x[:, idx].mean(axis=2)                                    # (S, m)
+    centre = per_seed.mean(axis=0)                                       # (m,) the seed-averaged resample
+    n_seeds = x.shape[0]
+    if not resample_seeds or n_seeds < 2:
+        return centre
+    draws = rng.multinomial(n_seeds, np.full(n_seeds, 1.0 / n_seeds), size=idx.shape[0]) / n_seeds  # (m, S)
+    drawn = (draws * per_seed.T).sum(axis=1)
+    return centre + seed_scale(x) * (drawn - centre)
+
+
+def seed_scale(x: np.ndarray) -> float:
+    """Factor on the seed part of a resample of (S, U) values ``x`` (see :func:`paired_bootstrap`).
+
+    The spread of the per-seed means ``m_s`` has two sources: a real between-seed component ``tau^2`` and
+    the users' own seed-to-seed noise ``w / U`` (``w``: mean over users of the within-user variance around
+    the seed means), which the user resampling already carries. The one-way random-effects estimate
+    ``tau^2 = max(0, var(m_s) - w / U)`` keeps only the former; the factor ``sqrt(S / (S - 1)) *
+    sqrt(tau^2 / var(m_s))`` gives the drawn seeds' mean the variance ``tau^2 / S`` (the first root undoes
+    the ``(S - 1) / S`` shrinkage of drawing ``S`` seeds with replacement).
+    """
+    n_seeds, n_users = x.shape
+    if n_seeds < 2 or n_users < 1:
+        return 0.0
+    m = x.mean(axis=1)
+    between = float(m.var(ddof=1))
+    if between <= 0:
+        return 0.0
+    within = float((x - m[:, None]).var(axis=0, ddof=1).mean())
+    tau2 = max(0.0, between - within / n_users)
+    return math.sqrt(n_seeds / (n_seeds - 1)) * math.sqrt(tau2 / between)

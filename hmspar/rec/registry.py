@@ -22,6 +22,9 @@ REGISTRY: dict[str, str] = {
     "samecat": "hmspar.rec.peers.samecat:SameCategory",
     "itemknn": "hmspar.rec.peers.itemknn:ItemKNN",
     "ease": "hmspar.rec.peers.ease:EASE",
+    # repeat- and session-aware peers over the shared features of hmspar/rec/peers/features.py (numpy only)
+    "recent": "hmspar.rec.peers.recent:Recent",
+    "ranker": "hmspar.rec.peers.ranker:Ranker",
     # ID-only sequential peers (torch, trained by the one loop of hmspar.rec.train)
     "gru4rec": "hmspar.rec.peers.gru4rec:GRU4Rec",
     "sasrec": "hmspar.rec.peers.sasrec:SASRec",

@@ -1,10 +1,11 @@
 """The ``rec_evaluate`` stage's library side: the rec leaderboard (full ranking, the sampled protocol,
-beyond-accuracy, slices), the paired bootstrap against the best classic peer, the sanity numbers, plots
+beyond-accuracy, slices), the paired bootstrap against the best reference model, the sanity numbers, plots
 and the README results section.
 
 Everything is computed from the stored ranks and top-k lists of ``results/rec/<dataset>/<model>/`` and
-the dataset's features (training popularity, item embeddings); no model is re-run. The best classic peer
-of a comparison is chosen on *validation* NDCG@10, then compared on test.
+the dataset's features (training popularity, item embeddings); no model is re-run. The best reference model
+(``rec.evaluate.reference_models``) is chosen on *validation* NDCG@10; every other model is compared with it on
+test by a paired bootstrap over users and seeds (:func:`hmspar.rec.evaluate.paired_bootstrap`).
 
 The README section is written to ``metrics/rec_results_table.md`` and copied into README.md between
 ``<!-- rec-results:start -->`` and ``<!-- rec-results:end -->`` by ``python -m hmspar.rec.report``
@@ -43,7 +44,10 @@ class RecEvaluateConfig:
     Attributes
     ----------
     reference_models : list of str
-        Classic peers; each other model is compared with the best of them (chosen on validation NDCG@10).
+        Reference peers; every other model (the other references included) is compared with the best of them,
+        chosen on validation NDCG@10. A reference fitted on validation targets (``ranker`` with ``fit_on:
+        validation``) has an optimistic validation score and would be favoured: it is not eligible as the best
+        (listed under ``optimistic_references``), only compared.
     list_k : int
         Length of the lists the beyond-accuracy metrics look at.
     cold_item_threshold : int
@@ -52,7 +56,7 @@ class RecEvaluateConfig:
         Test users with at most this many training interactions form the short-history slice (their own,
         matched by user: under global_time a test user may have none).
     bootstrap_samples, confidence, seed : int, float, int
-        Paired bootstrap over users.
+        Paired bootstrap over users and seeds.
     curve_ks : list of int
         Cut-offs of the NDCG@k curves (each at most ``rec.protocol.save_k``).
     digits : int
@@ -65,7 +69,8 @@ class RecEvaluateConfig:
         MMR trade-offs in [0, 1] (1 = the plain ranking); empty disables MMR.
     """
 
-    reference_models: list[str] = dataclasses.field(default_factory=lambda: ["mostpop", "itemknn"])
+    reference_models: list[str] = dataclasses.field(
+        default_factory=lambda: ["mostpop", "itemknn", "ease", "recent", "ranker"])
     list_k: int = 10
     cold_item_threshold: int = 5
     short_history: int = 5
@@ -128,6 +133,7 @@ def evaluate_dataset(dataset: str, models: list[str], features_dir: Path, result
     if protocol.split != "leave_one_out":
         entry["split"] = data.split
     per_user_test: dict[str, np.ndarray] = {}
+    seeds_of: dict[str, list[int]] = {}
     val_ndcg: dict[str, float] = {}
     curves = {}
     for model in models:
@@ -156,6 +162,7 @@ def evaluate_dataset(dataset: str, models: list[str], features_dir: Path, result
                 slices.setdefault(f"{name}/ndcg@10", []).append(float(nd[mask].mean()) if mask.any() else float("nan"))
             vals.append(float(ev.ndcg(r["val_rank"], 10).mean()))
         per_user_test[model] = np.stack([ev.ndcg(r["test_rank"], 10) for r in run["seeds"].values()])
+        seeds_of[model] = [int(s) for s in run["seeds"]]
         val_ndcg[model] = float(np.mean(vals))
         curves[model] = np.mean([[ev.ndcg(r["test_rank"], k).mean() for k in cfg.curve_ks]
                                  for r in run["seeds"].values()], axis=0)
@@ -177,19 +184,28 @@ def evaluate_dataset(dataset: str, models: list[str], features_dir: Path, result
             "val_ndcg@10": _stat(vals),
             "seeds": list(run["seeds"]),
         }
+        fit_on = (run["meta"].get("config") or {}).get("fit_on")
+        if fit_on is not None:
+            entry["models"][model]["fit_on"] = fit_on
         if mmr_rows:
             entry["models"][model]["mmr"] = mmr_rows
     refs = [m for m in cfg.reference_models if m in per_user_test]
+    # a reference fitted on validation targets has an optimistic validation score: not eligible as the best
+    optimistic = [m for m in refs if (entry["models"][m].get("fit_on") == "validation")]
+    eligible = [m for m in refs if m not in optimistic]
     comparisons = {}
-    if refs:
+    if optimistic:
+        entry["optimistic_references"] = optimistic
+    if eligible:
+        refs = eligible
         best_ref = max(refs, key=lambda m: (val_ndcg[m], m))
         rng_seed = [cfg.seed, zlib.crc32(dataset.encode())]
         for model in models:
-            if model in refs:
+            if model == best_ref:
                 continue
             rng = np.random.default_rng(rng_seed + [zlib.crc32(model.encode())])
             res = ev.paired_bootstrap(per_user_test[model], per_user_test[best_ref], cfg.bootstrap_samples,
-                                      cfg.confidence, rng)
+                                      cfg.confidence, rng, seeds_of[model], seeds_of[best_ref])
             comparisons[model] = {"versus": best_ref, "metric": "ndcg@10", **res}
         entry["best_reference"] = best_ref
     entry["comparisons"] = comparisons
@@ -227,6 +243,13 @@ def _fmt(stat: dict[str, Any] | None, digits: int) -> str:
     return f"{stat['mean']:.{digits}f} ± {stat['std']:.{digits}f}"
 
 
+def _per_seed(model_entry: dict[str, Any], digits: int) -> str:
+    """The per-seed test NDCG@10 of a leaderboard entry, ``seed: value`` joined by commas."""
+    values = model_entry["full"]["ndcg@10"].get("per_seed") or []
+    seeds = model_entry.get("seeds") or list(range(len(values)))
+    return ", ".join(f"{s}: {v:.{digits}f}" for s, v in zip(seeds, values)) or "–"
+
+
 def render_table(leaderboard: dict[str, Any], digits: int = 4) -> str:
     """Markdown: per dataset, the full-ranking table, the sampled-100 table, beyond-accuracy and slices,
     the bootstrap comparisons and the sanity numbers."""
@@ -238,13 +261,16 @@ def render_table(leaderboard: dict[str, Any], digits: int = 4) -> str:
         lines.append(f"#### `{ds}`: full ranking over all {entry['n_items']} items "
                      f"({entry['n_users']} test users, seen items {'excluded' if entry['exclude_seen'] else 'kept'})")
         lines.append("")
-        lines.append("| model | " + " | ".join(k.upper().replace("@", "@") for k in acc_keys) + " |")
-        lines.append("|---|" + "---|" * len(acc_keys))
+        lines.append("| model | " + " | ".join(k.upper().replace("@", "@") for k in acc_keys) + " | NDCG@10 per seed |")
+        lines.append("|---|" + "---|" * (len(acc_keys) + 1))
         best = max(models, key=lambda m: entry["models"][m]["full"]["ndcg@10"]["mean"])
         for m in models:
-            cells = [_fmt(entry["models"][m]["full"][k], digits) for k in acc_keys]
+            e = entry["models"][m]
+            cells = [_fmt(e["full"][k], digits) for k in acc_keys] + [_per_seed(e, digits)]
             name = f"**{m}**" if m == best else m
             lines.append(f"| {name} | " + " | ".join(cells) + " |")
+        lines.append("")
+        lines.append("Cells: mean ± standard deviation over seeds; the last column lists each seed's test NDCG@10.")
         lines.append("")
         lines.append(f"Sampled protocol (secondary, **inflated**: the target ranked among itself and "
                      f"{entry.get('n_negatives', 100)} sampled unseen items):")
@@ -267,14 +293,20 @@ def render_table(leaderboard: dict[str, Any], digits: int = 4) -> str:
                                                   + [_fmt(e["slices"][k], 3) for k in skeys]) + " |")
         lines.append("")
         if entry["comparisons"]:
-            lines.append(f"Paired bootstrap over users, test NDCG@10 minus the best classic peer on validation "
-                         f"(`{entry['best_reference']}`), seeds pooled:")
+            lines.append(f"Test NDCG@10 minus the best reference on validation (`{entry['best_reference']}`): paired "
+                         f"bootstrap over users and seeds (the same users for both models, each model's seeds drawn "
+                         f"with replacement), so the interval carries the spread between seeds; per-seed "
+                         f"differences pair seed s of both models:")
             lines.append("")
-            lines.append("| model | difference | CI | one-sided p |")
-            lines.append("|---|---|---|---|")
+            lines.append("| model | difference | CI | one-sided p | per-seed differences | their std |")
+            lines.append("|---|---|---|---|---|---|")
             for m, c in entry["comparisons"].items():
+                per = c.get("per_seed_differences") or {}
+                per_txt = ", ".join(f"{s}: {v:+.{digits}f}" for s, v in per.items()) or "–"
+                sd = c.get("per_seed_difference_std")
                 lines.append(f"| {m} | {c['difference']:+.{digits}f} | [{c['ci_low']:+.{digits}f}, "
-                             f"{c['ci_high']:+.{digits}f}] | {c['p_value_one_sided']:.3f} |")
+                             f"{c['ci_high']:+.{digits}f}] | {c['p_value_one_sided']:.3f} | {per_txt} | "
+                             f"{'–' if sd is None else f'{sd:.{digits}f}'} |")
             lines.append("")
         s = entry["sanity"]
         lines.append(f"Leak guard: popularity alone reaches NDCG@10 {s['popularity_ndcg@10']:.{digits}f}, "
