@@ -48,7 +48,7 @@ def params(split=None):
     protocol = dict(PROTOCOL, **({"split": split} if split else {}))
     return {"seeds": [0, 1], "rec": {"protocol": protocol, "recommenders": {
         "itemknn": {"neighbours": 10},
-        "gru4rec": {"d_model": 8, "hidden": 8, "train": {"epochs": 1, "batch_size": 32, "max_len": 10,
+        "gru4rec": {"d_model": 8, "hidden": 8, "train": {"max_steps": 3, "min_steps": 3, "eval_every": 3, "batch_size": 32, "max_len": 10,
                                                          "num_threads": 1, "device": "cpu"}}}}}
 
 

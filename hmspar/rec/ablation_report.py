@@ -25,7 +25,7 @@ from hmspar.io import atomic_dir, write_json
 from hmspar.rec import evaluate as ev
 from hmspar.rec.ablation_config import FULL, AblationConfig
 from hmspar.rec.data import ProtocolConfig, load
-from hmspar.rec.report import RecEvaluateConfig
+from hmspar.rec.report import RecEvaluateConfig, rec_dataset_list
 
 METRICS = ("ndcg@10", "hr@10", "cold_ndcg@10")
 
@@ -132,6 +132,14 @@ def plot_ablation(table: dict[str, Any], path: Path) -> None:
     import matplotlib.pyplot as plt
 
     n = len(table)
+    if n == 0:  # no dataset ablated: a figure that says so, so the page never shows a stale one
+        fig, ax = plt.subplots(figsize=(6, 1.2))
+        ax.axis("off")
+        ax.text(0.5, 0.5, "no modality ablation in this run (rec.ablation.models or rec.multimodal_datasets "
+                "is empty)", ha="center", va="center", fontsize=8)
+        fig.savefig(path, dpi=110, metadata={"Software": None})
+        plt.close(fig)
+        return
     fig, axes = plt.subplots(n, 2, figsize=(10, 3.6 * n), squeeze=False)
     for row, (ds, entry) in zip(axes, table.items()):
         models = list(entry["models"])
@@ -178,7 +186,8 @@ def plot_ablation(table: dict[str, Any], path: Path) -> None:
 def rec_ablation_evaluate(params: dict[str, Any], features_root: Path = Path("data/rec/features"),
                           results_root: Path = Path("results/rec_ablation"), metrics_dir: Path = Path("metrics"),
                           plots_dir: Path = Path("plots_rec_ablation")) -> dict[str, Path]:
-    """``rec_ablation_evaluate``: every ``rec.datasets`` x ``rec.ablation.models`` ablation -> table, figure."""
+    """``rec_ablation_evaluate``: every ``rec.multimodal_datasets`` x ``rec.ablation.models`` ablation -> table,
+    figure."""
     rec = params.get("rec")
     if not isinstance(rec, dict):
         raise HmsparError("params.yaml: missing key 'rec'")
@@ -186,7 +195,7 @@ def rec_ablation_evaluate(params: dict[str, Any], features_root: Path = Path("da
     cfg = build(RecEvaluateConfig, rec.get("evaluate"), "rec.evaluate")
     abl = build(AblationConfig, rec.get("ablation"), "rec.ablation")
     table = {}
-    for ds in rec.get("datasets") or {}:
+    for ds in rec_dataset_list(rec, "multimodal_datasets", missing="all"):
         table[ds] = evaluate_ablation(ds, abl.models, Path(features_root) / ds, Path(results_root), protocol, cfg,
                                       abl.seeds)
         table[ds]["confidence"] = cfg.confidence

@@ -333,13 +333,13 @@ def history_matrix(histories: Histories, n_items: int, n_recent: int = 0, decay:
 
 
 def cooccurrence(histories: Histories, n_items: int) -> np.ndarray:
-    """(n_items + 1, n_items + 1) float64 ``X^T X`` of the binary user-item matrix of ``histories`` (how
-    many users have both items), computed sparsely (row and column 0, padding, are zero)."""
+    """(n_items + 1, n_items + 1) float64 ``X^T X`` of the binary user-item matrix of ``histories``' whole
+    histories (:meth:`Histories.whole`: how many users have both items), computed sparsely (row and column
+    0, padding, are zero)."""
     from scipy import sparse
 
-    rows = np.broadcast_to(np.arange(len(histories))[:, None], histories.items.shape)
-    keep = histories.items > 0
-    x = sparse.csr_matrix((np.ones(int(keep.sum())), (rows[keep], histories.items[keep])),
-                          shape=(len(histories), n_items + 1))
+    whole = histories.whole()
+    rows = np.repeat(np.arange(len(whole)), whole.lengths)
+    x = sparse.csr_matrix((np.ones(rows.size), (rows, whole.items)), shape=(len(whole), n_items + 1))
     x.data[:] = 1.0  # duplicates were summed: binarise
     return (x.T @ x).toarray()

@@ -383,6 +383,41 @@ def write_plots(plots_dir: Path, leaderboard: dict[str, Any], curves: dict[str, 
         plt.close(fig)
 
 
+def rec_dataset_list(rec: dict[str, Any], key: str, missing: str = "none") -> list[str]:
+    """``rec.<key>`` (a dotted key: ``multimodal_datasets``, ``global_time.datasets``): a list of names of
+    ``rec.datasets``, with an error naming the key otherwise; a missing key means no dataset
+    (``missing="none"``) or every dataset (``"all"``)."""
+    value: Any = rec
+    for part in key.split("."):
+        value = value.get(part) if isinstance(value, dict) else None
+    datasets = rec.get("datasets") or {}
+    if value is None and missing == "all":
+        return list(datasets)
+    value = [] if value is None else value
+    if not isinstance(value, list) or any(ds not in datasets for ds in value):
+        raise HmsparError(f"rec.{key}: expected a list of rec.datasets names, got {value!r}")
+    return value
+
+
+def dataset_models(rec: dict[str, Any], dataset: str, multimodal: bool = True) -> list[str]:
+    """The models run on ``dataset``: ``rec.models`` and ``rec.sequential_models`` on every dataset, and
+    ``rec.multimodal_models`` on the datasets of ``rec.multimodal_datasets`` (every dataset when the key is
+    missing; only when ``multimodal``), as the
+    ``recommend``, ``recommend_seq`` and ``recommend_mm`` stage groups run them."""
+    models = rec.get("models") or []
+    if not isinstance(models, list) or not models:
+        raise HmsparError("rec.models: expected a non-empty list of recommender names")
+    keys = ["sequential_models"]
+    if multimodal and dataset in rec_dataset_list(rec, "multimodal_datasets", missing="all"):
+        keys.append("multimodal_models")
+    for key in keys:
+        more = rec.get(key) or []
+        if not isinstance(more, list):
+            raise HmsparError(f"rec.{key}: expected a list of recommender names, got {more!r}")
+        models = models + [m for m in more if m not in models]
+    return models
+
+
 def render_split_table(primary: dict[str, Any], secondary: dict[str, Any], digits: int = 4) -> str:
     """Markdown: per dataset of ``secondary`` (the global-time runs), each model's test NDCG@10 and rank
     under leave-one-out beside global time, so a reader sees whether the ranking depends on the protocol."""
@@ -411,10 +446,10 @@ def rec_evaluate(params: dict[str, Any], features_root: Path = Path("data/rec/fe
                  results_root: Path = Path("results/rec"), metrics_dir: Path = Path("metrics"),
                  plots_dir: Path = Path("plots_rec"), global_root: Path = Path("results/rec_global")
                  ) -> dict[str, Path]:
-    """``rec_evaluate``: every ``rec.datasets`` x (``rec.models`` + ``rec.sequential_models`` +
-    ``rec.multimodal_models``) run -> leaderboard, table, plots; and the same models on
-    ``rec.global_time.datasets`` under the global-time split (``global_root``) -> the secondary leaderboard
-    ``rec_global_leaderboard.json``, a table section beside leave-one-out."""
+    """``rec_evaluate``: every ``rec.datasets`` x its models (:func:`dataset_models`) -> leaderboard, table,
+    plots; and the ID and classic models on ``rec.global_time.datasets`` under the global-time split
+    (``global_root``) -> the secondary leaderboard ``rec_global_leaderboard.json``, a table section beside
+    leave-one-out."""
     rec = params.get("rec")
     if not isinstance(rec, dict):
         raise HmsparError("params.yaml: missing key 'rec'")
@@ -422,29 +457,18 @@ def rec_evaluate(params: dict[str, Any], features_root: Path = Path("data/rec/fe
     cfg = build(RecEvaluateConfig, rec.get("evaluate"), "rec.evaluate")
     if max(cfg.curve_ks) > protocol.save_k or cfg.list_k > protocol.save_k:
         raise HmsparError(f"rec.evaluate.curve_ks and list_k must be at most rec.protocol.save_k = {protocol.save_k}")
-    datasets, models = rec.get("datasets") or {}, rec.get("models") or []
-    if not isinstance(models, list) or not models:
-        raise HmsparError("rec.models: expected a non-empty list of recommender names")
-    for key in ("sequential_models", "multimodal_models"):
-        more = rec.get(key) or []
-        if not isinstance(more, list):
-            raise HmsparError(f"rec.{key}: expected a list of recommender names, got {more!r}")
-        models = models + [m for m in more if m not in models]
+    datasets = rec.get("datasets") or {}
     leaderboard, curves = {}, {}
     for ds in datasets:
-        leaderboard[ds], curves[ds] = evaluate_dataset(ds, models, Path(features_root) / ds, Path(results_root),
-                                                       protocol, cfg)
+        leaderboard[ds], curves[ds] = evaluate_dataset(ds, dataset_models(rec, ds), Path(features_root) / ds,
+                                                       Path(results_root), protocol, cfg)
         leaderboard[ds]["n_negatives"] = protocol.n_negatives
-    global_ds = (rec.get("global_time") or {}).get("datasets") or []
-    if not isinstance(global_ds, list) or any(ds not in datasets for ds in global_ds):
-        raise HmsparError(f"rec.global_time.datasets: expected a list of rec.datasets names, got {global_ds!r}")
     secondary = {}
-    if global_ds:
-        global_protocol = dataclasses.replace(protocol, split="global_time")
-        for ds in global_ds:
-            secondary[ds], _ = evaluate_dataset(ds, models, Path(features_root) / ds, Path(global_root),
-                                                global_protocol, cfg)
-            secondary[ds]["n_negatives"] = protocol.n_negatives
+    global_protocol = dataclasses.replace(protocol, split="global_time")
+    for ds in rec_dataset_list(rec, "global_time.datasets"):
+        secondary[ds], _ = evaluate_dataset(ds, dataset_models(rec, ds, multimodal=False), Path(features_root) / ds,
+                                            Path(global_root), global_protocol, cfg)
+        secondary[ds]["n_negatives"] = protocol.n_negatives
     out = {"leaderboard": Path(metrics_dir) / "rec_leaderboard.json",
            "global_leaderboard": Path(metrics_dir) / "rec_global_leaderboard.json",
            "csv": Path(metrics_dir) / "rec_leaderboard.csv",

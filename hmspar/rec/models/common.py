@@ -78,7 +78,7 @@ def _standardise(values: np.ndarray, fit_rows: np.ndarray) -> np.ndarray:
 def train_items(train: Histories, n_items: int) -> np.ndarray:
     """(n_items + 1,) bool: items that occur in the training histories (scalers are fitted on these)."""
     seen = np.zeros(n_items + 1, dtype=bool)
-    seen[np.asarray(train.items).ravel()] = True
+    seen[train.whole().items] = True
     seen[0] = False
     return seen
 

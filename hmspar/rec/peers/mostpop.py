@@ -24,7 +24,7 @@ class MostPop(Recommender):
 
     def fit(self, train: Histories, items: ItemFeatures, val: Histories | None = None) -> "MostPop":
         self.n_items = items.n_items
-        counts = np.bincount(train.items.ravel(), minlength=self.n_items + 1).astype(np.float32)
+        counts = np.bincount(train.whole().items, minlength=self.n_items + 1).astype(np.float32)
         counts[0] = 0.0
         self.popularity_ = counts
         return self

@@ -28,7 +28,7 @@ class SameCategory(Recommender):
 
     def fit(self, train: Histories, items: ItemFeatures, val: Histories | None = None) -> "SameCategory":
         self.n_items = items.n_items
-        counts = np.bincount(train.items.ravel(), minlength=self.n_items + 1).astype(np.float32)
+        counts = np.bincount(train.whole().items, minlength=self.n_items + 1).astype(np.float32)
         counts[0] = 0.0
         self.popularity_ = counts / max(float(counts.max()), 1.0)    # in [0, 1]
         self.category_ = np.asarray(items.category, dtype=np.int64)
