@@ -604,7 +604,7 @@ _REC_SAMPLED = ("hr@10", "ndcg@10")
 
 def _rec_section(page: _Page, rec_board: Path | None, rec_plots: Path | None, cfg: ReportConfig) -> bool:
     """The recommendation track: per dataset, the full-ranking table (mean ± std over seeds), the sampled-100
-    columns (labelled as such), the bootstrap against the best classic peer, and the rec PNG figures."""
+    columns (labelled as such), the bootstrap against the best reference, and the rec PNG figures."""
     if rec_board is None or not rec_board.exists():
         return False
     board = _read_json(rec_board)
@@ -636,12 +636,16 @@ def _rec_section(page: _Page, rec_board: Path | None, rec_plots: Path | None, cf
         page.add(_table(header, body))
         comparisons = entry.get("comparisons") or {}
         if comparisons:
-            page.add(f'<p class="note">Paired bootstrap over users, test NDCG@10 minus the best classic peer '
-                     f'(<code>{html.escape(str(entry.get("best_reference")))}</code>, picked on validation):</p>')
-            page.add(_table([("model", False), ("difference", True), ("95% CI", True), ("p (one-sided)", True)],
+            page.add(f'<p class="note">Paired bootstrap over users and seeds, test NDCG@10 minus the best reference '
+                     f'(<code>{html.escape(str(entry.get("best_reference")))}</code>, picked on validation); '
+                     "the last column pairs seed <i>s</i> of the model with seed <i>s</i> of the reference:</p>")
+            page.add(_table([("model", False), ("difference", True), ("95% CI", True), ("p (one-sided)", True),
+                             ("per-seed differences", True)],
                             [([html.escape(str(m)), _fmt(c.get("difference"), 4),
                                f"[{_fmt(c.get('ci_low'), 4)}, {_fmt(c.get('ci_high'), 4)}]",
-                               _fmt(c.get("p_value_one_sided"), 3)], "") for m, c in comparisons.items()]))
+                               _fmt(c.get("p_value_one_sided"), 3),
+                               " / ".join(_fmt(v, 4) for v in (c.get("per_seed_differences") or {}).values())],
+                              "") for m, c in comparisons.items()]))
     if values:
         spec = {"$schema": _SCHEMA, "title": "Test NDCG@10 (full ranking)", "data": {"values": values},
                 "height": {"step": 14}, "width": cfg.plot_width, "mark": "bar",

@@ -1,0 +1,97 @@
+"""Training variants of the torch recommenders beside the committed main run, with paired bootstrap CIs.
+
+``python -m benchmarks.rec_variants [--jobs JOB ...] [--out benchmarks/results/rec_variants.json]``
+
+A job is ``<dataset>:<model>:<variant>:<seeds>``, e.g. ``shop_dense:sasrec:one_window:0,1,2``; a variant is
+one of :data:`VARIANTS` (overrides of the model's ``rec.recommenders.<model>`` section). Each job fits the
+variant through the recommend stage's own code path (:func:`hmspar.rec.runner.recommend`, into a temporary
+results folder, so nothing under ``results/`` changes) and compares its test NDCG@10 with the main run's
+stored ranks of the same model and seeds (``results/rec/<dataset>/<model>/``): per-seed values, the
+difference variant minus main with the track's paired bootstrap over users and seeds, and fit seconds.
+Run after ``dvc repro rec_evaluate``; the defaults are the jobs behind the issue-22 closing note.
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import json
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+#: variant name -> overrides merged into ``rec.recommenders.<model>`` (``train`` merged key by key)
+VARIANTS = {
+    "one_window": {"train": {"windows": "last"}},      # the former loop: each user's last max_len + 1 items
+    "request_time": {"train": {"request_time": True}},  # the gap from the last interaction to the request
+}
+
+DEFAULT_JOBS = ["shop_dense:sasrec:one_window:0,1,2", "shop:athwe:request_time:0", "shop:sasrec:request_time:0",
+                "shop:gru4rec:request_time:0"]
+
+
+def merged(section: dict, over: dict) -> dict:
+    out = copy.deepcopy(section)
+    for key, value in over.items():
+        if isinstance(value, dict):
+            out[key] = {**(out.get(key) or {}), **value}
+        else:
+            out[key] = value
+    return out
+
+
+def run_job(job: str, params: dict, tmp: Path) -> dict:
+    from hmspar.config import build
+    from hmspar.rec import evaluate as ev
+    from hmspar.rec.data import ProtocolConfig, load
+    from hmspar.rec.report import RecEvaluateConfig
+    from hmspar.rec.runner import recommend
+
+    dataset, model, variant, seed_list = job.split(":")
+    seeds = [int(s) for s in seed_list.split(",")]
+    p = copy.deepcopy(params)
+    p["seeds"] = seeds
+    p["rec"]["recommenders"][model] = merged(p["rec"]["recommenders"][model], VARIANTS[variant])
+    t0 = time.perf_counter()
+    out = recommend(dataset, model, p, results_root=tmp / "results", timings_root=tmp / "timings")
+    wall = time.perf_counter() - t0
+    main_dir = Path("results/rec") / dataset / model
+    var = np.stack([ev.ndcg(np.load(out / f"seed_{s}" / "test_rank.npy"), 10) for s in seeds])
+    base = np.stack([ev.ndcg(np.load(main_dir / f"seed_{s}" / "test_rank.npy"), 10) for s in seeds])
+    cfg = build(RecEvaluateConfig, p["rec"].get("evaluate"), "rec.evaluate")
+    boot = ev.paired_bootstrap(var, base, cfg.bootstrap_samples, cfg.confidence, np.random.default_rng(cfg.seed),
+                               seeds, seeds)
+    fits = json.loads((tmp / "timings" / f"{dataset}-{model}.json").read_text())
+    steps = [json.loads((out / f"seed_{s}" / "fit.json").read_text()).get("steps_run") for s in seeds]
+    n_users = len(load(Path("data/rec/features") / dataset, build(ProtocolConfig, p["rec"]["protocol"],
+                                                                   "rec.protocol")).test)
+    return {"job": job, "dataset": dataset, "model": model, "variant": variant, "overrides": VARIANTS[variant],
+            "seeds": seeds, "n_users": n_users, "variant_ndcg@10": [float(v) for v in var.mean(1)],
+            "main_ndcg@10": [float(v) for v in base.mean(1)], "steps_run": steps,
+            "fit_s": [fits[str(s)]["fit_s"] for s in seeds], "wall_s": round(wall, 1),
+            "difference": boot["difference"], "ci_low": boot["ci_low"], "ci_high": boot["ci_high"]}
+
+
+def main(argv: list[str] | None = None) -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--jobs", nargs="+", default=DEFAULT_JOBS)
+    ap.add_argument("--out", default="benchmarks/results/rec_variants.json")
+    args = ap.parse_args(argv)
+    from hmspar.params import load_params
+
+    params = load_params()
+    rows = []
+    with tempfile.TemporaryDirectory(prefix="rec_variants_") as tmp:
+        for i, job in enumerate(args.jobs):
+            rows.append(run_job(job, params, Path(tmp) / str(i)))
+            r = rows[-1]
+            print(f"{job}: variant {np.mean(r['variant_ndcg@10']):.4f} {r['variant_ndcg@10']} vs main "
+                  f"{np.mean(r['main_ndcg@10']):.4f}; diff {r['difference']:+.4f} [{r['ci_low']:+.4f}, "
+                  f"{r['ci_high']:+.4f}]; fit s {r['fit_s']}", flush=True)
+            Path(args.out).write_text(json.dumps(rows, indent=1) + "\n")
+
+
+if __name__ == "__main__":
+    main()
