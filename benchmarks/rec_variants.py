@@ -6,7 +6,8 @@ A job is ``<dataset>:<model>:<variant>:<seeds>``, e.g. ``shop_dense:sasrec:one_w
 one of :data:`VARIANTS` (overrides of the model's ``rec.recommenders.<model>`` section). Each job fits the
 variant through the recommend stage's own code path (:func:`hmspar.rec.runner.recommend`, into a temporary
 results folder, so nothing under ``results/`` changes) and compares its test NDCG@10 with the main run's
-stored ranks of the same model and seeds (``results/rec/<dataset>/<model>/``): per-seed values, the
+stored ranks of the same model and seeds (``results/rec/<dataset>/<model>/``; fitted here too when the main run
+has none): per-seed values, the
 difference variant minus main with the track's paired bootstrap over users and seeds, and fit seconds.
 Run after ``dvc repro rec_evaluate``; the defaults are the jobs behind the issue-22 closing note.
 """
@@ -53,11 +54,15 @@ def run_job(job: str, params: dict, tmp: Path) -> dict:
     seeds = [int(s) for s in seed_list.split(",")]
     p = copy.deepcopy(params)
     p["seeds"] = seeds
+    main_dir = Path("results/rec") / dataset / model
+    if not all((main_dir / f"seed_{s}" / "test_rank.npy").is_file() for s in seeds):
+        # no committed main run of this model (e.g. the multimodal models when rec.multimodal_datasets
+        # leaves the dataset out): fit the default settings here as well, through the same code path
+        main_dir = recommend(dataset, model, p, results_root=tmp / "main", timings_root=tmp / "main_timings")
     p["rec"]["recommenders"][model] = merged(p["rec"]["recommenders"][model], VARIANTS[variant])
     t0 = time.perf_counter()
     out = recommend(dataset, model, p, results_root=tmp / "results", timings_root=tmp / "timings")
     wall = time.perf_counter() - t0
-    main_dir = Path("results/rec") / dataset / model
     var = np.stack([ev.ndcg(np.load(out / f"seed_{s}" / "test_rank.npy"), 10) for s in seeds])
     base = np.stack([ev.ndcg(np.load(main_dir / f"seed_{s}" / "test_rank.npy"), 10) for s in seeds])
     cfg = build(RecEvaluateConfig, p["rec"].get("evaluate"), "rec.evaluate")
