@@ -14,10 +14,10 @@ batch of histories into one ``(B, n_items + 1)`` array per feature, every catalo
 ``rebuy_repeat_new`` ``rebuy_repeat * (1 - exp(-gap / session_days))``: re-buys belong to a new session (``gap``:
                     see ``same_cat_session``);
 ``session_seen``    1 if the item occurs in the *current session*: within ``session_days`` before the request
-                    (the target's time, which a model may use; without it, the last interaction's time);
+                    (the target's time only with ``request_time: true``; by default the last interaction's);
 ``same_cat_last``   1 if the item shares the last history item's category;
 ``same_cat_session`` ``same_cat_last * exp(-gap / session_days)``, ``gap`` the time from the last interaction to
-                    the request (0 when unknown): the last item's category matters most within a session;
+                    the request (0 when unknown or ``request_time`` is off): the last category matters most in a session;
 ``cat_share``       share of the last ``last_k`` history items in the item's category;
 ``log_pop``         ``log1p`` of the item's training interactions, divided by its catalogue maximum (in [0, 1]);
 ``recent_pop``      the same over the training interactions of the last ``recent_days`` days before the
@@ -67,6 +67,12 @@ class FeatureConfig:
         Added to the last item's outgoing count in the ``transition`` share (>= 0).
     session_days : float
         Time scale of a session (days) in ``session_seen`` and ``same_cat_session``.
+    request_time : bool
+        Whether the features may read the time of the request (the interaction being predicted). Off by
+        default, as for every model of the track: the request is then taken to come at the last
+        interaction's time (gap 0), so ``rebuy_repeat_new`` is 0, ``session_seen`` is the last session so
+        far and ``same_cat_session`` equals ``same_cat_last``. On: the gap from the last interaction to the
+        request, as ``train.request_time`` gives it to the sequential models.
     """
 
     decay: float = 0.9
@@ -75,6 +81,7 @@ class FeatureConfig:
     recent_days: float = 14.0
     transition_smoothing: float = 1.0
     session_days: float = 0.05
+    request_time: bool = False
 
     def __post_init__(self) -> None:
         if not 0 < self.decay <= 1:
@@ -204,8 +211,11 @@ def compute(histories: Histories, stats: ItemStats, names: tuple[str, ...] = FEA
     out: dict[str, np.ndarray] = {}
     last = items[:, -1]                                                # 0 for an empty history
     times = np.asarray(histories.times, dtype=np.float64)
-    request = times[:, -1] if histories.target_times is None else np.asarray(histories.target_times, np.float64)
-    request = np.where(np.isfinite(request), request, times[:, -1])
+    if stats.cfg.request_time and histories.target_times is not None:
+        request = np.asarray(histories.target_times, np.float64)
+        request = np.where(np.isfinite(request), request, times[:, -1])
+    else:  # the time of the interaction being predicted is not read (see FeatureConfig.request_time)
+        request = times[:, -1]
     in_session = np.exp(-np.maximum(request - times[:, -1], 0.0) / stats.cfg.session_days).astype(np.float32)
     if {"repeat", "seen", "rebuy_seen", "rebuy_repeat", "rebuy_repeat_new"} & set(names):
         repeat, seen = repeat_weights(items, stats.n_items, stats.cfg.decay)
