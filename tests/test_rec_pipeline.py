@@ -49,7 +49,9 @@ def test_changing_a_recommender_reruns_only_its_stages(tiny_project):
     try:
         edit_params(tiny_project, "rec.recommenders.itemknn.neighbours", 10)
         stale = stale_stages(tiny_project)  # (rec_evaluate follows once their outputs change)
-        assert stale == {"recommend@shop-itemknn", "recommend@example_log-itemknn"}, stale
+        # both protocols of that model: leave-one-out on every dataset, global time on rec.global_time.datasets
+        assert stale == {"recommend@shop-itemknn", "recommend@example_log-itemknn", "recommend_global@shop-itemknn"}, \
+            stale
     finally:
         restore_params(tiny_project)
 
