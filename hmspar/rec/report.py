@@ -399,19 +399,25 @@ def rec_dataset_list(rec: dict[str, Any], key: str, missing: str = "none") -> li
     return value
 
 
-def dataset_models(rec: dict[str, Any], dataset: str, multimodal: bool = True) -> list[str]:
-    """The models run on ``dataset``: ``rec.models`` and ``rec.sequential_models`` on every dataset, and
-    ``rec.multimodal_models`` on the datasets of ``rec.multimodal_datasets`` (every dataset when the key is
-    missing; only when ``multimodal``), as the
-    ``recommend``, ``recommend_seq`` and ``recommend_mm`` stage groups run them."""
+def dataset_models(rec: dict[str, Any], dataset: str, secondary: bool = False) -> list[str]:
+    """The models run on ``dataset``, as the stage groups run them: ``rec.models`` and
+    ``rec.sequential_models`` on every dataset, and ``rec.multimodal_models`` on the datasets of
+    ``rec.multimodal_datasets`` (every dataset when the key is missing); with ``secondary`` (the global-time
+    runs), ``rec.models`` and ``rec.global_time.sequential_models``."""
     models = rec.get("models") or []
     if not isinstance(models, list) or not models:
         raise HmsparError("rec.models: expected a non-empty list of recommender names")
-    keys = ["sequential_models"]
-    if multimodal and dataset in rec_dataset_list(rec, "multimodal_datasets", missing="all"):
-        keys.append("multimodal_models")
+    if secondary:
+        keys = ["global_time.sequential_models"]
+    else:
+        keys = ["sequential_models"]
+        if dataset in rec_dataset_list(rec, "multimodal_datasets", missing="all"):
+            keys.append("multimodal_models")
     for key in keys:
-        more = rec.get(key) or []
+        more: Any = rec
+        for part in key.split("."):
+            more = more.get(part) if isinstance(more, dict) else None
+        more = more or []
         if not isinstance(more, list):
             raise HmsparError(f"rec.{key}: expected a list of recommender names, got {more!r}")
         models = models + [m for m in more if m not in models]
@@ -466,7 +472,7 @@ def rec_evaluate(params: dict[str, Any], features_root: Path = Path("data/rec/fe
     secondary = {}
     global_protocol = dataclasses.replace(protocol, split="global_time")
     for ds in rec_dataset_list(rec, "global_time.datasets"):
-        secondary[ds], _ = evaluate_dataset(ds, dataset_models(rec, ds, multimodal=False), Path(features_root) / ds,
+        secondary[ds], _ = evaluate_dataset(ds, dataset_models(rec, ds, secondary=True), Path(features_root) / ds,
                                             Path(global_root), global_protocol, cfg)
         secondary[ds]["n_negatives"] = protocol.n_negatives
     out = {"leaderboard": Path(metrics_dir) / "rec_leaderboard.json",
