@@ -233,8 +233,6 @@ def search_run_model(params: dict[str, Any], cfg: SearchConfig, run: str, model:
     The study lives in ``storage_dir/<run>.db`` under the name ``model``; without ``resume`` an existing
     study of that name is deleted first, so the same command gives the same trials.
     """
-    import optuna
-
     from hmspar.pipeline import FEATURES_ROOT, run_specs
 
     specs = run_specs(params)
@@ -246,42 +244,72 @@ def search_run_model(params: dict[str, Any], cfg: SearchConfig, run: str, model:
         raise HmsparError(f"search.spaces.{model}: no search space for model {model!r}")
     registry_name, base, where = model_section(params, model, run)
     features_dir = FEATURES_ROOT / spec.dataset
+    study = _open_study(storage_dir, f"{run}.db", model, resume, OBJECTIVES[cfg.objective], cfg.seed)
+    cache: dict[str, Any] = {}
+
+    def fit(section: dict[str, Any]) -> tuple[float, dict[str, Any]]:
+        value, regime = validation_fit(registry_name, section, where, features_dir, spec,
+                                       params.get("selection"), cfg.seed, cfg.objective, cache)
+        return value, {"regime": regime}
+
+    _optimise(study, trials, base, space, fit, f"search {run} {model}", cfg.objective, progress)
+    summary = _summary(study)
+    return {"model": model, "run": run, "objective": cfg.objective, "direction": OBJECTIVES[cfg.objective],
+            "trials": summary.pop("trials"), "failed": summary.pop("failed"),
+            "regime": summary.pop("regime"), **summary}
+
+
+def _open_study(storage_dir: str | Path, db_name: str, model: str, resume: bool, direction: str, seed: int) -> Any:
+    """The Optuna study ``model`` in ``storage_dir/db_name`` (SQLite), started afresh unless ``resume``."""
+    import optuna
+
     storage_dir = Path(storage_dir)
     storage_dir.mkdir(parents=True, exist_ok=True)
-    storage = f"sqlite:///{storage_dir / f'{run}.db'}"
+    storage = f"sqlite:///{storage_dir / db_name}"
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     if not resume:
         try:
             optuna.delete_study(study_name=model, storage=storage)
         except KeyError:
             pass
-    study = optuna.create_study(study_name=model, storage=storage, load_if_exists=resume,
-                                direction=OBJECTIVES[cfg.objective],
-                                sampler=optuna.samplers.TPESampler(seed=cfg.seed))
-    cache: dict[str, Any] = {}
+    return optuna.create_study(study_name=model, storage=storage, load_if_exists=resume, direction=direction,
+                               sampler=optuna.samplers.TPESampler(seed=seed))
+
+
+def _optimise(study: Any, trials: int, base: dict[str, Any], space: dict[str, Any], fit: Any, label: str,
+              objective_name: str, progress: bool) -> None:
+    """Run the study up to ``trials`` complete trials: each draws ``space`` into a copy of ``base`` and scores
+    it with ``fit(section) -> (value, user_attrs)``; the trial's seconds and attrs are stored on it."""
+    import optuna
 
     def objective(trial: Any) -> float:
         section = copy.deepcopy(base)
         for key, rng in space.items():
             set_dotted(section, key, suggest(trial, key, rng))
         t0 = time.perf_counter()
-        value, regime = validation_fit(registry_name, section, where, features_dir, spec,
-                                       params.get("selection"), cfg.seed, cfg.objective, cache)
+        value, attrs = fit(section)
         trial.set_user_attr("seconds", round(time.perf_counter() - t0, 3))
-        trial.set_user_attr("regime", regime)
+        for key, attr in attrs.items():
+            trial.set_user_attr(key, attr)
         if progress:
-            print(f"search {run} {model} trial {trial.number}: {cfg.objective}={value:.4f} "
+            print(f"{label} trial {trial.number}: {objective_name}={value:.4f} "
                   f"({trial.user_attrs['seconds']:.1f}s) {trial.params}", flush=True)
         return value if math.isfinite(value) else float("nan")
 
     done = len([t for t in study.trials if t.state == optuna.trial.TrialState.COMPLETE])
     if trials - done > 0:
         study.optimize(objective, n_trials=trials - done)
+
+
+def _summary(study: Any) -> dict[str, Any]:
+    """Complete and failed trial counts, the first complete trial's ``regime``, the best value and settings,
+    seconds per trial and in total, and the trial log of a finished study."""
+    import optuna
+
     complete = [t for t in study.trials if t.state == optuna.trial.TrialState.COMPLETE]
     seconds = [t.user_attrs.get("seconds", float("nan")) for t in complete]
     best = study.best_trial if complete else None
     return {
-        "model": model, "run": run, "objective": cfg.objective, "direction": OBJECTIVES[cfg.objective],
         "trials": len(complete), "failed": len(study.trials) - len(complete),
         "regime": complete[0].user_attrs.get("regime") if complete else None,
         "best_value": None if best is None else best.value,
@@ -323,8 +351,6 @@ def search_rec_model(params: dict[str, Any], cfg: SearchConfig, dataset: str, mo
     ``resume``); each trial is scored on validation NDCG@10 (maximised), the model seeded with ``cfg.seed``.
     ``cache`` keeps the loaded dataset between models.
     """
-    import optuna
-
     from hmspar.rec.registry import REGISTRY
 
     rec = params.get("rec") or {}
@@ -340,46 +366,13 @@ def search_rec_model(params: dict[str, Any], cfg: SearchConfig, dataset: str, mo
     cache = {} if cache is None else cache
     if dataset not in cache:
         cache[dataset] = load_rec_search_data(Path(features_root) / dataset, rec.get("protocol"))
-    storage_dir = Path(storage_dir)
-    storage_dir.mkdir(parents=True, exist_ok=True)
-    storage = f"sqlite:///{storage_dir / f'rec_{dataset}.db'}"
-    optuna.logging.set_verbosity(optuna.logging.WARNING)
-    if not resume:
-        try:
-            optuna.delete_study(study_name=model, storage=storage)
-        except KeyError:
-            pass
-    study = optuna.create_study(study_name=model, storage=storage, load_if_exists=resume, direction="maximize",
-                                sampler=optuna.samplers.TPESampler(seed=cfg.seed))
-
-    def objective(trial: Any) -> float:
-        section = copy.deepcopy(base)
-        for key, rng in space.items():
-            set_dotted(section, key, suggest(trial, key, rng))
-        t0 = time.perf_counter()
-        value = rec_validation_fit(model, section, cfg.seed, cache[dataset])
-        trial.set_user_attr("seconds", round(time.perf_counter() - t0, 3))
-        if progress:
-            print(f"search rec {dataset} {model} trial {trial.number}: {REC_OBJECTIVE}={value:.4f} "
-                  f"({trial.user_attrs['seconds']:.1f}s) {trial.params}", flush=True)
-        return value if math.isfinite(value) else float("nan")
-
-    done = len([t for t in study.trials if t.state == optuna.trial.TrialState.COMPLETE])
-    if trials - done > 0:
-        study.optimize(objective, n_trials=trials - done)
-    complete = [t for t in study.trials if t.state == optuna.trial.TrialState.COMPLETE]
-    seconds = [t.user_attrs.get("seconds", float("nan")) for t in complete]
-    best = study.best_trial if complete else None
-    return {
-        "track": "rec", "model": model, "run": dataset, "objective": REC_OBJECTIVE, "direction": "maximize",
-        "trials": len(complete), "failed": len(study.trials) - len(complete), "regime": "validation",
-        "best_value": None if best is None else best.value,
-        "best_params": {} if best is None else dict(best.params),
-        "seconds_per_trial": float(np.mean(seconds)) if seconds else None,
-        "seconds_total": float(np.sum(seconds)) if seconds else None,
-        "trial_log": [{"number": t.number, "value": t.value, "params": dict(t.params),
-                       "seconds": t.user_attrs.get("seconds")} for t in complete],
-    }
+    study = _open_study(storage_dir, f"rec_{dataset}.db", model, resume, "maximize", cfg.seed)
+    _optimise(study, trials, base, space, lambda section: (rec_validation_fit(model, section, cfg.seed, cache[dataset]),
+                                                         {}), f"search rec {dataset} {model}", REC_OBJECTIVE, progress)
+    summary = _summary(study)
+    summary.pop("regime")
+    return {"track": "rec", "model": model, "run": dataset, "objective": REC_OBJECTIVE, "direction": "maximize",
+            "trials": summary.pop("trials"), "failed": summary.pop("failed"), "regime": "validation", **summary}
 
 
 def snippet(params: dict[str, Any], results: list[dict[str, Any]]) -> dict[str, Any]:
