@@ -21,9 +21,11 @@ def project_files() -> list[str]:
     return [line for line in out.splitlines() if line and (ROOT / line).is_file()]
 
 
-def run(cmd: list[str], cwd: Path, check: bool = True) -> subprocess.CompletedProcess:
-    """Run a command with this interpreter's environment first on PATH (so `python` and `dvc` match)."""
-    env = dict(os.environ)
+def run(cmd: list[str], cwd: Path, check: bool = True, env: dict[str, str] | None = None
+        ) -> subprocess.CompletedProcess:
+    """Run a command with this interpreter's environment first on PATH (so `python` and `dvc` match);
+    ``env`` adds or overrides variables."""
+    env = {**os.environ, **(env or {})}
     env["PATH"] = str(Path(sys.executable).parent) + os.pathsep + env.get("PATH", "")
     env.setdefault("GIT_AUTHOR_NAME", "test")
     env.setdefault("GIT_AUTHOR_EMAIL", "test@example.com")
@@ -60,6 +62,15 @@ def make_project(dest: Path, params: Path = TINY_PARAMS, extra: tuple[str, ...] 
     run(["git", "add", "-A"], dest)
     run(["git", "commit", "-q", "-m", "tiny project"], dest)
     return dest
+
+
+def cached_outputs(project: Path) -> dict[tuple[str, str], str]:
+    """(stage, output) -> md5 of every cached output (``cache: false`` ones hold timings and are left out)."""
+    from dvc.repo import Repo
+
+    with Repo(str(project)) as repo:
+        return {(stage.name, out.def_path): out.hash_info.value
+                for stage in repo.index.stages for out in stage.outs if out.use_cache}
 
 
 @pytest.fixture(scope="session")

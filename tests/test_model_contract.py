@@ -103,10 +103,6 @@ def _fit_predict(name: str, params: dict, seed: int = SEED):
 
 _CACHE: dict[str, tuple] = {}
 _SECOND: dict[str, object] = {}  # the second, identical fit (same seed)
-#: Models whose model.pkl still differs between identical fits (predictions are identical): a torch
-#: tensor pickled outside TorchClassifier (tloss), CatBoost's and MiniRocket's own state. Not in the
-#: tiny profile's two-clone test; each needs the canonical save TorchClassifier got.
-NOT_BYTE_STABLE_YET = {"catboost", "minirocket", "tloss"}
 
 
 def _fitted(name: str):
@@ -160,8 +156,6 @@ def test_save_load_round_trip(name, tmp_path):
 @pytest.mark.parametrize("name", NAMES)
 def test_same_seed_same_saved_bytes(name, tmp_path):
     """model.pkl is a cached DVC output: two fits with the same seed must save the same bytes."""
-    if name in NOT_BYTE_STABLE_YET:
-        pytest.xfail(f"{name}: same predictions, but its pickle differs between identical fits (open)")
     model = _fitted(name)[0]
     model.save(tmp_path / "a.pkl")
     _SECOND[name].save(tmp_path / "b.pkl")

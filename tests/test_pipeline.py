@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import yaml
 
-from conftest import make_project, run
+from conftest import cached_outputs, make_project, run
 
 pytestmark = pytest.mark.slow
 
@@ -204,15 +204,6 @@ def test_a_code_edit_stales_exactly_its_stages(tiny_project, path, expected):
     finally:
         run(["git", "checkout", "--", path], tiny_project)
     assert stale_stages(tiny_project) == set()
-
-
-def cached_outputs(project: Path) -> dict[tuple[str, str], str]:
-    """(stage, output) -> md5 of every cached output (``cache: false`` ones hold timings and are left out)."""
-    from dvc.repo import Repo
-
-    with Repo(str(project)) as repo:
-        return {(stage.name, out.def_path): out.hash_info.value
-                for stage in repo.index.stages for out in stage.outs if out.use_cache}
 
 
 def test_two_clones_give_byte_identical_cached_outputs(tiny_project, tmp_path):

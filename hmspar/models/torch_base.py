@@ -238,22 +238,34 @@ class TorchClassifier(Model):
         state = self.__dict__.copy()
         state["callback"] = None  # may hold an open DVCLive logger
         if state.get("module_") is not None:
-            # torch.save numbers storages 0, 1, ...; a plain pickle of a tensor names its storage by memory
-            # address, so the same weights would give different bytes on every run (model.pkl is cached).
-            # Equal strings are interned first: pickle writes a repeated *object* as a back-reference, so two
-            # fits whose name strings merely differ in identity would otherwise pickle differently.
-            module = state["module_"].cpu()
-            _intern_names(module)
-            buffer = io.BytesIO()
-            torch.save(module, buffer)
-            state["module_"] = buffer.getvalue()
+            state["module_"] = module_to_bytes(state["module_"])
         return state
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         if isinstance(state.get("module_"), bytes):
             state = dict(state)
-            state["module_"] = torch.load(io.BytesIO(state["module_"]), map_location="cpu", weights_only=False)
+            state["module_"] = module_from_bytes(state["module_"])
         self.__dict__.update(state)
+
+
+def module_to_bytes(module: nn.Module) -> bytes:
+    """The module (moved to the CPU) as canonical bytes: same weights and structure, same bytes.
+
+    A plain pickle of a tensor names its storage by memory address, so the same weights would give
+    different bytes on every run (model.pkl is a cached DVC output); ``torch.save`` numbers storages
+    0, 1, ... instead. Equal strings are interned first: pickle writes a repeated *object* as a
+    back-reference, so two fits whose name strings merely differ in identity would otherwise differ.
+    """
+    module = module.cpu()
+    _intern_names(module)
+    buffer = io.BytesIO()
+    torch.save(module, buffer)
+    return buffer.getvalue()
+
+
+def module_from_bytes(data: bytes) -> nn.Module:
+    """Inverse of :func:`module_to_bytes` (on the CPU)."""
+    return torch.load(io.BytesIO(data), map_location="cpu", weights_only=False)
 
 
 def _intern_names(module: nn.Module) -> None:

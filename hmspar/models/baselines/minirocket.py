@@ -181,6 +181,10 @@ class MiniRocketModel(Model):
             self.transform_ = MiniRocket(n_kernels=c.n_kernels, max_dilations_per_kernel=c.max_dilations_per_kernel,
                                          n_jobs=n_jobs, random_state=self.seed)
             self.transform_.fit(self._series_input(Xs))
+            # aeon records the fit's wall time on the transform; zeroed so that identical fits pickle to
+            # identical bytes (model.pkl is a cached DVC output).
+            if hasattr(self.transform_, "fit_time_millis_"):
+                self.transform_.fit_time_millis_ = 0
             feats = self._features(Xs)
             self.n_features_in_ = int(feats.shape[1])
             self.scaler_ = StandardScaler().fit(feats)

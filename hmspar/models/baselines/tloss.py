@@ -35,6 +35,7 @@ from torch import nn
 from hmspar import threads
 from hmspar.errors import HmsparError
 from hmspar.models.base import Model
+from hmspar.models.torch_base import module_from_bytes, module_to_bytes, stratified_holdout
 
 
 # ---------------------------------------------------------------------------------------------- encoder
@@ -340,8 +341,6 @@ class TLossModel(Model):
             clf = CalibratedClassifierCV(SVC(C=cfg.C, kernel="rbf", gamma="scale", class_weight="balanced"),
                                          method="sigmoid", cv=5, ensemble=False)
             if codes.size > cfg.max_svm_rows:
-                from hmspar.models.torch_base import stratified_holdout
-
                 _, keep = stratified_holdout(codes, cfg.max_svm_rows / codes.size, self.seed)
                 feats, codes = feats[keep], codes[keep]
         return make_pipeline(StandardScaler(), clf).fit(feats, codes)
@@ -359,3 +358,18 @@ class TLossModel(Model):
         got = self.classifier_.predict_proba(self.transform(X))
         proba[:, self.classifier_.classes_.astype(int)] = got
         return proba / proba.sum(axis=1, keepdims=True)
+
+    def __getstate__(self) -> dict[str, Any]:
+        # The encoder is stored as canonical bytes (see torch_base.module_to_bytes): a plain pickle of
+        # its tensors names their storages by memory address, so model.pkl would differ between
+        # identical fits.
+        state = self.__dict__.copy()
+        if state.get("encoder_") is not None:
+            state["encoder_"] = module_to_bytes(state["encoder_"])
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        if isinstance(state.get("encoder_"), bytes):
+            state = dict(state)
+            state["encoder_"] = module_from_bytes(state["encoder_"])
+        self.__dict__.update(state)

@@ -318,6 +318,11 @@ class CatBoostModel(_TreeModel):
             early_stopping_rounds=c.early_stopping_rounds if early else None, use_best_model=early,
         )
         est.fit(table, codes, sample_weight=weight, eval_set=val if early else None)
+        # CatBoost stamps each trained model with a random GUID and its finish time, both saved in the
+        # pickled model: fixed here so that identical fits give identical model.pkl bytes.
+        metadata = est.get_metadata()
+        metadata["model_guid"] = "hmspar"
+        metadata["train_finish_time"] = "1970-01-01T00:00:00Z"
         self.n_estimators_ = int(est.tree_count_)
         self.early_stopped_ = bool(early)
         return est
