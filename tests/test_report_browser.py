@@ -169,3 +169,75 @@ def test_dvc_plots_page_draws_offline(evaluated, tmp_path):
     assert not failed, f"dvc plots not drawn: {failed}"
     assert len(images) == 2  # leaderboard_heatmap.png and gaf_examples.png, from the dvc_plots/static folder
     assert_not_blank(shot)
+
+
+class Sections(HTMLParser):
+    """Table rows (first cell) and figure alt texts of the page, grouped by the last ``h2``/``h3`` heading."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.h2 = self.h3 = ""
+        self._heading: str | None = None
+        self._cell: list[str] | None = None
+        self._first_cell = False
+        self.rows: dict[tuple[str, str], list[str]] = {}
+        self.figures: dict[str, list[str]] = {}
+
+    def handle_starttag(self, tag, attrs):
+        attrs = dict(attrs)
+        if tag in ("h2", "h3"):
+            self._heading = tag
+            if tag == "h2":
+                self.h2, self.h3 = attrs.get("id") or "", ""
+            else:
+                self.h3 = ""
+        elif tag == "tr":
+            self._first_cell = True
+        elif tag == "td" and self._first_cell:
+            self._cell, self._first_cell = [], False
+        elif tag == "img" and "figure" in (attrs.get("class") or ""):
+            self.figures.setdefault(self.h2, []).append(attrs.get("alt") or "")
+
+    def handle_data(self, data):
+        if self._heading == "h3":
+            self.h3 += data
+        if self._cell is not None:
+            self._cell.append(data)
+
+    def handle_endtag(self, tag):
+        if tag in ("h2", "h3"):
+            self._heading = None
+        elif tag == "td" and self._cell is not None:
+            self.rows.setdefault((self.h2, self.h3.strip()), []).append("".join(self._cell).strip())
+            self._cell = None
+
+
+def test_committed_report_page_draws_every_chart_and_the_recommendation_section(tmp_path):
+    """The committed ``report/index.html`` (what a reader opens first), not a page generated for the test."""
+    import json
+
+    page = ROOT / "report" / "index.html"
+    source = page.read_text(encoding="utf-8")
+    dom, shot = render(page, tmp_path, height=2400)
+    charts = Charts(lambda attrs: "plot" in (attrs.get("class") or "").split() and "data-spec" in attrs)
+    charts.feed(dom)
+    expected = source.count('<div class="plot" data-spec=')
+    assert len(charts.charts) == expected > 0
+    failed = [c["name"] for c in charts.charts if c["svg"] != 1 or c["marks"] < 2 or c["error"]]
+    assert not failed, f"charts not drawn: {failed}"
+    assert charts.body.get("data-plots-drawn") == str(expected) and charts.body.get("data-plots-failed") == "0"
+    assert_not_blank(shot)
+
+    # The recommendation section: a leaderboard per dataset of metrics/rec_leaderboard.json, listing every
+    # model that has results there, and its figures.
+    sections = Sections()
+    sections.feed(dom)
+    board = json.loads((ROOT / "metrics" / "rec_leaderboard.json").read_text())
+    assert board, "metrics/rec_leaderboard.json lists no dataset"
+    for dataset, entry in board.items():
+        models = entry["models"]
+        shown = sections.rows.get(("rec", dataset))
+        assert shown, f"the page has no recommendation table for {dataset}"
+        assert set(models) <= set(shown), f"{dataset}: models missing on the page: {set(models) - set(shown)}"
+    figures = sum(sections.figures.values(), [])
+    assert {"ndcg_at_k.png", "accuracy_coverage.png"} <= set(figures), figures
