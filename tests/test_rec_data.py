@@ -162,6 +162,11 @@ def test_importer_reads_unix_seconds_and_pictures(tmp_path):
     ("u,item,t,r\na,x,2024-01-01,1\n", {}, "missing column 'i' \\(params key rec.datasets.mylog.columns.item\\)"),
     ("u,i,t,r\na,x,2024-01-01,1\na,y,yesterday,1\n", {}, "row 2: unparseable timestamp 'yesterday' in column 't'"),
     ("u,i,t,r\na,x,2024-01-01,1\n", {"time_format": "unix"}, "row 1: unparseable timestamp '2024-01-01'"),
+    # one bad value among good ones is named at its own row, whichever kind the good ones are
+    ("u,i,t,r\na,x,881250949,1\na,y,notatime,1\na,z,881250999,1\n", {},
+     r"row 2: unparseable timestamp 'notatime' in column 't' \(expected Unix seconds, like most of the column\)"),
+    ("u,i,t,r\na,x,2024-01-01,1\na,y,2024-01-02,1\na,z,881250999,1\n", {},
+     r"row 3: unparseable timestamp '881250999' in column 't' \(expected an ISO date"),
     ("u,i,t,r\na,x,2024-01-01,high\n", {"rating_threshold": 3}, "row 1: rating 'high' in column 'r' is not a number"),
 ])
 def test_importer_bad_input_messages(tmp_path, text, kw, message):

@@ -113,7 +113,9 @@ def parse_times(values: Any, fmt: str, path: str, column: str) -> np.ndarray:
     import pandas as pd
 
     numeric = pd.to_numeric(values, errors="coerce")
-    as_unix = fmt == "unix" or (fmt == "auto" and numeric.notna().all())
+    # auto: a column that is mostly numbers is Unix seconds (its odd values are the bad rows); one that is
+    # mostly text is ISO dates, so a stray value is reported at its own row in either case.
+    as_unix = fmt == "unix" or (fmt == "auto" and numeric.notna().mean() > 0.5)
     if as_unix:
         bad = numeric.isna().to_numpy()
         days = numeric.to_numpy(dtype=np.float64) / SECONDS_PER_DAY
@@ -123,8 +125,9 @@ def parse_times(values: Any, fmt: str, path: str, column: str) -> np.ndarray:
         days = (parsed - pd.Timestamp("1970-01-01", tz="UTC")).dt.total_seconds().to_numpy() / SECONDS_PER_DAY
     if bad.any():
         row = int(np.flatnonzero(bad)[0])
-        expected = "Unix seconds" if fmt == "unix" else "an ISO date such as 2024-03-01 or 2024-03-01T12:30:00" \
-            if fmt == "iso" else "ISO dates or Unix seconds"
+        expected = "Unix seconds" if as_unix else "an ISO date such as 2024-03-01 or 2024-03-01T12:30:00"
+        if fmt == "auto":
+            expected += ", like most of the column"
         raise HmsparError(f"{path}: row {row + 1}: unparseable timestamp {values.iloc[row]!r} in column "
                           f"{column!r} (expected {expected})")
     return days
