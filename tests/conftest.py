@@ -79,3 +79,28 @@ def tiny_project(tmp_path_factory) -> Path:
     dest = make_project(tmp_path_factory.mktemp("project"))
     run(["dvc", "repro", "--quiet"], dest)
     return dest
+
+
+def pytest_addoption(parser):
+    parser.addoption("--shuffle", type=int, default=None, metavar="SEED",
+                     help="run the test files in a seeded random order, and the tests of each file too "
+                          "(checks that no test depends on another having run first)")
+
+
+def pytest_collection_modifyitems(config, items):
+    seed = config.getoption("--shuffle")
+    if seed is None:
+        return
+    import numpy as np
+
+    rng = np.random.default_rng(seed)
+    by_file: dict[str, list] = {}
+    for item in items:
+        by_file.setdefault(str(item.path), []).append(item)
+    files = list(by_file)
+    order = [files[i] for i in rng.permutation(len(files))]
+    shuffled = []
+    for name in order:
+        group = by_file[name]
+        shuffled += [group[i] for i in rng.permutation(len(group))]
+    items[:] = shuffled

@@ -1,0 +1,162 @@
+"""A quick look at the whole lab: every stage of the default pipeline at one seed on reduced sizes.
+
+``python -m hmspar.quicklook`` copies the project (the files a fresh clone has, without DVC outputs) into
+``quicklook/`` (git-ignored), writes there a ``params.yaml`` derived from this one by :func:`quick_params`,
+and runs ``dvc repro`` in it: every dataset, HMSPAR, every baseline, the recommendation track, evaluate
+and the report page, in minutes rather than an hour. The numbers are a smoke view of the pipeline, not
+results: one seed, smaller simulated sets, shorter step budgets. The main project is not touched.
+
+Usage::
+
+    python -m hmspar.quicklook            # build quicklook/ and run it; prints where the report is
+    python -m hmspar.quicklook --params   # only print the derived params.yaml
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from hmspar.errors import HmsparError
+
+#: Simulated sets with more entities than this are cut to ``max(QUICK_MIN_ENTITIES, n // QUICK_SHRINK)``.
+QUICK_SHRINK = 8
+QUICK_MIN_ENTITIES = 1500
+QUICK_MIN_FROM = 2000
+#: Step budgets of every optimiser-step recipe (HMSPAR, the torch baselines, the torch recommenders).
+QUICK_STEPS = {"max_steps": 300, "min_steps": 60}
+QUICK_REC_STEPS = {"max_steps": 300, "min_steps": 50, "eval_every": 50, "patience": 2, "val_max_users": 2000}
+QUICK_SHOP = {"n_users": 2000, "n_items": 800}
+QUICK_DENSE = {"n_users": 200, "max_events": 300}
+
+
+def _shrink_train(section: dict[str, Any], steps: dict[str, int]) -> None:
+    """Cap a ``train`` section's step budget in place: ``max_steps`` and ``min_steps`` at most
+    ``steps``' values, and ``patience_steps`` (when set) at most ``min_steps``."""
+    for key, cap in steps.items():
+        section[key] = min(section[key], cap) if isinstance(section.get(key), int) and section[key] > 0 else cap
+    if isinstance(section.get("patience_steps"), int):
+        section["patience_steps"] = min(section["patience_steps"], steps["min_steps"])
+
+
+def quick_params(params: dict[str, Any]) -> dict[str, Any]:
+    """The quick-look profile of ``params`` (a parsed params.yaml); ``params`` is not modified.
+
+    One seed; simulated classification sets above ``QUICK_MIN_FROM`` entities cut by ``QUICK_SHRINK``;
+    HMSPAR and the torch baselines at 300 optimiser steps; MiniRocket at 2,000 kernels, T-Loss at 100
+    encoder steps; the modality ablation on one run; 200 bootstrap resamples; the shop at 2,000 users and
+    800 items, the dense shop at 200 users; the torch recommenders at 300 steps. Model lists, runs, tasks,
+    splits and every other setting stay as they are.
+    """
+    p = copy.deepcopy(params)
+    p["seeds"] = [sorted(p.get("seeds") or [0])[0]]
+    for cfg in p.get("datasets", {}).values():
+        n = cfg.get("n_entities")
+        if isinstance(n, int) and n > QUICK_MIN_FROM:
+            cfg["n_entities"] = max(QUICK_MIN_ENTITIES, n // QUICK_SHRINK)
+    _shrink_train(p.setdefault("train", {}), QUICK_STEPS)
+    for run in p.get("hmspar_runs", {}).values():
+        if isinstance(run.get("train"), dict):
+            _shrink_train(run["train"], QUICK_STEPS)
+    for name, section in p.get("baselines", {}).items():
+        if isinstance(section.get("train"), dict) and "max_steps" in section["train"]:
+            _shrink_train(section["train"], QUICK_STEPS)
+        if name == "minirocket" or section.get("model") == "minirocket":
+            section["n_kernels"] = min(section.get("n_kernels", 2000), 2000)
+        if name == "tloss" or section.get("model") == "tloss":
+            section["steps"] = min(section.get("steps", 100), 100)
+        for override in (section.get("per_run") or {}).values():
+            if "n_kernels" in override:
+                override["n_kernels"] = min(override["n_kernels"], 2000)
+    ablation = p.get("ablation", {})
+    if ablation.get("runs"):
+        first = next(iter(ablation["runs"]))
+        ablation["runs"] = {first: ablation["runs"][first]}
+    if "evaluate" in p:
+        p["evaluate"]["bootstrap_samples"] = min(p["evaluate"].get("bootstrap_samples", 200), 200)
+    rec = p.get("rec", {})
+    for name, cfg in rec.get("datasets", {}).items():
+        if cfg.get("kind") != "shop":
+            continue
+        for key, cap in (QUICK_DENSE if cfg.get("max_events") else QUICK_SHOP).items():
+            cfg[key] = min(cfg.get(key, cap), cap)
+    for section in rec.get("recommenders", {}).values():
+        if isinstance(section.get("train"), dict):
+            for key, cap in QUICK_REC_STEPS.items():
+                section["train"][key] = min(section["train"].get(key, cap), cap)
+    if rec.get("evaluate"):
+        rec["evaluate"]["bootstrap_samples"] = min(rec["evaluate"].get("bootstrap_samples", 200), 200)
+    return p
+
+
+def _project_files(root: Path) -> list[str]:
+    out = subprocess.run(["git", "ls-files", "-co", "--exclude-standard"], cwd=root, check=True,
+                         capture_output=True, text=True).stdout
+    return [line for line in out.splitlines() if line and (root / line).is_file()]
+
+
+def build(root: Path, dest: Path) -> Path:
+    """Copy the project's source (no DVC outputs) into ``dest`` with the quick params, as a git repository."""
+    params_path = root / "params.yaml"
+    if not params_path.is_file():
+        raise HmsparError(f"{params_path}: not found (run from the project root)")
+    params = yaml.safe_load(params_path.read_text())
+    if dest.exists():
+        shutil.rmtree(dest)
+    dest.mkdir(parents=True)
+    outputs = ("data/", "results/", "dvclive/", "metrics/", "plots/", "plots_rec/", "plots_rec_ablation/",
+               "report/", "timings/", "quicklook/")
+    for rel in _project_files(root):
+        keep = rel.startswith("data/external/") or (rel.startswith("results/") and rel.endswith("/.gitignore"))
+        if (rel.startswith(outputs) and not keep) or rel == "dvc.lock":
+            continue
+        target = dest / rel
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(root / rel, target)
+    (dest / "params.yaml").write_text(
+        "# Quick-look profile written by `python -m hmspar.quicklook` from the project's params.yaml\n"
+        "# (hmspar/quicklook.py: quick_params). Not results: one seed, reduced sizes and step budgets.\n"
+        + yaml.safe_dump(quick_params(params), sort_keys=False))
+    for cmd in (["git", "init", "-q"], ["git", "add", "-A"],
+                ["git", "-c", "user.name=quicklook", "-c", "user.email=quicklook@localhost", "commit", "-q",
+                 "-m", "quick look"]):
+        subprocess.run(cmd, cwd=dest, check=True)
+    return dest
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m hmspar.quicklook", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--dest", default="quicklook", help="where the copy goes (default: quicklook/)")
+    parser.add_argument("--params", action="store_true", help="print the derived params.yaml and stop")
+    args = parser.parse_args(argv)
+    root = Path.cwd()
+    if args.params:
+        print(yaml.safe_dump(quick_params(yaml.safe_load((root / "params.yaml").read_text())), sort_keys=False))
+        return 0
+    try:
+        dest = build(root, (root / args.dest).resolve())
+    except HmsparError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    print(f"quicklook: project copied to {dest}; running dvc repro there", flush=True)
+    t0 = time.perf_counter()
+    proc = subprocess.run(["dvc", "repro"], cwd=dest)
+    minutes = (time.perf_counter() - t0) / 60
+    if proc.returncode != 0:
+        print(f"quicklook: dvc repro failed after {minutes:.1f} min (exit {proc.returncode})", file=sys.stderr)
+        return proc.returncode
+    print(f"quicklook: done in {minutes:.1f} min. Open {dest / 'report' / 'index.html'}; "
+          f"tables in {dest / 'metrics'}, figures in {dest / 'plots'} and {dest / 'plots_rec'}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,74 @@
+"""The quick-look profile (``python -m hmspar.quicklook``): smaller, one seed, the same lab, valid params."""
+
+from __future__ import annotations
+
+import copy
+
+import yaml
+
+from conftest import ROOT
+from hmspar import quicklook
+from hmspar.models.registry import make_model
+from hmspar.pipeline import check_runs
+from hmspar.pipeline.fit import baseline_run_section
+from hmspar.rec.datasets import dataset_config as rec_dataset_config
+from hmspar.rec.registry import build_recommender
+
+DEFAULT = yaml.safe_load((ROOT / "params.yaml").read_text())
+
+
+def test_quick_profile_is_smaller_and_keeps_the_lab():
+    before = copy.deepcopy(DEFAULT)
+    quick = quicklook.quick_params(DEFAULT)
+    assert DEFAULT == before, "quick_params modified its input"
+    assert quick["seeds"] == [min(DEFAULT["seeds"])]
+    # the same lab: datasets, runs, model lists, tasks
+    for key in ("runs", "baseline_models"):
+        assert quick[key] == DEFAULT[key]
+    assert set(quick["datasets"]) == set(DEFAULT["datasets"])
+    for key in ("models", "sequential_models", "multimodal_models", "multimodal_datasets", "global_time"):
+        assert quick["rec"][key] == DEFAULT["rec"][key]
+    # smaller: the large simulated sets are cut, small ones kept
+    for name, cfg in DEFAULT["datasets"].items():
+        n, q = cfg.get("n_entities"), quick["datasets"][name].get("n_entities")
+        if n is not None:
+            assert q <= n and (q < n) == (n > quicklook.QUICK_MIN_FROM), name
+    assert quick["train"]["max_steps"] <= quicklook.QUICK_STEPS["max_steps"] < DEFAULT["train"]["max_steps"]
+    for name, section in quick["baselines"].items():
+        train = section.get("train") or {}
+        if "max_steps" in (DEFAULT["baselines"][name].get("train") or {}):
+            assert train["max_steps"] <= quicklook.QUICK_STEPS["max_steps"], name
+    for name, section in quick["rec"]["recommenders"].items():
+        if "train" in section:
+            assert section["train"]["max_steps"] <= quicklook.QUICK_REC_STEPS["max_steps"], name
+    for name, cfg in quick["rec"]["datasets"].items():
+        if cfg["kind"] == "shop":
+            assert cfg["n_users"] < DEFAULT["rec"]["datasets"][name]["n_users"], name
+
+
+def test_quick_profile_is_valid_params():
+    """Every config the stages build from the quick profile builds (no unknown key, no bad value)."""
+    quick = quicklook.quick_params(DEFAULT)
+    check_runs(quick)
+    runs = [run for runs in quick["runs"].values() for run in runs]
+    for models in quick["baseline_models"].values():
+        for model in models:
+            for run in runs:
+                section = baseline_run_section(quick["baselines"][model], run)
+                registry_name = section.pop("model", model)
+                make_model(registry_name, section, 0, where=f"baselines.{model}")
+    for name in quick["rec"]["datasets"]:
+        rec_dataset_config(name, quick)
+    rec = quick["rec"]
+    for name in [*rec["models"], *rec["sequential_models"], *rec["multimodal_models"]]:
+        build_recommender(name, rec["recommenders"][name], 0)
+
+
+def test_build_copies_the_source_without_outputs(tmp_path):
+    dest = quicklook.build(ROOT, tmp_path / "ql")
+    assert yaml.safe_load((dest / "params.yaml").read_text()) == quicklook.quick_params(DEFAULT)
+    assert (dest / "dvc.yaml").is_file() and (dest / "hmspar" / "quicklook.py").is_file()
+    assert not (dest / "dvc.lock").exists()
+    assert not any((dest / "metrics").glob("*.json")) and not (dest / "report" / "index.html").exists()
+    assert (dest / "data" / "external" / "rec" / "example_interactions.csv").is_file()
+    assert (dest / ".git").is_dir()
