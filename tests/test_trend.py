@@ -3,8 +3,9 @@
 Checks: config derivation and errors; shapes of every modality; windows built only from days up to
 their last day ``t`` while labels look at day ``t + horizon``; the last day's captions do not give the
 label away (a bag-of-words logistic regression, used instead of the sentence model so the test stays
-fast and offline-light, stays at or below the README's "caption bag-of-words" AUC); pictures carry their style (a logistic regression on
-pooled pixels of 200 single-post pictures beats chance by far); the temporal split is ordered, disjoint
+fast and offline-light, stays at or below the README's "caption bag-of-words" AUC); pictures carry their
+style (a logistic regression on pooled pixels of 200 single-post pictures beats chance by far); the
+temporal split is ordered, disjoint
 and keeps the gap; the convert step stores the dataset's own pictures and the temporal split, which the
 loader reads; determinism.
 """
@@ -150,7 +151,7 @@ def test_last_day_captions_do_not_give_the_label_away():
     for task, y in ds.labels.items():
         model = LogisticRegression(C=0.3, max_iter=2000).fit(x[train], y[train])
         auc = roc_auc_score(y[held], model.predict_proba(x[held])[:, 1])
-        assert auc <= ceiling, f"{task}: the last day's captions alone reach AUC {auc:.4f}, above the README's {ceiling}"
+        assert auc <= ceiling, f"{task}: the last day's captions alone reach AUC {auc:.4f} > README's {ceiling}"
         # each style's own mention share on the last day is informative but far from decisive
         mention = np.nan_to_num(ds.series[:, ds.channels.index(f"mention_{task[4:]}"), -1])
         assert 0.55 < roc_auc_score(y, mention) < 0.9, task
