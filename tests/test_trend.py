@@ -5,9 +5,8 @@ their last day ``t`` while labels look at day ``t + horizon``; the last day's ca
 label away (a bag-of-words logistic regression, used instead of the sentence model so the test stays
 fast and offline-light, stays at or below the README's "caption bag-of-words" AUC); pictures carry their
 style (a logistic regression on pooled pixels of 200 single-post pictures beats chance by far); the
-temporal split is ordered, disjoint
-and keeps the gap; the convert step stores the dataset's own pictures and the temporal split, which the
-loader reads; determinism.
+temporal split is ordered, disjoint and keeps the gap; the convert step stores the dataset's own pictures
+and the temporal split, which the loader reads; determinism.
 """
 
 from __future__ import annotations
