@@ -78,7 +78,7 @@ def test_load_params_rejects_unknown_top_level_key_and_empty_file(tmp_path):
 
 
 def test_repository_params_are_valid():
-    params = load_params("params.yaml")
+    params = load_params(ROOT / "params.yaml")
     specs = run_specs(params)
     assert specs and all(s.dataset in params["datasets"] for s in specs.values())
     check_runs(params)

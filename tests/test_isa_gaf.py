@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from hmspar.errors import HmsparError
-from hmspar.modalities.isa_gaf import activity_mask, gasf, interpolate_gaps, isa_gaf, paa
+from hmspar.modalities.isa_gaf import activity_mask, gadf, gasf, interpolate_gaps, isa_gaf, paa
 
 NAN = np.nan
 
@@ -199,3 +199,68 @@ def test_paa_and_gasf_match_pyts(pyts_image, length, size, overlapping):
     np.testing.assert_allclose(paa(x, size, overlapping=overlapping), expected, atol=1e-12)
     expected = pyts_image.GramianAngularField(image_size=size, overlapping=overlapping).transform(x)
     np.testing.assert_allclose(gasf(x, size, overlapping=overlapping), expected, atol=1e-10)
+
+
+def _interp_rows(x: np.ndarray) -> np.ndarray:
+    """Independent gap filling of signed rows with ``np.interp``: NaN steps linear between finite ones, edge
+    gaps hold the nearest finite value, a row without any finite value becomes 0."""
+    t = np.arange(x.shape[-1])
+    out = np.zeros_like(x, dtype=np.float64)
+    for i, row in enumerate(x):
+        ok = np.isfinite(row)
+        if ok.any():
+            out[i] = np.interp(t, t[ok], row[ok])
+    return out
+
+
+@pytest.mark.parametrize("length, size", [(2, 2), (3, 1), (4, 4), (12, 4), (18, 16), (35, 16), (10, 3), (7, 7)])
+def test_signed_isa_gaf_matches_pyts(pyts_image, length, size):
+    """The signed path (``shapes`` and signed imports): image 2c is pyts' GASF and image 2c+1 pyts' GADF
+    (``method='difference'``), both with the per-sample min-max to [-1, 1] (pyts' default ``sample_range``),
+    of the NaN-interpolated real values (no log1p, zeros and negatives are observations). Includes constant
+    rows (positive, negative, zero and all-NaN: min-max maps them to -1, GASF +1, GADF 0) and short series."""
+    rng = np.random.default_rng(1000 + length * 10 + size)
+    series = rng.normal(0.0, 1.5, (30, 2, length))
+    series[rng.random((30, 2, length)) < 0.15] = np.nan
+    series[0, 0] = 3.0
+    series[0, 1] = -2.0
+    series[1, 0] = 0.0
+    series[1, 1] = np.nan
+    series[2, 0, 0] = np.nan                                   # a leading gap holds the first finite value
+    series[2, 0, 1:] = np.linspace(-1.0, 1.0, length - 1)
+    series = series.astype(np.float32)
+    out = isa_gaf(series, size, chunk_size=7, signed=True)
+    assert out.shape == (30, 4, size, size)
+
+    gasf_ref = pyts_image.GramianAngularField(image_size=size, sample_range=(-1, 1), method="summation",
+                                              overlapping=True)
+    gadf_ref = pyts_image.GramianAngularField(image_size=size, sample_range=(-1, 1), method="difference",
+                                              overlapping=True)
+    for c in range(2):
+        filled = _interp_rows(series[:, c].astype(np.float64))
+        np.testing.assert_allclose(interpolate_gaps(series[:, c], signed=True), filled, atol=1e-12)
+        np.testing.assert_allclose(out[:, 2 * c], gasf_ref.transform(filled), atol=1e-5)
+        np.testing.assert_allclose(out[:, 2 * c + 1], gadf_ref.transform(filled), atol=1e-5)
+    # constant rows: GASF all +1 and GADF all 0 (phi = pi everywhere), whatever their level or sign
+    for n, c in ((0, 0), (0, 1), (1, 0), (1, 1)):
+        np.testing.assert_array_equal(out[n, 2 * c], np.ones((size, size)))
+        np.testing.assert_array_equal(out[n, 2 * c + 1], np.zeros((size, size)))
+    # the GADF is antisymmetric; negating a series (a rise becomes a fall) leaves its GASF unchanged
+    # (cos(2 pi - a) = cos a) but flips the sign of its GADF: the direction the second image adds
+    gadfs = out[:, 1::2]
+    np.testing.assert_allclose(gadfs, -np.swapaxes(gadfs, -1, -2), atol=1e-6)
+    negated = isa_gaf(-series, size, signed=True)
+    np.testing.assert_allclose(negated[:, 0::2], out[:, 0::2], atol=1e-5)
+    np.testing.assert_allclose(negated[:, 1::2], -gadfs, atol=1e-5)
+    if size >= 3:                            # with two points both sit at the extremes, where sin = 0
+        assert np.abs(gadfs).max() > 0.5
+
+
+@pytest.mark.parametrize("length, size", [(12, 4), (35, 16), (10, 3), (7, 7), (2, 2)])
+@pytest.mark.parametrize("overlapping", [True, False])
+def test_gadf_matches_pyts(pyts_image, length, size, overlapping):
+    x = np.random.default_rng(length * 7 + size).normal(size=(6, length))
+    x[0] = -4.0                                                 # constant and negative
+    expected = pyts_image.GramianAngularField(image_size=size, method="difference",
+                                              overlapping=overlapping).transform(x)
+    np.testing.assert_allclose(gadf(x, size, overlapping=overlapping), expected, atol=1e-10)

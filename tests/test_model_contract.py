@@ -4,14 +4,13 @@ One parametrized suite over every name in :data:`hmspar.models.registry.REGISTRY
 ``test_params()`` and fitted on a tiny *learnable* synthetic task (labels depend on the series and a
 static column). Checked: probabilities of shape (n, 2) in [0, 1] summing to 1; same seed -> same output;
 save/load -> same output; test ROC-AUC >= 0.7; ``uses`` a subset of the
-modalities; an unknown params key rejected with its dotted name. A model whose module does not exist yet is
-skipped (naming the module); pretrained foundation models are skipped unless their ``test_params()`` name
-a checkpoint.
+modalities; an unknown params key rejected with its dotted name. A registered model whose module is missing
+fails every one of its tests (naming the module): a registry entry is a promise the pipeline relies on;
+pretrained foundation models are skipped unless their ``test_params()`` name a checkpoint.
 """
 
 from __future__ import annotations
 
-import importlib
 import time
 
 import numpy as np
@@ -70,13 +69,14 @@ def make_synthetic(n_train: int = 240, n_val: int = 80, n_test: int = 80, C: int
 DATA = make_synthetic()
 
 
-def _class_or_skip(name: str) -> type:
+def _registered_class(name: str) -> type:
+    """The class registered under ``name``; a missing module fails the calling test (never a skip)."""
     module_name = REGISTRY[name].split(":")[0]
     try:
         return model_class(name)
     except ModuleNotFoundError as exc:
         if exc.name == module_name:
-            pytest.skip(f"{name}: module {module_name} does not exist yet")
+            pytest.fail(f"{name}: registered as {REGISTRY[name]!r}, but module {module_name} does not exist")
         raise
 
 
@@ -112,7 +112,7 @@ def _fitted(name: str):
     reported time is that of a second, identical fit, which also serves the same-seed check.
     """
     if name not in _CACHE:
-        cls = _class_or_skip(name)
+        cls = _registered_class(name)
         params = _params_or_skip(name, cls)
         model, proba, _ = _fit_predict(name, params)
         _SECOND[name], proba2, seconds = _fit_predict(name, params)
@@ -121,6 +121,19 @@ def _fitted(name: str):
 
 
 NAMES = sorted(REGISTRY)
+
+
+def test_a_registered_model_without_its_module_fails(monkeypatch, tmp_path):
+    monkeypatch.setitem(REGISTRY, "ghost", "hmspar.models.no_such_module:Ghost")
+    with pytest.raises(pytest.fail.Exception, match=r"ghost: registered as .*module hmspar.models.no_such_module "
+                                                    r"does not exist"):
+        _registered_class("ghost")
+    # a module that exists but lacks a dependency raises that import error as it is (an error, not a skip)
+    (tmp_path / "contract_needs_a_dependency.py").write_text("import no_such_dependency_29\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.setitem(REGISTRY, "needy", "contract_needs_a_dependency:Model")
+    with pytest.raises(ModuleNotFoundError, match="no_such_dependency_29"):
+        _registered_class("needy")
 
 
 @pytest.mark.parametrize("name", NAMES)
@@ -174,7 +187,7 @@ def test_uses_declared_modalities(name):
 
 @pytest.mark.parametrize("name", NAMES)
 def test_unknown_params_key_is_rejected(name):
-    cls = _class_or_skip(name)
+    cls = _registered_class(name)
     params = dict(cls.test_params() or {})
     params["no_such_key"] = 1
     with pytest.raises(HmsparError, match=rf"baselines\.{name}\.no_such_key"):
@@ -183,7 +196,7 @@ def test_unknown_params_key_is_rejected(name):
 
 @pytest.mark.parametrize("name", TABULAR)
 def test_text_input_adds_tabular_columns(name):
-    cls = _class_or_skip(name)
+    cls = _registered_class(name)
     params = dict(cls.test_params())
     Xtr, ytr = DATA["train"]
     Xva, yva = DATA["val"]
@@ -197,16 +210,9 @@ def test_text_input_adds_tabular_columns(name):
 
 
 def test_every_registered_model_is_covered():
-    """The registry's modules that exist import, and each config exposes ``inputs`` (a field or alias)."""
-    for name, target in REGISTRY.items():
-        module_name, cls_name = target.split(":")
-        try:
-            module = importlib.import_module(module_name)
-        except ModuleNotFoundError as exc:
-            if exc.name == module_name:
-                continue  # not written yet; the parametrized tests skip it with a reason
-            raise
-        cls = getattr(module, cls_name)
+    """Every registered module imports (a missing one fails), and each config exposes ``inputs`` (a field or alias)."""
+    for name in REGISTRY:
+        cls = _registered_class(name)
         cfg = build(cls.Config, cls.test_params() or {}, f"baselines.{name}")
         inputs = list(getattr(cfg, "inputs", []))
         assert inputs and set(inputs) <= set(MODALITIES), f"{name}: config inputs {inputs!r}"

@@ -9,6 +9,7 @@ import json
 import numpy as np
 import pytest
 
+from conftest import ROOT
 from hmspar.errors import HmsparError
 from hmspar.params import load_params
 from hmspar.rec.ablation import ablation_config, rec_ablation, variant_section
@@ -49,7 +50,7 @@ def tiny_params(variants):
 
 
 def test_variants_map_onto_each_models_switches():
-    rec = load_params()["rec"]
+    rec = load_params(ROOT / "params.yaml")["rec"]
     sections = rec["recommenders"]
     section, how = variant_section("mtstrec", sections["mtstrec"], "text")
     assert how == "use_text=false" and section["use_text"] is False and "text" in section["inputs"]

@@ -4,11 +4,17 @@ bad-input messages) and the convert step, on small data without the text encoder
 from __future__ import annotations
 
 import dataclasses
+import json
+import os
+import subprocess
+import sys
+import zlib
 
 import numpy as np
 import pandas as pd
 import pytest
 
+from conftest import ROOT
 from hmspar.config import build
 from hmspar.errors import HmsparError
 from hmspar.rec import importer, shop
@@ -22,11 +28,29 @@ STUB_DIM = 4
 
 
 def stub_embed(texts):
-    """Deterministic stand-in for MiniLM (hash of the text), so these tests stay fast."""
+    """Deterministic stand-in for MiniLM, so these tests stay fast: each text's vector is drawn from a
+    generator seeded by the CRC-32 of its UTF-8 bytes (not ``hash()``, which is salted per process), so the
+    same text gets the same vector in every process and every run."""
     out = np.zeros((len(texts), STUB_DIM), np.float32)
     for i, t in enumerate(texts):
-        out[i] = np.random.default_rng(abs(hash(t)) % (2 ** 32)).standard_normal(STUB_DIM)
+        out[i] = np.random.default_rng(zlib.crc32(t.encode("utf-8"))).standard_normal(STUB_DIM)
     return out
+
+
+def test_stub_embed_is_the_same_in_every_process():
+    """Two fresh interpreters with different hash salts give the vectors this process gives."""
+    texts = ["Red dress", "Blue coat", "Café mug", ""]
+    script = ("import json, sys; from test_rec_data import stub_embed; "
+              "json.dump(stub_embed(json.loads(sys.argv[1])).tolist(), sys.stdout)")
+    here = stub_embed(texts)
+    assert len({tuple(v) for v in here}) == len(texts)                 # distinct texts, distinct vectors
+    for salt in ("1", "2"):
+        env = {**os.environ, "PYTHONHASHSEED": salt,
+               "PYTHONPATH": os.pathsep.join([str(ROOT / "tests"), str(ROOT)])}
+        proc = subprocess.run([sys.executable, "-c", script, json.dumps(texts)], env=env, cwd=ROOT,
+                              capture_output=True, text=True, timeout=120)
+        assert proc.returncode == 0, proc.stderr[-2000:]
+        np.testing.assert_array_equal(np.array(json.loads(proc.stdout), np.float32), here)
 
 
 def small_shop(tmp_path, **kw):

@@ -12,6 +12,7 @@ torch = pytest.importorskip("torch")
 from hmspar.config import build  # noqa: E402
 from hmspar.errors import HmsparError  # noqa: E402
 from hmspar.rec.base import Histories, ItemFeatures, Sequences  # noqa: E402
+from hmspar.rec.peers.mostpop import MostPop  # noqa: E402
 from hmspar.rec.train import (NextItemNet, RecTrainConfig, TorchSeqRecommender, param_groups,  # noqa: E402
                               training_windows)
 
@@ -354,16 +355,18 @@ def _sasrec(request_time: bool = False, max_len: int = 6, **kw):
     from hmspar.rec.peers.sasrec import SASRec, SASRecNet
     cfg = build(SASRec.Config, {"d_model": 16, "n_heads": 2, "n_layers": 2, "dropout": 0.0, **kw,
                                 "train": {"max_len": max_len, "request_time": request_time}}, "sasrec")
-    torch.manual_seed(0)
-    return SASRecNet(N_ITEMS, cfg).eval()
+    with torch.random.fork_rng(devices=[]):                            # a fixed init; global state untouched
+        torch.manual_seed(0)
+        return SASRecNet(N_ITEMS, cfg).eval()
 
 
 def _gru4rec(request_time: bool = False, **kw):
     from hmspar.rec.peers.gru4rec import GRU4Rec, GRU4RecNet
     cfg = build(GRU4Rec.Config, {"d_model": 16, "hidden": 16, "dropout": 0.0, **kw,
                                  "train": {"request_time": request_time}}, "gru4rec")
-    torch.manual_seed(0)
-    return GRU4RecNet(N_ITEMS, cfg).eval()
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(0)
+        return GRU4RecNet(N_ITEMS, cfg).eval()
 
 
 @pytest.mark.parametrize("make", [_sasrec, _gru4rec])
@@ -390,14 +393,21 @@ def test_next_item_nets_add_the_request_gap_only_with_request_time(make):
 def test_next_item_nets_are_causal(make):
     net = make()
     items = torch.tensor([[0, 0, 3, 4, 5, 6, 7, 8], [2, 3, 4, 5, 6, 7, 8, 9], [0, 11, 12, 13, 14, 15, 16, 17]])
+    gen = torch.Generator().manual_seed(5)
     with torch.no_grad():
         base = net.encode(items)
+        base_logits = base @ net.item.weight.T                                     # (B, L, n_items + 1)
         for t in (2, 5, 7):
             changed = items.clone()
             changed[:, t] = 20
             h = net.encode(changed)
             torch.testing.assert_close(h[:, :t], base[:, :t], rtol=0, atol=1e-6)   # earlier states unchanged
             assert not torch.allclose(h[:, t], base[:, t])                          # the perturbed one moves
+            # every later item redrawn at once: the per-position next-item logits before t stay the same
+            later = items.clone()
+            later[:, t:] = torch.randint(1, N_ITEMS + 1, (items.shape[0], items.shape[1] - t), generator=gen)
+            logits = net.encode(later) @ net.item.weight.T
+            torch.testing.assert_close(logits[:, :t], base_logits[:, :t], rtol=0, atol=1e-5)
 
 
 @pytest.mark.parametrize("make", [_sasrec, _gru4rec])
@@ -478,6 +488,10 @@ def test_the_id_nets_learn_a_deterministic_next_item(model):
     fitted = fit_sasrec(train, val, 30, model=model)
     hr1 = float((rank_batched(fitted.score, test)["rank"] == 0).mean())
     assert hr1 > 0.9, (hr1, fitted.history_)
+    # popularity cannot know where a user is on the cycle: about 1 / 30 of held-out users get their item first
+    pop = MostPop(MostPop.Config()).fit(train, catalogue(30))
+    hr1_pop = float((rank_batched(pop.score, test)["rank"] == 0).mean())
+    assert hr1_pop < 0.1 and hr1 > hr1_pop + 0.8, (hr1, hr1_pop)
 
 
 def test_training_on_whole_histories_beats_the_last_window():
@@ -494,11 +508,16 @@ def test_training_on_whole_histories_beats_the_last_window():
 
 
 # ---------------------------------------------------------------- scoring, devices, config
-def test_scoring_reads_only_the_last_max_len_items():
+@pytest.mark.parametrize("model_name", ["sasrec", "gru4rec"])
+def test_scoring_reads_only_the_last_max_len_items(model_name):
     order = np.random.default_rng(0).permutation(N_ITEMS) + 1
     train, val = cycle_log(order, n_users=40, length=12, seed=1)
-    model = fit_sasrec(train, val, N_ITEMS, max_steps=5, max_len=5)
+    model = fit_sasrec(train, val, N_ITEMS, model=model_name, max_steps=5, max_len=5)
     base = model.score(val)
+    # a 12-item history is scored exactly as its last 5 items alone, and not as its first 5
+    np.testing.assert_array_equal(model.score(Histories(val.items[:, -5:].copy(), val.times[:, -5:].copy())), base)
+    first = model.score(Histories(val.items[:, :5].copy(), val.times[:, :5].copy()))
+    assert not np.allclose(first[:, 1:], base[:, 1:])
     old = Histories(val.items.copy(), val.times.copy())
     old.items[:, :7] = np.random.default_rng(2).integers(1, N_ITEMS + 1, size=(len(val), 7))  # older than max_len
     old.times[:, :7] = -5.0

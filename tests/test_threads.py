@@ -11,6 +11,7 @@ import pytest
 
 from hmspar import threads
 from hmspar.config import build
+from conftest import ROOT
 from hmspar.errors import HmsparError
 from hmspar.models.baselines.minirocket import MiniRocketConfig
 from hmspar.models.baselines.trees import LightGBMConfig
@@ -46,7 +47,7 @@ def test_default_cpu_count_is_the_affinity_mask():
         pytest.skip("taskset (util-linux) is not installed")
     script = "from hmspar import threads; print(threads.available_cpus(), threads.resolve('auto', 'k'))"
     env = {**os.environ, "HMSPAR_PARALLEL_JOBS": "1"}
-    out = subprocess.run(["taskset", "-c", "0", sys.executable, "-c", script], env=env,
+    out = subprocess.run(["taskset", "-c", "0", sys.executable, "-c", script], env=env, cwd=ROOT,
                          capture_output=True, text=True, check=True).stdout.split()
     assert out == ["1", "1"]
 

@@ -15,6 +15,7 @@ torch = pytest.importorskip("torch")
 from torch import nn  # noqa: E402
 
 from hmspar.config import build  # noqa: E402
+from conftest import ROOT  # noqa: E402
 from hmspar.errors import HmsparError  # noqa: E402
 from hmspar.models.base import Model  # noqa: E402
 from hmspar.models.torch_base import TorchClassifier  # noqa: E402
@@ -83,7 +84,7 @@ def test_train_config_validation():
 def test_base_importable_without_torch():
     code = ("import sys, hmspar.models.base, hmspar.training.trainer, hmspar.training.metrics, "
             "hmspar.runner; assert 'torch' not in sys.modules, 'torch imported'")
-    subprocess.run([sys.executable, "-c", code], check=True)
+    subprocess.run([sys.executable, "-c", code], check=True, cwd=ROOT)  # hmspar from this checkout
 
 
 def test_select_inputs_names_missing_modality():
