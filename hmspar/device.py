@@ -1,4 +1,5 @@
-"""Torch device resolution from a ``train.device`` setting (``auto``, ``cpu`` or ``cuda``).
+"""Torch device resolution from a ``train.device`` setting (``auto``, ``cpu`` or ``cuda``): the one
+resolver of both tracks.
 
 torch is imported inside the function, so importing this module stays cheap.
 """
@@ -16,7 +17,8 @@ def resolve_device(device: str) -> Any:
     Parameters
     ----------
     device : str
-        ``"auto"`` (CUDA when available, else the CPU), ``"cpu"`` or ``"cuda"`` (or ``"cuda:N"``).
+        ``"auto"`` (CUDA when available, else the CPU), ``"cpu"`` or ``"cuda"`` (or ``"cuda:N"``). Inside a
+        torchrun worker, CUDA resolves to the worker's own GPU (``cuda:<LOCAL_RANK>``).
 
     Returns
     -------
@@ -30,8 +32,15 @@ def resolve_device(device: str) -> Any:
     import torch
 
     if device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if str(device).startswith("cuda") and not torch.cuda.is_available():
+        resolved = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    elif str(device).startswith("cuda") and not torch.cuda.is_available():
         raise HmsparError(f"train.device: {device!r} requested but no CUDA device is available "
                           "(set train.device to 'auto' or 'cpu')")
-    return torch.device(device)
+    else:
+        resolved = torch.device(device)
+    if resolved.type == "cuda":
+        from hmspar.training import distributed
+
+        if distributed.is_active():  # a torchrun worker with its process group up
+            return distributed.worker_device(resolved)
+    return resolved

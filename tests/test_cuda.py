@@ -16,9 +16,9 @@ HAS_CUDA = torch.cuda.is_available()
 needs_cuda = pytest.mark.skipif(not HAS_CUDA, reason="no CUDA device on this machine")
 
 
-@pytest.mark.parametrize("resolve", [trainer.resolve_device, resolve_device],
-                         ids=["classification", "recommendation"])
-def test_auto_follows_cuda_availability_and_cuda_without_gpu_is_a_clear_error(resolve, monkeypatch):
+def test_auto_follows_cuda_availability_and_cuda_without_gpu_is_a_clear_error(monkeypatch):
+    """One resolver for both tracks (the classification Trainer and the recommendation loop)."""
+    resolve = resolve_device
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
     assert resolve("auto") == torch.device("cpu")
     assert resolve("cpu") == torch.device("cpu")

@@ -13,8 +13,8 @@ from hmspar.config import build  # noqa: E402
 from hmspar.errors import HmsparError  # noqa: E402
 from hmspar.rec.base import Histories, ItemFeatures, Sequences  # noqa: E402
 from hmspar.rec.peers.mostpop import MostPop  # noqa: E402
-from hmspar.rec.train import (NextItemNet, RecTrainConfig, TorchSeqRecommender, param_groups,  # noqa: E402
-                              training_windows)
+from hmspar.rec.train import NextItemNet, RecTrainConfig, TorchSeqRecommender, training_windows  # noqa: E402
+from hmspar.training.optim import param_groups  # noqa: E402
 
 N_ITEMS = 20
 

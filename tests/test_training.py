@@ -300,7 +300,7 @@ def test_selection_keeps_the_best_epoch_by_the_chosen_score(select):
 
 
 def test_weight_decay_skips_biases_and_norms():
-    from hmspar.training.trainer import param_groups
+    from hmspar.training.optim import param_groups
 
     net = nn.Sequential(nn.Linear(4, 3), nn.LayerNorm(3), nn.Conv1d(3, 2, 3))
     decay, no_decay = param_groups(net, 0.1)

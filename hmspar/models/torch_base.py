@@ -23,16 +23,10 @@ import torch
 from torch import nn
 
 from hmspar.data.loader import rows_of
+from hmspar.device import resolve_device
 from hmspar.errors import HmsparError
 from hmspar.models.base import Model
-from hmspar.training.trainer import (
-    Trainer,
-    TrainConfig,
-    logits_to_proba,
-    n_outputs_for,
-    predict_logits,
-    resolve_device,
-)
+from hmspar.training.trainer import Trainer, TrainConfig, logits_to_proba, n_outputs_for, predict_logits
 
 
 def stratified_holdout(y: np.ndarray, fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:

@@ -60,10 +60,12 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from hmspar import threads
 from hmspar.device import resolve_device
 from hmspar.errors import HmsparError
 from hmspar.rec.base import Histories, ItemFeatures, Recommender, Sequences
 from hmspar.rec.evaluate import ndcg, rank_batched
+from hmspar.training.optim import param_groups
 
 
 @dataclasses.dataclass(frozen=True)
@@ -111,14 +113,15 @@ class RecTrainConfig:
         Validation users scored at each evaluation (a fixed, seeded subset); 0 = all.
     device : {"auto", "cpu", "cuda"}
         ``auto`` picks CUDA when available; the device is never hard-coded in a model.
-    num_threads : int
-        ``torch.set_num_threads`` during fit (0 leaves torch's default).
+    num_threads : int or "auto"
+        Threads during fit, through :mod:`hmspar.threads` like every model (torch intra-op and BLAS pools;
+        ``auto`` = this process's CPUs divided by the jobs running side by side; 0 leaves the defaults).
     """
 
-    max_steps: int = 6000
-    min_steps: int = 500
-    eval_every: int = 200
-    patience: int = 5
+    max_steps: int = 5000
+    min_steps: int = 200
+    eval_every: int = 100
+    patience: int = 3
     windows: Literal["all", "last"] = "all"
     window_stride: int = 0
     request_time: bool = False
@@ -131,13 +134,14 @@ class RecTrainConfig:
     max_len: int = 50
     val_max_users: int = 20000
     device: Literal["auto", "cpu", "cuda"] = "auto"
-    num_threads: int = 0
+    num_threads: int | str = 0
 
     def __post_init__(self) -> None:
         for name in ("max_steps", "eval_every", "batch_size", "eval_batch_size", "max_len"):
             if getattr(self, name) <= 0:
                 raise ValueError(f"{name} must be positive, got {getattr(self, name)!r}")
-        for name in ("min_steps", "weight_decay", "grad_clip", "num_threads"):
+        threads.check(self.num_threads, "num_threads", allow_zero=True)
+        for name in ("min_steps", "weight_decay", "grad_clip"):
             if getattr(self, name) < 0:
                 raise ValueError(f"{name} must be 0 or positive, got {getattr(self, name)!r}")
         if self.lr <= 0:
@@ -278,19 +282,6 @@ def training_windows(seqs: Sequences, max_len: int, windows: str = "all", stride
     return Windows(items, times, first, user)
 
 
-def param_groups(module: nn.Module, weight_decay: float) -> list[dict[str, Any]]:
-    """AdamW parameter groups: parameters with two or more axes (weight matrices, embedding tables)
-    decay by ``weight_decay``; biases and norm scales and shifts (one axis) never do, as on the
-    classification side (``hmspar.training.trainer.param_groups``, not imported so that the rec stages
-    keep their dependencies). Empty groups are left out."""
-    decay, no_decay = [], []
-    for p in module.parameters():
-        if p.requires_grad:
-            (decay if p.ndim >= 2 else no_decay).append(p)
-    groups = [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
-    return [g for g in groups if g["params"]]
-
-
 class TorchSeqRecommender(Recommender):
     """Base of the torch sequence recommenders: next-item training on every position of sliding windows
     over the whole training histories, a step budget with early stopping on validation NDCG@10, scoring
@@ -386,18 +377,12 @@ class TorchSeqRecommender(Recommender):
         if len(windows) == 0:
             raise HmsparError(f"{type(self).__name__}.fit: no training user has two or more interactions")
         device = resolve_device(cfg.device)
-        old_threads = torch.get_num_threads()
-        if cfg.num_threads > 0:
-            torch.set_num_threads(cfg.num_threads)
+        n_threads = threads.resolve(cfg.num_threads, "train.num_threads", allow_zero=True)
         devices = [device.index or 0] if device.type == "cuda" else []
-        try:
-            with torch.random.fork_rng(devices=devices):
-                torch.manual_seed(self.seed)  # initialisation and dropout; restored on leaving fork_rng
-                module = self.build_module(train, items)
-                self._fit_loop(module, windows, val, device)
-        finally:
-            if cfg.num_threads > 0:
-                torch.set_num_threads(old_threads)
+        with threads.limited(n_threads), torch.random.fork_rng(devices=devices):
+            torch.manual_seed(self.seed)  # initialisation and dropout; restored on leaving fork_rng
+            module = self.build_module(train, items)
+            self._fit_loop(module, windows, val, device)
         return self
 
     def _fit_loop(self, module: nn.Module, windows: Windows, val: Histories | None, device: torch.device) -> None:

@@ -31,8 +31,10 @@ from typing import TYPE_CHECKING, Any, Literal
 import numpy as np
 
 from hmspar import threads
+from hmspar.device import resolve_device
 from hmspar.errors import HmsparError
 from hmspar.training.distributed import DistributedConfig
+from hmspar.training.optim import param_groups
 
 if TYPE_CHECKING:  # pragma: no cover
     import torch
@@ -171,26 +173,6 @@ class TrainResult:
 
 #: Epochs of at least this many steps get their own progress bar over rows (with ``progress=True``).
 ROWS_BAR_MIN_STEPS = 50
-
-
-def resolve_device(device: str) -> "torch.device":
-    """Map ``auto``/``cpu``/``cuda`` to a ``torch.device``; asking for CUDA without one raises.
-
-    Inside a torchrun worker, CUDA resolves to the worker's own GPU (``cuda:<LOCAL_RANK>``).
-    """
-    import torch
-
-    from hmspar.training import distributed
-
-    if device == "auto":
-        resolved = torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    elif device == "cuda" and not torch.cuda.is_available():
-        raise HmsparError("train.device: 'cuda' requested but no CUDA device is available")
-    else:
-        resolved = torch.device(device)
-    if resolved.type == "cuda" and distributed.is_active():
-        return distributed.worker_device(resolved)
-    return resolved
 
 
 def to_tensor(array: np.ndarray, device: "torch.device") -> "torch.Tensor":
@@ -342,24 +324,6 @@ def _forward(net: "nn.Module", batch: dict[str, "torch.Tensor"], ddp: bool) -> "
             raise HmsparError("train.distributed: some parameters received no gradient in the previous step; "
                               "set train.distributed.find_unused_parameters: true") from exc
         raise
-
-
-def param_groups(module: "nn.Module", weight_decay: float) -> list[dict[str, Any]]:
-    """AdamW parameter groups of ``module``'s trainable parameters: weight matrices and kernels (two or
-    more axes) decay by ``weight_decay``; biases and normalisation scales and shifts (one axis) do not.
-
-    Returns
-    -------
-    list of dict
-        ``[{"params": decayed, "weight_decay": weight_decay}, {"params": others, "weight_decay": 0.0}]``
-        (empty groups left out).
-    """
-    decay, no_decay = [], []
-    for p in module.parameters():
-        if p.requires_grad:
-            (decay if p.ndim >= 2 else no_decay).append(p)
-    groups = [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
-    return [g for g in groups if g["params"]]
 
 
 class Trainer:

@@ -42,7 +42,8 @@ from hmspar import threads
 from hmspar.errors import HmsparError
 from hmspar.models.tabular import check_inputs, flatten_inputs
 from hmspar.models.torch_base import TorchClassifier, stratified_holdout
-from hmspar.training.trainer import TrainConfig, batch_slices, resolve_device, validation_auc
+from hmspar.device import resolve_device
+from hmspar.training.trainer import TrainConfig, batch_slices, validation_auc
 
 
 def _default_inputs() -> list[str]:

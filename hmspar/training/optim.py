@@ -1,0 +1,31 @@
+"""Optimiser pieces shared by every torch training loop (the classification Trainer, the recommendation
+loop, the baselines that train their own modules).
+
+torch is not imported here: the functions take modules.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from torch import nn
+
+
+def param_groups(module: "nn.Module", weight_decay: float) -> list[dict[str, Any]]:
+    """AdamW parameter groups of ``module``'s trainable parameters: weight matrices, kernels and embedding
+    tables (two or more axes) decay by ``weight_decay``; biases and normalisation scales and shifts (one
+    axis) do not.
+
+    Returns
+    -------
+    list of dict
+        ``[{"params": decayed, "weight_decay": weight_decay}, {"params": others, "weight_decay": 0.0}]``
+        (empty groups left out).
+    """
+    decay, no_decay = [], []
+    for p in module.parameters():
+        if p.requires_grad:
+            (decay if p.ndim >= 2 else no_decay).append(p)
+    groups = [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
+    return [g for g in groups if g["params"]]
