@@ -51,7 +51,8 @@ def quick_params(params: dict[str, Any]) -> dict[str, Any]:
     """The quick-look profile of ``params`` (a parsed params.yaml); ``params`` is not modified.
 
     One seed; simulated classification sets above ``QUICK_MIN_FROM`` entities cut by ``QUICK_SHRINK``;
-    HMSPAR and the torch baselines at 300 optimiser steps; MiniRocket at 2,000 kernels, T-Loss at 100
+    no k-fold model selection on small runs (``selection.small_train_rows: 0``); HMSPAR and the torch
+    baselines at 300 optimiser steps; MiniRocket at 2,000 kernels, T-Loss at 100
     encoder steps; the modality ablation on one run; 200 bootstrap resamples; the shop at 2,000 users and
     800 items, the dense shop at 200 users; the torch recommenders at 300 steps. Model lists, runs, tasks,
     splits and every other setting stay as they are.
@@ -62,6 +63,8 @@ def quick_params(params: dict[str, Any]) -> dict[str, Any]:
         n = cfg.get("n_entities")
         if isinstance(n, int) and n > QUICK_MIN_FROM:
             cfg["n_entities"] = max(QUICK_MIN_ENTITIES, n // QUICK_SHRINK)
+    # no k-fold refits on the small runs: every run fits once on its stored split
+    p.setdefault("selection", {})["small_train_rows"] = 0
     _shrink_train(p.setdefault("train", {}), QUICK_STEPS)
     for run in p.get("hmspar_runs", {}).values():
         if isinstance(run.get("train"), dict):

@@ -33,6 +33,7 @@ def test_quick_profile_is_smaller_and_keeps_the_lab():
         n, q = cfg.get("n_entities"), quick["datasets"][name].get("n_entities")
         if n is not None:
             assert q <= n and (q < n) == (n > quicklook.QUICK_MIN_FROM), name
+    assert quick["selection"]["small_train_rows"] == 0
     assert quick["train"]["max_steps"] <= quicklook.QUICK_STEPS["max_steps"] < DEFAULT["train"]["max_steps"]
     for name, section in quick["baselines"].items():
         train = section.get("train") or {}

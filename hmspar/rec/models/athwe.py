@@ -353,7 +353,8 @@ class ATHWENet(nn.Module):
         valid = items > 0
         pos = self.pos(torch.arange(L - 1, -1, -1, device=items.device))    # (L, d) most recent = 0
         mod_type = self.mod_type.weight[:, None]                            # (M, 1, d)
-        x = torch.stack([table[m][items] for m in self.mods], 1) + mod_type + pos  # (B, M, L, d)
+        # F.embedding rather than table[m][items]: a deterministic backward on the CPU (see pixelrec.py)
+        x = torch.stack([F.embedding(items, table[m]) for m in self.mods], 1) + mod_type + pos  # (B, M, L, d)
         h = self.drop(x).reshape(B, len(self.mods) * L, -1)
         for blk in self.encoders:
             h = blk(h, valid)                                               # causal within each modality

@@ -30,6 +30,7 @@ from typing import Literal
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from hmspar.errors import HmsparError
@@ -180,7 +181,8 @@ class MTSTRecNet(nn.Module):
         prev, _ = gaps(times, valid, None)
         pos = self.pos(torch.arange(L - 1, -1, -1, device=items.device))  # (L, d) most recent = 0
         time_tok = self.gap_emb(gap_bucket(prev, self.edges)) + pos         # (B, L, d)
-        x = torch.stack([table[m][items] for m in self.streams], 1)         # (B, M, L, d)
+        # F.embedding rather than table[m][items]: a deterministic backward on the CPU (see pixelrec.py)
+        x = torch.stack([F.embedding(items, table[m]) for m in self.streams], 1)  # (B, M, L, d)
         x = x + self.stream_type.weight[None, :, None, :] + time_tok[:, None]
         shared = (self.token0 + time_tok) if self.use_token else None       # (B, L, d)
         return self.drop(x), (self.drop(shared) if shared is not None else None), valid

@@ -207,7 +207,9 @@ class ItemTower(nn.Module):
         uniq, inv = torch.unique(idx, return_inverse=True)
         br = self.branches(uniq)
         vec = self.fuse_branches(br) * (uniq > 0)[:, None].float()          # (U, d)
-        return vec[inv], {**br, "_items": uniq}
+        # F.embedding, not vec[inv]: the backward of advanced indexing accumulates repeated rows in an order
+        # that varies with the thread schedule on the CPU (different bytes per run); embedding's does not.
+        return F.embedding(inv, vec), {**br, "_items": uniq}
 
 
 class TwoTowerNet(nn.Module):
