@@ -215,6 +215,26 @@ def test_config_errors_name_the_params_key(tmp_path):
         run(dataset_config("shop", {**good, "path": "nowhere.csv"}))
 
 
+def test_an_unquoted_yaml_date_cutoff_is_read_as_its_iso_text(tmp_path):
+    """YAML reads ``cutoff: 2021-03-31`` as a date: DVC cannot hash it (so params.yaml quotes dates), but the
+    lab's own code, which may see the section without DVC (a stage run directly, the library), takes it."""
+    import datetime
+
+    import yaml
+
+    path = write(tmp_path, LOG)
+    unquoted = yaml.safe_load("cutoff: 2021-03-31")["cutoff"]
+    assert type(unquoted) is datetime.date
+    cfg = shop(path, cutoff=unquoted)
+    assert cfg == shop(path) and cfg.cutoff == "2021-03-31"
+    np.testing.assert_array_equal(run(cfg).series, run(shop(path)).series)
+    with raises("imports.shop.cutoff: must be the last day of a month (the end of the input window), "
+                "got '2021-03-15'"):
+        shop(path, cutoff=datetime.date(2021, 3, 15))
+    with raises("imports.shop.cutoff: must be an ISO date such as '2011-09-30' (quoted), got datetime.datetime("):
+        shop(path, cutoff=datetime.datetime(2021, 3, 31, 12, 0))
+
+
 def test_missing_or_misnamed_column(tmp_path):
     path = write(tmp_path, LOG.replace("total", "amount"))
     with raises(f"{path}: column 'total' (imports.shop.columns.amount) not found; the file has columns "

@@ -129,7 +129,8 @@ def test_evaluate_outputs_match_an_independent_recomputation(tiny_project):
     assert entry["ci_low"] <= entry["auc_difference"] <= entry["ci_high"]
 
     headline = json.loads((tiny_project / "metrics/headline.json").read_text())
-    assert set(headline) == set(runs)
+    assert set(headline) == {"n_runs", "ahead", "behind", "hmspar_auc", "auc_delta"}  # a few columns, not one per run
+    assert headline["n_runs"] == len(runs) and headline["ahead"] + headline["behind"] <= len(runs)
 
     import matplotlib.image as mpimg
 
@@ -152,7 +153,7 @@ def test_experiment_changes_headline_metrics(tiny_project):
         assert "Running stage 'generate@" not in out and "Running stage 'convert@" not in out
         diff = run(["dvc", "metrics", "diff", "--json"], tiny_project).stdout
         changed = json.loads(diff).get("metrics/headline.json", {})
-        assert any(key.endswith("hmspar_auc") for key in changed), diff
+        assert "hmspar_auc" in changed, diff
     finally:
         run(["git", "checkout", "--", "."], tiny_project)
         run(["dvc", "checkout", "--quiet"], tiny_project, check=False)

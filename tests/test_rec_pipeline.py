@@ -24,6 +24,9 @@ def test_rec_outputs_and_leaderboard(tiny_project):
             assert topk.shape == (entry["n_users"], 20) and topk.min() >= 1 and topk.max() <= entry["n_items"]
         assert entry["comparisons"]["sasrec"]["versus"] in ("mostpop", "itemknn")
     assert "rec-results" not in (tiny_project / "metrics/rec_results_table.md").read_text()
+    headline = json.loads((tiny_project / "metrics/rec_headline.json").read_text())  # one column per dataset
+    assert headline == {"ndcg@10": {ds: round(max(e["full"]["ndcg@10"]["mean"] for e in entry["models"].values()), 4)
+                                    for ds, entry in board.items()}}
     assert (tiny_project / "plots_rec/ndcg_at_k.png").is_file()
     # MMR trade-off of the two-tower model (rec.evaluate.mmr_models): lambda = 1 first, the plain lists
     rows = board["shop"]["models"]["pixelrec"]["mmr"]

@@ -139,20 +139,38 @@ def test_headline_and_significance(evaluated):
     board = _read(evaluated, "leaderboard.json")
     headline = _read(evaluated, "headline.json")
     sig = _read(evaluated, "significance.json")
-    assert set(headline) == set(RUNS) == set(sig["runs"])
+    assert set(RUNS) == set(sig["runs"])
+    hmspar_aucs, deltas, sides = [], [], []
     for run, entry in sig["runs"].items():
         baselines = [r for r in board["rows"] if r["run"] == run and r["model"] in ("lgbm", "logreg")]
         best = max(baselines, key=lambda r: r["roc_auc"]["mean"])
-        assert entry["baseline"] == best["model"] == headline[run]["best_baseline"]
-        assert headline[run]["best_baseline_auc"] == round(best["roc_auc"]["mean"], 4)
+        assert entry["baseline"] == best["model"]
         assert entry["ci_low"] <= entry["auc_difference"] <= entry["ci_high"]
         assert entry["ci_low"] < entry["ci_high"]
         assert entry["n_resamples_used"] == 300 and entry["seeds"] == [0, 1]
         assert len(entry["per_seed"]) == 2 and isinstance(entry["holds_across_seeds"], bool)
         hm = next(r for r in board["rows"] if r["run"] == run and r["model"] == "hmspar")
-        assert headline[run]["hmspar_auc"] == round(hm["roc_auc"]["mean"], 4)
         assert entry["auc_difference"] == pytest.approx(hm["roc_auc"]["mean"] - best["roc_auc"]["mean"], abs=1e-12)
+        hmspar_aucs.append(hm["roc_auc"]["mean"])
+        deltas.append(hm["roc_auc"]["mean"] - best["roc_auc"]["mean"])
+        sides.append("ahead" if entry["ci_low"] > 0 else "behind" if entry["ci_high"] < 0 else "no difference")
     assert "crc32(run)" in sig["procedure"]
+    # the headline (what `dvc metrics show` prints): five numbers over the runs, never one column per run
+    assert headline == {"n_runs": len(RUNS), "ahead": sides.count("ahead"), "behind": sides.count("behind"),
+                        "hmspar_auc": round(float(np.mean(hmspar_aucs)), 4),
+                        "auc_delta": round(float(np.mean(deltas)), 4)}
+
+
+def test_headline_counts_runs_by_their_interval_and_skips_runs_without_a_comparison():
+    def row(run, model, auc):
+        return {"run": run, "model": model, "roc_auc": {"mean": auc}}
+
+    board = {"rows": [row("a", "hmspar", 0.9), row("a", "lgbm", 0.8), row("b", "hmspar", 0.7), row("b", "lgbm", 0.8),
+                      row("c", "hmspar", 0.6), row("c", "lgbm", 0.6), row("d", "lgbm", 0.5)]}
+    sig = {"runs": {"a": {"ci_low": 0.01, "ci_high": 0.2}, "b": {"ci_low": -0.2, "ci_high": -0.01},
+                    "c": {"ci_low": None, "ci_high": None}, "d": {"skipped": "no results of model 'hmspar'"}}}
+    assert leaderboard.build_headline(board, sig, 3) == {"n_runs": 4, "ahead": 1, "behind": 1, "hmspar_auc": 0.733,
+                                                        "auc_delta": 0.0}
 
 
 def test_bootstrap_auc_matches_sklearn_and_is_deterministic():

@@ -448,6 +448,20 @@ def render_split_table(primary: dict[str, Any], secondary: dict[str, Any], digit
     return "\n".join(lines)
 
 
+def rec_headline(leaderboard: dict[str, Any], digits: int) -> dict[str, Any]:
+    """The rec track's headline (``metrics/rec_headline.json``, what ``dvc metrics show`` prints beside the
+    classification track's): ``{"ndcg@10": {dataset: the best model's mean test NDCG@10}}`` under the primary
+    protocol (full ranking), one column per dataset. The best is picked on the test means (as the classification
+    track's best baseline); which model it is, and every model's figures, are in ``rec_leaderboard.json`` and
+    ``rec_results_table.md``."""
+    best = {}
+    for ds, entry in leaderboard.items():
+        means = [e["full"]["ndcg@10"]["mean"] for e in entry["models"].values()
+                 if e["full"]["ndcg@10"]["mean"] is not None]
+        best[ds] = round(float(max(means)), digits) if means else None
+    return {"ndcg@10": best}
+
+
 def rec_evaluate(params: dict[str, Any], features_root: Path = Path("data/rec/features"),
                  results_root: Path = Path("results/rec"), metrics_dir: Path = Path("metrics"),
                  plots_dir: Path = Path("plots_rec"), global_root: Path = Path("results/rec_global")
@@ -491,9 +505,7 @@ def rec_evaluate(params: dict[str, Any], features_root: Path = Path("data/rec/fe
                   + render_split_table(leaderboard, secondary, cfg.digits))
     write_json(out["global_leaderboard"], secondary)
     out["table"].write_text(table + "\n")
-    headline = {f"{ds}/{m}/ndcg@10": round(e["full"]["ndcg@10"]["mean"], cfg.digits)
-                for ds, entry in leaderboard.items() for m, e in entry["models"].items()}
-    write_json(out["headline"], headline)
+    write_json(out["headline"], rec_headline(leaderboard, cfg.digits))
     write_plots(Path(plots_dir), leaderboard, curves, cfg.curve_ks)
     return out
 

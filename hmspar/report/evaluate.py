@@ -59,8 +59,9 @@ def evaluate(
         and hashed into the table's params digest: the stage declares only ``evaluate``), or an
         :class:`EvaluateConfig`.
     out_metrics_dir : path
-        Receives ``leaderboard.json``, ``leaderboard.csv``, ``significance.json``, ``headline.json`` and
-        ``results_table.md``.
+        Receives ``leaderboard.json``, ``leaderboard.csv``, ``significance.json``, ``headline.json`` (five
+        numbers over all runs, :func:`~hmspar.report.leaderboard.build_headline`: the table ``dvc metrics show``
+        prints) and ``results_table.md``.
     plots_dir : path
         Receives ``roc/<run>.json``, ``pr/<run>.json``, ``confusion/<run>.csv`` (DVC plot data; each folder
         is replaced as a whole) and ``leaderboard_heatmap.png``, ``ablation.png`` (only when ablation results
@@ -91,7 +92,7 @@ def evaluate(
     results = discover_results(results_dir)
     leaderboard = build_leaderboard(results)
     significance = bootstrap.significance(results, leaderboard, cfg)
-    headline = build_headline(leaderboard, cfg.headline_digits)
+    headline = build_headline(leaderboard, significance, cfg.headline_digits)
 
     written: dict[str, Path] = {}
     written["leaderboard_json"] = metrics_dir / "leaderboard.json"

@@ -61,7 +61,7 @@ class EvaluateConfig:
     seed : int
         Seed of the bootstrap generator (combined with the run name, so each run has its own stream).
     headline_digits : int
-        Decimals kept in ``metrics/headline.json``.
+        Decimals kept in ``metrics/headline.json`` (its means over runs).
     table_digits : int
         Decimals shown in the README results table.
     curve_points : int
@@ -404,22 +404,47 @@ def runs_of(leaderboard: Mapping[str, Any]) -> list[str]:
     return sorted({r["run"] for r in leaderboard["rows"]})
 
 
-def build_headline(leaderboard: Mapping[str, Any], digits: int) -> dict[str, dict[str, Any]]:
-    """``{run: {"hmspar_auc", "best_baseline_auc", "best_baseline"}}`` (mean test ROC-AUC, rounded)."""
+def build_headline(leaderboard: Mapping[str, Any], significance: Mapping[str, Any], digits: int) -> dict[str, Any]:
+    """The classification track's headline (``metrics/headline.json``, what ``dvc metrics show`` prints): five
+    numbers, so that the table stays a few columns wide; the per-run detail is in ``leaderboard.json`` and
+    ``significance.json``.
 
-    def rnd(v: float | None) -> float | None:
-        return None if v is None else round(float(v), digits)
+    Returns
+    -------
+    dict
+        ``n_runs`` (runs in the leaderboard); ``ahead`` and ``behind`` (runs where the paired-bootstrap interval
+        of HMSPAR minus the best baseline, from ``significance``, lies above / below zero; the others show no
+        difference); ``hmspar_auc`` (HMSPAR's mean test ROC-AUC, averaged over the runs it has) and
+        ``auc_delta`` (HMSPAR's minus the best baseline's mean test ROC-AUC, averaged over the runs that have
+        both; None when none has). Means are rounded to ``digits`` decimals.
+    """
 
-    out = {}
-    for run in runs_of(leaderboard):
+    def mean(values: list[float]) -> float | None:
+        return round(float(np.mean(values)), digits) if values else None
+
+    runs = runs_of(leaderboard)
+    hmspar_auc, delta = [], []
+    for run in runs:
         hm = find_row(leaderboard, run, HMSPAR)
         base = best_baseline(leaderboard, run)
-        out[run] = {
-            "hmspar_auc": rnd(hm["roc_auc"]["mean"]) if hm else None,
-            "best_baseline_auc": rnd(base["roc_auc"]["mean"]) if base else None,
-            "best_baseline": base["model"] if base else None,
-        }
-    return out
+        if hm is None or hm["roc_auc"]["mean"] is None:
+            continue
+        hmspar_auc.append(float(hm["roc_auc"]["mean"]))
+        if base is not None:
+            delta.append(float(hm["roc_auc"]["mean"]) - float(base["roc_auc"]["mean"]))
+    tested = [e for e in (significance.get("runs") or {}).values() if "skipped" not in e]
+
+    def count(side) -> int:
+        return sum(1 for e in tested if e.get("ci_low") is not None and e.get("ci_high") is not None
+                   and math.isfinite(e["ci_low"]) and math.isfinite(e["ci_high"]) and side(e))
+
+    return {
+        "n_runs": len(runs),
+        "ahead": count(lambda e: e["ci_low"] > 0.0),
+        "behind": count(lambda e: e["ci_high"] < 0.0),
+        "hmspar_auc": mean(hmspar_auc),
+        "auc_delta": mean(delta),
+    }
 
 
 def params_digest(params: Mapping[str, Any]) -> str:

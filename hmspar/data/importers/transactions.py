@@ -35,6 +35,7 @@ the ids): a 1,000,000-row log imports in seconds (see ``benchmarks/bench_import.
 from __future__ import annotations
 
 import dataclasses
+import datetime
 from pathlib import Path
 from typing import Literal
 
@@ -112,7 +113,9 @@ class Config(ImportConfig):
         Subset of ``churn``, ``engagement``, ``repurchase``.
     cutoff : str or None
         Last day of the input window (ISO date, the last day of a period). None: ``horizon`` periods before
-        the log's last complete period.
+        the log's last complete period. A ``datetime.date`` (what YAML makes of an unquoted ``2011-09-30``)
+        is accepted and stored as its ISO text; DVC itself cannot hash such a value, so ``params.yaml``
+        quotes it, but the stage run directly or the library may receive one.
     engagement_threshold : float or None
         Spend in the label window above which a customer is engaged; None: the median spend over the last
         ``horizon`` input periods among the customers who spent then (see the module docstring).
@@ -130,7 +133,7 @@ class Config(ImportConfig):
     input_periods: int = 12
     horizon: int = 3
     tasks: list[str] = dataclasses.field(default_factory=lambda: list(TASKS))
-    cutoff: str | None = None
+    cutoff: str | datetime.date | None = None
     engagement_threshold: float | None = None
     static: list[str] | None = None
     date_format: str | None = None
@@ -151,7 +154,11 @@ class Config(ImportConfig):
             raise ValueError(f"tasks has duplicates: {self.tasks!r}")
         if self.engagement_threshold is not None and not self.engagement_threshold >= 0:
             raise ValueError(f"engagement_threshold must be non-negative (or null), got {self.engagement_threshold!r}")
+        if type(self.cutoff) is datetime.date:  # exactly a date: a datetime would carry a time of day
+            object.__setattr__(self, "cutoff", self.cutoff.isoformat())
         if self.cutoff is not None:
+            if not isinstance(self.cutoff, str):
+                raise ValueError(f"cutoff must be an ISO date such as '2011-09-30' (quoted), got {self.cutoff!r}")
             try:
                 day = _day_number(pd.Timestamp(self.cutoff))
             except (ValueError, TypeError):
