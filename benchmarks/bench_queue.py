@@ -25,7 +25,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from benchmarks.bench_repro import ROOT, _env, _run, make_clone
+from benchmarks.bench_repro import ROOT, make_clone, run_timed, tool_env
 
 TARGET = "train@retail-churn"
 
@@ -33,16 +33,16 @@ TARGET = "train@retail-churn"
 def _status(clone: Path) -> str:
     import subprocess
 
-    return subprocess.run(["dvc", "queue", "status"], cwd=clone, env=_env(), capture_output=True, text=True).stdout
+    return subprocess.run(["dvc", "queue", "status"], cwd=clone, env=tool_env(), capture_output=True, text=True).stdout
 
 
 def _trials(clone: Path, lrs: list[str], jobs: int, epochs: int, timeout: float, num_threads: str) -> float:
     for lr in lrs:
-        _run(["dvc", "exp", "run", "--queue", "-n", f"j{jobs}-lr{lr.replace('.', 'p')}", "--single-item", TARGET,
+        run_timed(["dvc", "exp", "run", "--queue", "-n", f"j{jobs}-lr{lr.replace('.', 'p')}", "--single-item", TARGET,
               "-S", f"train.lr={lr}", "-S", f"train.epochs={epochs}", "-S", f"train.patience={epochs}",
               "-S", "train.batch_size=16", "-S", f"train.num_threads={num_threads}"], clone)
     t0 = time.perf_counter()
-    _run(["dvc", "queue", "start", "-j", str(jobs)], clone)
+    run_timed(["dvc", "queue", "start", "-j", str(jobs)], clone)
     try:
         while True:
             status = _status(clone)
@@ -52,7 +52,7 @@ def _trials(clone: Path, lrs: list[str], jobs: int, epochs: int, timeout: float,
                 raise RuntimeError(f"queue did not finish in {timeout} s:\n{status}")
             time.sleep(1)
     finally:
-        _run(["dvc", "queue", "stop"], clone)
+        run_timed(["dvc", "queue", "stop"], clone)
     wall = time.perf_counter() - t0
     if status.count("Success") < len(lrs) * (2 if jobs == 2 else 1):
         raise RuntimeError(f"a trial failed:\n{status}")
@@ -72,9 +72,9 @@ def main(argv: list[str] | None = None) -> None:
     tmp = Path(tempfile.mkdtemp(prefix="hmspar-queue-"))
     try:
         clone = make_clone(tmp, ROOT / "tests" / "params_tiny.yaml")
-        _run(["dvc", "repro", "--quiet"], clone)
-        _run(["git", "add", "-A"], clone)
-        _run(["git", "commit", "-q", "-m", "reproduced"], clone)
+        run_timed(["dvc", "repro", "--quiet"], clone)
+        run_timed(["git", "add", "-A"], clone)
+        run_timed(["git", "commit", "-q", "-m", "reproduced"], clone)
         load = os.getloadavg()
         sequential = _trials(clone, ["0.001", "0.003"], 1, args.epochs, args.timeout, args.num_threads)
         parallel = _trials(clone, ["0.002", "0.004"], 2, args.epochs, args.timeout, args.num_threads)

@@ -33,7 +33,7 @@ RESULTS = ROOT / "benchmarks" / "results"
 OUTPUT_DIRS = ("data/", "results/", "dvclive/", "metrics/", "plots/", "models/", "timings/", "bench_timings/")
 
 
-def _env() -> dict[str, str]:
+def tool_env() -> dict[str, str]:
     env = dict(os.environ)
     env["PATH"] = str(Path(sys.executable).parent) + os.pathsep + env.get("PATH", "")
     for k, v in (("GIT_AUTHOR_NAME", "bench"), ("GIT_AUTHOR_EMAIL", "bench@example.com"),
@@ -44,9 +44,9 @@ def _env() -> dict[str, str]:
     return env
 
 
-def _run(cmd: list[str], cwd: Path, log=None) -> float:
+def run_timed(cmd: list[str], cwd: Path, log=None) -> float:
     t0 = time.perf_counter()
-    proc = subprocess.run(cmd, cwd=cwd, env=_env(), stdout=log or subprocess.PIPE, stderr=subprocess.STDOUT,
+    proc = subprocess.run(cmd, cwd=cwd, env=tool_env(), stdout=log or subprocess.PIPE, stderr=subprocess.STDOUT,
                           text=True)
     if proc.returncode != 0:
         tail = proc.stdout[-4000:] if proc.stdout else f"(see {log.name})"
@@ -75,7 +75,7 @@ def make_clone(dest: Path, params: Path) -> Path:
     with open(dest / ".gitignore", "a", encoding="utf-8") as f:
         f.write("/bench_timings/\n")
     for cmd in (["git", "init", "-q"], ["git", "add", "-A"], ["git", "commit", "-q", "-m", "bench_repro clone"]):
-        _run(cmd, dest)
+        run_timed(cmd, dest)
     return dest
 
 
@@ -89,8 +89,8 @@ def bench(params: Path, keep: Path | None = None) -> dict:
         clone = make_clone(tmp / "clone" if keep is None else tmp, params)
         load_before = os.getloadavg()
         with open(clone / "repro.log", "w", encoding="utf-8") as log:
-            total = _run(["dvc", "repro"], clone, log=log)
-        noop = _run(["dvc", "repro"], clone)
+            total = run_timed(["dvc", "repro"], clone, log=log)
+        noop = run_timed(["dvc", "repro"], clone)
         load_after = os.getloadavg()
         stages = [json.loads(p.read_text()) for p in (clone / "bench_timings").glob("*.json")]
     finally:

@@ -140,7 +140,7 @@ def run_model(model_name: str, model_section: dict[str, Any] | None, where: str,
     from hmspar.data.loader import available_modalities, load_task, read_meta
     from hmspar.models.registry import make_model
     from hmspar.training import distributed
-    from hmspar.training.metrics import binary_metrics, json_safe, multiclass_metrics
+    from hmspar.metrics import binary_metrics, json_safe, multiclass_metrics
     from hmspar.training.selection import SelectionConfig, fit_with_selection
 
     dataset, task, group = _check_run_spec(run_name, run_spec)

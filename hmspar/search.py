@@ -152,11 +152,11 @@ def model_section(params: dict[str, Any], model: str, run: str) -> tuple[str, di
     ``baselines.<model>`` with its ``per_run.<run>`` override merged in (as ``baseline_*@<dataset>-<model>``).
     """
     from hmspar.pipeline import baseline_section, hmspar_run
-    from hmspar.pipeline.fit import _hmspar_section, baseline_run_section
+    from hmspar.pipeline.fit import hmspar_section, baseline_run_section
 
     if model == "hmspar":
         _, entry = hmspar_run(params, run)
-        return "hmspar", _hmspar_section(params, entry), "model"
+        return "hmspar", hmspar_section(params, entry), "model"
     section = baseline_run_section(baseline_section(params, model), run)
     return section.pop("model", model), section, f"baselines.{model}"
 
@@ -176,7 +176,7 @@ def load_search_splits(features_dir: Path, task: str, group: str | None, uses: t
 
 def score(objective: str, y: np.ndarray, proba: np.ndarray, classes: np.ndarray) -> float:
     """The validation score of ``proba`` (n, K) against labels ``y`` (n,)."""
-    from hmspar.training.metrics import roc_auc
+    from hmspar.metrics import roc_auc
 
     codes = np.searchsorted(classes, y)
     if objective == "roc_auc":

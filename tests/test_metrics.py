@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from hmspar.errors import HmsparError
-from hmspar.training.metrics import binary_metrics, choose_threshold, json_safe, multiclass_metrics
+from hmspar.metrics import binary_metrics, choose_threshold, json_safe, multiclass_metrics
 
 Y = np.array([0, 0, 1, 1])
 P = np.array([0.1, 0.4, 0.35, 0.8])

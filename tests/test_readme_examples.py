@@ -77,6 +77,7 @@ COMMANDS: dict[str, tuple[str, object]] = {
         ("exp-run", None),
     "pip install tabpfn": ("external", ("hmspar/models/baselines/foundation.py", 'package = "tabpfn"')),
     "python -m hmspar.report.page": ("run", None),
+    "python -m hmspar.quicklook": ("covered", ("tests/test_quicklook.py", "quicklook.build(ROOT")),
     "dvc plots show": ("run", None),
     "python -m hmspar.search --track rec": ("search", None),
     "python -m benchmarks.bench_rec_models": ("module", None),
@@ -642,13 +643,14 @@ def test_committed_headline_files_are_what_the_writers_give():
     from hmspar.config import build
     from hmspar.io import read_json
     from hmspar.rec.report import RecEvaluateConfig, rec_headline
-    from hmspar.report.leaderboard import EvaluateConfig, _json_safe, build_headline
+    from hmspar.metrics import json_safe
+    from hmspar.report.leaderboard import EvaluateConfig, build_headline
 
     params = _params()
     digits = build(EvaluateConfig, params.get("evaluate"), "evaluate").headline_digits
     metrics = ROOT / "metrics"
     expected = build_headline(read_json(metrics / "leaderboard.json"), read_json(metrics / "significance.json"), digits)
-    assert read_json(metrics / "headline.json") == _json_safe(expected)
+    assert read_json(metrics / "headline.json") == json_safe(expected)
     rec_digits = build(RecEvaluateConfig, params["rec"].get("evaluate"), "rec.evaluate").digits
     assert read_json(metrics / "rec_headline.json") == rec_headline(read_json(metrics / "rec_leaderboard.json"),
                                                                     rec_digits)

@@ -82,7 +82,7 @@ def test_train_config_validation():
 
 
 def test_base_importable_without_torch():
-    code = ("import sys, hmspar.models.base, hmspar.training.trainer, hmspar.training.metrics, "
+    code = ("import sys, hmspar.models.base, hmspar.training.trainer, hmspar.metrics, "
             "hmspar.runner; assert 'torch' not in sys.modules, 'torch imported'")
     subprocess.run([sys.executable, "-c", code], check=True, cwd=ROOT)  # hmspar from this checkout
 

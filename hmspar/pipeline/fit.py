@@ -17,7 +17,8 @@ def _run_spec_dict(spec: RunSpec) -> dict[str, Any]:
     return {"dataset": spec.dataset, "task": spec.task, "group": spec.group}
 
 
-def _hmspar_section(params: dict[str, Any], entry: HmsparRun) -> dict[str, Any]:
+def hmspar_section(params: dict[str, Any], entry: HmsparRun) -> dict[str, Any]:
+    """HMSPAR's model section for one run: ``model`` and ``train`` with the run's own overrides merged in."""
     section = deep_merge(params.get("model") or {}, entry.model)
     section["train"] = deep_merge(params.get("train") or {}, entry.train)
     return section
@@ -33,7 +34,7 @@ def train(run: str, params: dict[str, Any], progress: bool = True) -> list[dict[
     spec, entry = hmspar_run(params, run)
     return run_model(
         model_name="hmspar",
-        model_section=_hmspar_section(params, entry),
+        model_section=hmspar_section(params, entry),
         where="model",
         features_dir=FEATURES_ROOT / spec.dataset,
         run_name=run,
@@ -84,7 +85,7 @@ def ablation(run: str, params: dict[str, Any], progress: bool = True) -> list[di
     records: list[dict[str, Any]] = []
     with atomic_dir(RESULTS_ROOT / "ablation" / run) as tmp:
         for label, modalities in cfg.variants.items():
-            section = _hmspar_section(params, entry)
+            section = hmspar_section(params, entry)
             section["modalities"] = list(modalities)
             records += run_model(
                 model_name="hmspar",

@@ -187,7 +187,7 @@ def validation_ndcg(score_fn, val: Histories, batch_size: int, k: int = 10) -> f
     return float(validation_ndcgs(score_fn, val, batch_size, k).mean())
 
 
-def _trim(items: np.ndarray, *others: np.ndarray) -> tuple[np.ndarray, ...]:
+def trim_left(items: np.ndarray, *others: np.ndarray) -> tuple[np.ndarray, ...]:
     """Drop leading columns that are padding in every row (keeps at least one column)."""
     nz = (items > 0).any(0)
     start = int(np.argmax(nz)) if nz.any() else items.shape[1] - 1
@@ -225,7 +225,7 @@ class Windows:
         leading all-padding columns cut."""
         items = self.items[rows].astype(np.int64)
         targets = np.where(np.arange(items.shape[1])[None, :] >= self.first[rows, None], items, 0)
-        return _trim(items, self.times[rows], targets)
+        return trim_left(items, self.times[rows], targets)
 
 
 def training_windows(seqs: Sequences, max_len: int, windows: str = "all", stride: int = 0,
@@ -464,7 +464,7 @@ class TorchSeqRecommender(Recommender):
         with torch.no_grad():
             for a in range(0, len(histories), cfg.eval_batch_size):
                 rows = order[a:a + cfg.eval_batch_size]
-                it, tm = _trim(items[rows], times[rows])
+                it, tm = trim_left(items[rows], times[rows])
                 s = module.score(torch.from_numpy(it).to(device),
                                  torch.from_numpy(tm.astype(np.float32)).to(device),
                                  torch.from_numpy(tt[rows].astype(np.float32)).to(device))

@@ -79,17 +79,17 @@ def auc_from_counts(y: np.ndarray, score: np.ndarray, counts: np.ndarray) -> np.
 
 def _resample_aucs(y: np.ndarray, prob: np.ndarray, idx: np.ndarray, counts: np.ndarray) -> np.ndarray:
     """AUC of one model on each resample (binary: exact vectorised; multi-class:
-    :func:`hmspar.training.metrics.roc_auc`, NaN on a resample missing a class)."""
+    :func:`hmspar.metrics.roc_auc`, NaN on a resample missing a class)."""
     if prob.ndim == 1:
         return auc_from_counts(y, prob, counts)
-    from hmspar.training.metrics import roc_auc
+    from hmspar.metrics import roc_auc
 
     return np.array([roc_auc(y[rows], prob[rows]) for rows in idx], dtype=np.float64)
 
 
 def _full_auc(y: np.ndarray, prob: np.ndarray) -> float:
-    """The observed AUC, by the same definition as the leaderboard's (:mod:`hmspar.training.metrics`)."""
-    from hmspar.training.metrics import roc_auc
+    """The observed AUC, by the same definition as the leaderboard's (:mod:`hmspar.metrics`)."""
+    from hmspar.metrics import roc_auc
 
     return roc_auc(y, prob)
 

@@ -19,8 +19,9 @@ from typing import Any
 from hmspar.config import build
 from hmspar.errors import HmsparError
 from hmspar.io import write_json, write_text_atomic
+from hmspar.metrics import json_safe
 from hmspar.report import bootstrap, plots, readme_table
-from hmspar.report.leaderboard import (EvaluateConfig, _json_safe, build_headline, build_leaderboard,
+from hmspar.report.leaderboard import (EvaluateConfig, build_headline, build_leaderboard,
                                        discover_results, leaderboard_frame, params_digest)
 
 
@@ -96,14 +97,14 @@ def evaluate(
 
     written: dict[str, Path] = {}
     written["leaderboard_json"] = metrics_dir / "leaderboard.json"
-    write_json(written["leaderboard_json"], _json_safe(leaderboard))
+    write_json(written["leaderboard_json"], json_safe(leaderboard))
     written["leaderboard_csv"] = metrics_dir / "leaderboard.csv"
     csv_text = leaderboard_frame(leaderboard).to_csv(index=False, float_format="%.6g")
     write_text_atomic(written["leaderboard_csv"], csv_text)
     written["significance"] = metrics_dir / "significance.json"
-    write_json(written["significance"], _json_safe(significance))
+    write_json(written["significance"], json_safe(significance))
     written["headline"] = metrics_dir / "headline.json"
-    write_json(written["headline"], _json_safe(headline))
+    write_json(written["headline"], json_safe(headline))
 
     written.update(plots.write_plot_data(results, leaderboard, plots_dir, cfg.curve_points))
     written.update(plots.write_training_curves(live_root, plots_dir))

@@ -268,7 +268,7 @@ def predicted_labels(result: SeedResult) -> np.ndarray:
 
 
 def compute_metrics(y: np.ndarray, prob: np.ndarray, threshold: float | None) -> dict[str, float]:
-    """Test metrics of one set of predictions, by :mod:`hmspar.training.metrics` (its edge-case rules).
+    """Test metrics of one set of predictions, by :mod:`hmspar.metrics` (its edge-case rules).
 
     Parameters
     ----------
@@ -286,7 +286,7 @@ def compute_metrics(y: np.ndarray, prob: np.ndarray, threshold: float | None) ->
         (``nan`` for ROC-AUC and AUPRC unless every class occurs in ``y``; multi-class ``f1, precision,
         recall`` are the macro averages), and ``n_predicted_classes``.
     """
-    from hmspar.training.metrics import LEADERBOARD_KEYS, binary_metrics, multiclass_metrics
+    from hmspar.metrics import LEADERBOARD_KEYS, binary_metrics, multiclass_metrics
 
     y = np.asarray(y)
     prob = np.asarray(prob, dtype=np.float64)
@@ -451,14 +451,3 @@ def params_digest(params: Mapping[str, Any]) -> str:
     """First 12 hex digits of the SHA-256 of ``params`` as canonical JSON (sorted keys)."""
     text = json.dumps(params, sort_keys=True, default=str, separators=(",", ":"))
     return hashlib.sha256(text.encode("utf-8")).hexdigest()[:12]
-
-
-def _json_safe(obj: Any) -> Any:
-    """Replace NaN/inf floats by ``None`` so that the JSON stays standard."""
-    if isinstance(obj, float):
-        return obj if math.isfinite(obj) else None
-    if isinstance(obj, dict):
-        return {k: _json_safe(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [_json_safe(v) for v in obj]
-    return obj

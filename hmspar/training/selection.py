@@ -157,7 +157,7 @@ def adapt_to_rows(model: Any, n_train: int, cfg: SelectionConfig) -> Any:
 
 
 def _binary_threshold(y01: np.ndarray, p1: np.ndarray) -> float:
-    from hmspar.training.metrics import choose_threshold
+    from hmspar.metrics import choose_threshold
 
     return choose_threshold(y01, p1)
 

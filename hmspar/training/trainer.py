@@ -303,9 +303,9 @@ def _autocast(device: "torch.device", amp: bool):
 
 
 def validation_auc(y: np.ndarray, proba: np.ndarray) -> float:
-    """ROC-AUC of (n, K) probabilities by :func:`hmspar.training.metrics.roc_auc` (binary on column 1, macro
+    """ROC-AUC of (n, K) probabilities by :func:`hmspar.metrics.roc_auc` (binary on column 1, macro
     one-vs-rest otherwise); NaN if undefined or if ``proba`` is not finite (a diverged model)."""
-    from hmspar.training.metrics import roc_auc
+    from hmspar.metrics import roc_auc
 
     proba = np.asarray(proba, dtype=np.float64)
     if not np.all(np.isfinite(proba)):

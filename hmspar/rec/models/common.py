@@ -63,7 +63,7 @@ def style_descriptor(images: np.ndarray) -> np.ndarray:
     return np.concatenate(feats, axis=1).astype(np.float32)
 
 
-def _standardise(values: np.ndarray, fit_rows: np.ndarray) -> np.ndarray:
+def standardise_rows(values: np.ndarray, fit_rows: np.ndarray) -> np.ndarray:
     """Standardise columns with mean/std of ``fit_rows`` only; row 0 (padding) set to zero."""
     values = np.asarray(values, dtype=np.float32)
     ref = values[fit_rows]
@@ -108,7 +108,7 @@ class ItemEmbedder(nn.Module):
         if "id" in self.modalities:
             self.id_emb = init_embedding_(nn.Embedding(n + 1, d, padding_idx=0))
         if "image" in self.modalities:
-            style = _standardise(style_descriptor(items.image), fit_rows)
+            style = standardise_rows(style_descriptor(items.image), fit_rows)
             self.register_buffer("style", torch.from_numpy(style))
             self.image_proj = nn.Sequential(nn.Linear(style.shape[1], d), nn.GELU(), nn.Linear(d, d))
         if "text" in self.modalities:
@@ -117,7 +117,7 @@ class ItemEmbedder(nn.Module):
             self.register_buffer("text", torch.from_numpy(text))
             self.text_proj = nn.Sequential(nn.Linear(text.shape[1], d), nn.GELU(), nn.Linear(d, d))
         if "price" in self.modalities:
-            price = _standardise(np.asarray(items.price, dtype=np.float32)[:, None], fit_rows)
+            price = standardise_rows(np.asarray(items.price, dtype=np.float32)[:, None], fit_rows)
             self.register_buffer("price", torch.from_numpy(price))
             self.price_proj = nn.Sequential(nn.Linear(1, d), nn.GELU(), nn.Linear(d, d))
         if "category" in self.modalities:

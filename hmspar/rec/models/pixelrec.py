@@ -28,15 +28,15 @@ from hmspar.errors import HmsparError
 from hmspar.rec.base import Histories, ItemFeatures
 from hmspar.rec.models.common import (
     MultiStreamBlock,
-    _standardise,
     add_request_gap,
     info_nce,
     request_gap_module,
     request_time_on,
     small_embedding,
+    standardise_rows,
     train_items,
 )
-from hmspar.rec.train import RecTrainConfig, TorchSeqRecommender, _trim, init_embedding_
+from hmspar.rec.train import RecTrainConfig, TorchSeqRecommender, init_embedding_, trim_left
 
 CONTENT = ("image", "text", "price", "category")
 
@@ -141,7 +141,7 @@ class ItemTower(nn.Module):
             self.register_buffer("text", torch.from_numpy(text))
             self.text_mlp = nn.Sequential(nn.Linear(text.shape[1], d), nn.GELU(), nn.Linear(d, d))
         if "price" in self.mods:
-            price = _standardise(np.asarray(items.price, dtype=np.float32)[:, None], fit_rows)
+            price = standardise_rows(np.asarray(items.price, dtype=np.float32)[:, None], fit_rows)
             self.register_buffer("price", torch.from_numpy(price))
             self.price_mlp = nn.Sequential(nn.Linear(1, d), nn.GELU(), nn.Linear(d, d))
         if "category" in self.mods:
@@ -313,7 +313,7 @@ class PixelRecTwoTower(TorchSeqRecommender):
             cat = module.catalogue()
             for a in range(0, len(histories), cfg.eval_batch_size):
                 rows = order[a:a + cfg.eval_batch_size]
-                it, tm = _trim(items[rows], times[rows])
+                it, tm = trim_left(items[rows], times[rows])
                 it_t = torch.from_numpy(it).to(device)
                 h = module.last_state(cat, it_t, torch.from_numpy(tm.astype(np.float32)).to(device),
                                       torch.from_numpy(tt[rows].astype(np.float32)).to(device))
