@@ -21,7 +21,7 @@ import yaml
 
 from conftest import ROOT, TINY_PARAMS, cached_outputs, make_project, run
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.extended]  # about 2 minutes: run by `python -m pytest -m extended`
 
 #: The torch recommenders' loop, shrunk to a few steps; their architecture settings and their thread count
 #: stay the defaults' (2 threads: a backward pass whose accumulation order follows the thread schedule,

@@ -66,6 +66,7 @@ COMMANDS: dict[str, tuple[str, object]] = {
     "pip install -r requirements.txt": ("pins", None),
     "dvc repro": ("repro", None),
     "python -m pytest": ("ci", None),
+    "python -m pytest -m extended": ("ci", None),
     "apt-get install chromium": ("external", ("tests/test_report_browser.py", 'shutil.which("chromium")')),
     "python -m benchmarks.stage_deps": ("covered", ("tests/test_dependencies.py", "from benchmarks.stage_deps import")),
     "python -m stages.import_data <name>": ("covered", ("tests/test_pipeline_byod.py",
