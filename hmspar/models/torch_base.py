@@ -229,17 +229,31 @@ class TorchClassifier(Model):
         return proba
 
     def __getstate__(self) -> dict[str, Any]:
-        state = self.__dict__.copy()
+        state = pack_modules(self.__dict__, "module_")
         state["callback"] = None  # may hold an open DVCLive logger
-        if state.get("module_") is not None:
-            state["module_"] = module_to_bytes(state["module_"])
         return state
 
     def __setstate__(self, state: dict[str, Any]) -> None:
-        if isinstance(state.get("module_"), bytes):
-            state = dict(state)
-            state["module_"] = module_from_bytes(state["module_"])
-        self.__dict__.update(state)
+        self.__dict__.update(unpack_modules(state, "module_"))
+
+
+def pack_modules(state: dict[str, Any], *names: str) -> dict[str, Any]:
+    """A copy of an object's ``__dict__`` with the torch modules under ``names`` as canonical bytes
+    (:func:`module_to_bytes`), for ``__getstate__``; absent or None entries are left as they are."""
+    state = dict(state)
+    for name in names:
+        if state.get(name) is not None:
+            state[name] = module_to_bytes(state[name])
+    return state
+
+
+def unpack_modules(state: dict[str, Any], *names: str) -> dict[str, Any]:
+    """Inverse of :func:`pack_modules`, for ``__setstate__``."""
+    state = dict(state)
+    for name in names:
+        if isinstance(state.get(name), bytes):
+            state[name] = module_from_bytes(state[name])
+    return state
 
 
 def module_to_bytes(module: nn.Module) -> bytes:

@@ -35,7 +35,7 @@ from torch import nn
 from hmspar import threads
 from hmspar.errors import HmsparError
 from hmspar.models.base import Model
-from hmspar.models.torch_base import module_from_bytes, module_to_bytes, stratified_holdout
+from hmspar.models.torch_base import pack_modules, stratified_holdout, unpack_modules
 
 
 # ---------------------------------------------------------------------------------------------- encoder
@@ -363,13 +363,7 @@ class TLossModel(Model):
         # The encoder is stored as canonical bytes (see torch_base.module_to_bytes): a plain pickle of
         # its tensors names their storages by memory address, so model.pkl would differ between
         # identical fits.
-        state = self.__dict__.copy()
-        if state.get("encoder_") is not None:
-            state["encoder_"] = module_to_bytes(state["encoder_"])
-        return state
+        return pack_modules(self.__dict__, "encoder_")
 
     def __setstate__(self, state: dict[str, Any]) -> None:
-        if isinstance(state.get("encoder_"), bytes):
-            state = dict(state)
-            state["encoder_"] = module_from_bytes(state["encoder_"])
-        self.__dict__.update(state)
+        self.__dict__.update(unpack_modules(state, "encoder_"))
