@@ -26,6 +26,7 @@ from typing import Any
 import yaml
 
 from hmspar.errors import HmsparError
+from hmspar.project import copy_source
 
 #: Simulated sets with more entities than this are cut to ``max(QUICK_MIN_ENTITIES, n // QUICK_SHRINK)``.
 QUICK_SHRINK = 8
@@ -36,6 +37,14 @@ QUICK_STEPS = {"max_steps": 300, "min_steps": 60}
 QUICK_REC_STEPS = {"max_steps": 300, "min_steps": 50, "eval_every": 50, "patience": 2, "val_max_users": 2000}
 QUICK_SHOP = {"n_users": 2000, "n_items": 800}
 QUICK_DENSE = {"n_users": 200, "max_events": 300}
+QUICK_KERNELS = 2000          # MiniRocket
+QUICK_TLOSS_STEPS = 100       # T-Loss encoder steps
+QUICK_BOOTSTRAP = 200         # resamples of both tracks' bootstraps
+
+
+def _cap(section: dict[str, Any], key: str, cap: int) -> None:
+    """``section[key] = min(section[key], cap)``, or ``cap`` where the key is absent."""
+    section[key] = min(section.get(key, cap), cap)
 
 
 def _shrink_train(section: dict[str, Any], steps: dict[str, int]) -> None:
@@ -73,37 +82,30 @@ def quick_params(params: dict[str, Any]) -> dict[str, Any]:
         if isinstance(section.get("train"), dict) and "max_steps" in section["train"]:
             _shrink_train(section["train"], QUICK_STEPS)
         if name == "minirocket" or section.get("model") == "minirocket":
-            section["n_kernels"] = min(section.get("n_kernels", 2000), 2000)
+            _cap(section, "n_kernels", QUICK_KERNELS)
         if name == "tloss" or section.get("model") == "tloss":
-            section["steps"] = min(section.get("steps", 100), 100)
+            _cap(section, "steps", QUICK_TLOSS_STEPS)
         for override in (section.get("per_run") or {}).values():
             if "n_kernels" in override:
-                override["n_kernels"] = min(override["n_kernels"], 2000)
+                _cap(override, "n_kernels", QUICK_KERNELS)
     ablation = p.get("ablation", {})
     if ablation.get("runs"):
         first = next(iter(ablation["runs"]))
         ablation["runs"] = {first: ablation["runs"][first]}
     if "evaluate" in p:
-        p["evaluate"]["bootstrap_samples"] = min(p["evaluate"].get("bootstrap_samples", 200), 200)
+        _cap(p["evaluate"], "bootstrap_samples", QUICK_BOOTSTRAP)
     rec = p.get("rec", {})
-    for name, cfg in rec.get("datasets", {}).items():
-        if cfg.get("kind") != "shop":
-            continue
-        for key, cap in (QUICK_DENSE if cfg.get("max_events") else QUICK_SHOP).items():
-            cfg[key] = min(cfg.get(key, cap), cap)
+    for cfg in rec.get("datasets", {}).values():
+        if cfg.get("kind") == "shop":
+            for key, cap in (QUICK_DENSE if cfg.get("max_events") else QUICK_SHOP).items():
+                _cap(cfg, key, cap)
     for section in rec.get("recommenders", {}).values():
         if isinstance(section.get("train"), dict):
             for key, cap in QUICK_REC_STEPS.items():
-                section["train"][key] = min(section["train"].get(key, cap), cap)
+                _cap(section["train"], key, cap)
     if rec.get("evaluate"):
-        rec["evaluate"]["bootstrap_samples"] = min(rec["evaluate"].get("bootstrap_samples", 200), 200)
+        _cap(rec["evaluate"], "bootstrap_samples", QUICK_BOOTSTRAP)
     return p
-
-
-def _project_files(root: Path) -> list[str]:
-    out = subprocess.run(["git", "ls-files", "-co", "--exclude-standard"], cwd=root, check=True,
-                         capture_output=True, text=True).stdout
-    return [line for line in out.splitlines() if line and (root / line).is_file()]
 
 
 def build(root: Path, dest: Path) -> Path:
@@ -115,15 +117,8 @@ def build(root: Path, dest: Path) -> Path:
     if dest.exists():
         shutil.rmtree(dest)
     dest.mkdir(parents=True)
-    outputs = ("data/", "results/", "dvclive/", "metrics/", "plots/", "plots_rec/", "plots_rec_ablation/",
-               "report/", "timings/", "quicklook/")
-    for rel in _project_files(root):
-        keep = rel.startswith("data/external/") or (rel.startswith("results/") and rel.endswith("/.gitignore"))
-        if (rel.startswith(outputs) and not keep) or rel == "dvc.lock":
-            continue
-        target = dest / rel
-        target.parent.mkdir(parents=True, exist_ok=True)
-        shutil.copy2(root / rel, target)
+    copy_source(root, dest, ("data/", "results/", "dvclive/", "metrics/", "plots/", "plots_rec/",
+                             "plots_rec_ablation/", "report/", "timings/", "quicklook/"))
     (dest / "params.yaml").write_text(
         "# Quick-look profile written by `python -m hmspar.quicklook` from the project's params.yaml\n"
         "# (hmspar/quicklook.py: quick_params). Not results: one seed, reduced sizes and step budgets.\n"

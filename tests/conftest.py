@@ -10,15 +10,15 @@ from pathlib import Path
 
 import pytest
 
+from hmspar.project import clone_files, copy_source
+
 ROOT = Path(__file__).resolve().parents[1]
 TINY_PARAMS = ROOT / "tests" / "params_tiny.yaml"
 
 
 def project_files() -> list[str]:
     """Files a fresh clone would have: tracked plus untracked-but-not-ignored ones."""
-    out = subprocess.run(["git", "ls-files", "-co", "--exclude-standard"], cwd=ROOT, check=True,
-                         capture_output=True, text=True).stdout
-    return [line for line in out.splitlines() if line and (ROOT / line).is_file()]
+    return clone_files(ROOT)
 
 
 def run(cmd: list[str], cwd: Path, check: bool = True, env: dict[str, str] | None = None
@@ -43,20 +43,10 @@ def make_project(dest: Path, params: Path = TINY_PARAMS, extra: tuple[str, ...] 
 
     ``extra`` names files under ``data/`` to copy too (the DVC outputs there are left out).
     """
-    for rel in [*project_files(), *extra]:
-        if rel in extra:
-            (dest / rel).parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy2(ROOT / rel, dest / rel)
-            continue
-        # DVC outputs stay behind, as in a clone without a DVC remote; the .gitignore files DVC keeps under
-        # results/ are tracked, so a clone has them (and with them results/rec_ablation/, which the
-        # rec_ablation_evaluate stage reads even when no model is ablated).
-        keep = rel.startswith("data/external/") or (rel.startswith("results/") and rel.endswith("/.gitignore"))
-        if (rel.startswith(("data/", "results/", "dvclive/", "metrics/", "plots/")) and not keep) or rel == "dvc.lock":
-            continue
-        target = dest / rel
-        target.parent.mkdir(parents=True, exist_ok=True)
-        shutil.copy2(ROOT / rel, target)
+    copy_source(ROOT, dest, ("data/", "results/", "dvclive/", "metrics/", "plots/"))
+    for rel in extra:
+        (dest / rel).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(ROOT / rel, dest / rel)
     shutil.copy2(params, dest / "params.yaml")
     run(["git", "init", "-q"], dest)
     run(["git", "add", "-A"], dest)
