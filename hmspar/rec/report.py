@@ -383,13 +383,19 @@ def write_plots(plots_dir: Path, leaderboard: dict[str, Any], curves: dict[str, 
         plt.close(fig)
 
 
+def _dotted(rec: dict[str, Any], key: str) -> Any:
+    """``rec[a][b]...`` for the dotted ``key`` ``a.b``; None where a part is missing."""
+    value: Any = rec
+    for part in key.split("."):
+        value = value.get(part) if isinstance(value, dict) else None
+    return value
+
+
 def rec_dataset_list(rec: dict[str, Any], key: str, missing: str = "none") -> list[str]:
     """``rec.<key>`` (a dotted key: ``multimodal_datasets``, ``global_time.datasets``): a list of names of
     ``rec.datasets``, with an error naming the key otherwise; a missing key means no dataset
     (``missing="none"``) or every dataset (``"all"``)."""
-    value: Any = rec
-    for part in key.split("."):
-        value = value.get(part) if isinstance(value, dict) else None
+    value = _dotted(rec, key)
     datasets = rec.get("datasets") or {}
     if value is None and missing == "all":
         return list(datasets)
@@ -414,10 +420,7 @@ def dataset_models(rec: dict[str, Any], dataset: str, secondary: bool = False) -
         if dataset in rec_dataset_list(rec, "multimodal_datasets", missing="all"):
             keys.append("multimodal_models")
     for key in keys:
-        more: Any = rec
-        for part in key.split("."):
-            more = more.get(part) if isinstance(more, dict) else None
-        more = more or []
+        more = _dotted(rec, key) or []
         if not isinstance(more, list):
             raise HmsparError(f"rec.{key}: expected a list of recommender names, got {more!r}")
         models = models + [m for m in more if m not in models]
