@@ -1,7 +1,8 @@
 """Check every DVC stage's code dependencies against what its entry point imports (statically).
 
 ``python -m benchmarks.stage_deps [PROJECT_DIR]`` prints one line per stage and every problem; exit
-status 1 when a stage has one. For each stage of ``dvc.yaml`` (expanded by DVC, ``foreach``/``matrix``
+status 1 when a stage has one. ``python -m benchmarks.stage_deps --write [PROJECT_DIR]`` writes ``dvc.yaml``
+from ``pipeline.yaml`` (:func:`generate`): the same stages, each with the code dependencies this analysis finds. For each stage of ``dvc.yaml`` (expanded by DVC, ``foreach``/``matrix``
 included) whose command is ``python -m <module> ARGS``:
 
 * the *imported files* are the project ``.py`` files that ``<module>`` imports, transitively and lazily
@@ -12,13 +13,15 @@ included) whose command is ``python -m <module> ARGS``:
   folder must hold at least one imported file.
 
 A code dependency is a dependency under a project package (``hmspar/``, ``stages/``, or any top-level
-folder with an ``__init__.py``). Data and params dependencies are declared by hand (see ``dvc.yaml``).
+folder with an ``__init__.py``). Data and params dependencies are declared by hand (in ``pipeline.yaml``).
 """
 
 from __future__ import annotations
 
 import dataclasses
 import importlib
+import io
+import re
 import shlex
 import sys
 from collections import deque
@@ -142,6 +145,142 @@ def check_project(project: Path = ROOT) -> list[StageCheck]:
     return checks
 
 
+PIPELINE = "pipeline.yaml"
+HEADER = ("# GENERATED from pipeline.yaml by `python -m benchmarks.stage_deps --write`: edit pipeline.yaml, not this file.\n"
+          "# To each stage the command adds the project files its entry point imports (tests/test_dependencies.py\n"
+          "# checks that this file is up to date and that every stage depends on exactly what it imports).\n")
+
+
+class GenerateError(Exception):
+    """``pipeline.yaml`` cannot be turned into ``dvc.yaml``; the message names the stage."""
+
+
+def _is_code(dep: str, packages: tuple[str, ...]) -> bool:
+    return dep.split("/")[0] in packages
+
+
+def _covered(rel: str, code_deps: list[str]) -> bool:
+    return any(rel == d or rel.startswith(d.rstrip("/") + "/") for d in code_deps)
+
+
+def _expand(project: Path, pipeline_text: str) -> dict[str, list[tuple[str, str, list[str]]]]:
+    """DVC's expansion of ``pipeline_text`` with the project's params: stage group -> its stages."""
+    import shutil
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as tmp:
+        root = Path(tmp)
+        (root / ".dvc").mkdir()  # a bare DVC project (what `dvc init --no-scm` writes, without its messages)
+        (root / ".dvc" / "config").write_text("[core]\n    no_scm = True\n")
+        shutil.copy(project / "params.yaml", root / "params.yaml")
+        (root / "dvc.yaml").write_text(pipeline_text)
+        groups: dict[str, list[tuple[str, str, list[str]]]] = {}
+        for name, cmd, deps in dvc_stages(root):
+            groups.setdefault(name.split("@")[0], []).append((name, cmd, deps))
+    return groups
+
+
+def _imports_of(graph: ImportGraph, project: Path, params: dict, group: str, cmd: str,
+                argv: list[str] | None, files: list[str]) -> set[str]:
+    """Project files imported by ``cmd``'s entry module, the modules its ``dynamic_imports`` names for
+    ``argv`` (skipped when None) and the declared code ``files``."""
+    entry = _entry(cmd)
+    if entry is None or entry[0] not in graph.modules:
+        raise GenerateError(f"stage {group!r}: command {cmd!r} is not 'python -m <project module> ...'")
+    module = entry[0]
+    starts = [module]
+    if argv is not None and any(graph.dynamic_sites[m] for m in graph.closure(starts)):
+        hook = getattr(_import_stage_module(project, module), "dynamic_imports", None)
+        if hook is not None:
+            starts += [m for m in hook(argv, params) if m in graph.modules]
+    starts += [m for m in (graph.module_of(f) for f in files) if m is not None]
+    return {graph.rel(m) for m in graph.closure(starts)}
+
+
+def _group_code_deps(graph: ImportGraph, project: Path, params: dict, packages: tuple[str, ...], group: str,
+                     body, members: list[tuple[str, str, list[str]]]) -> list[str]:
+    """The code files every stage of ``group`` imports beyond its declared code dependencies.
+
+    With stages (the group expanded by DVC), each stage's imports are read with its own arguments, and all
+    must agree. A group that the params leave empty (``imports: {}``) is read from its declaration: the entry
+    module, its literal code dependencies and each file a templated one (``hmspar/x/${item.kind}.py``) can
+    name; the union is declared.
+    """
+    if members:
+        found: dict[str, set[str]] = {}
+        for name, cmd, deps in members:
+            code = [d for d in deps if _is_code(d, packages)]
+            imported = _imports_of(graph, project, params, group, cmd, _entry(cmd)[1] if _entry(cmd) else [],
+                                   [d for d in code if d.endswith(".py")])
+            found[name] = {r for r in imported if not _covered(r, code)}
+        first_name, first = next(iter(found.items()))
+        for name, rest in found.items():
+            if rest != first:
+                raise GenerateError(
+                    f"stage {name!r} imports {sorted(rest - first) or '-'} and not {sorted(first - rest) or '-'} "
+                    f"beyond its declared dependencies, unlike {first_name!r} of the same group: declare the "
+                    f"module that differs as a templated dependency in {PIPELINE} (e.g. 'hmspar/x/${{item.kind}}.py')")
+        return sorted(first)
+    hand = [str(d) for d in (body.get("deps") or []) if _is_code(str(d), packages)]
+    literal = [d for d in hand if "${" not in d]
+    choices: list[str | None] = [None]
+    for pattern in (d for d in hand if "${" in d and d.endswith(".py")):
+        glob = re.sub(r"\$\{[^}]*\}", "*", pattern)
+        choices = sorted(p.relative_to(project).as_posix() for p in project.glob(glob) if p.name != "__init__.py")
+    rest: set[str] = set()
+    for choice in choices:
+        files = [d for d in literal if d.endswith(".py")] + ([choice] if choice else [])
+        imported = _imports_of(graph, project, params, group, str(body["cmd"]), None, files)
+        rest |= {r for r in imported if not _covered(r, literal) and r != choice}
+    return sorted(rest)
+
+
+def generate(project: Path = ROOT) -> str:
+    """The text of ``dvc.yaml``: ``pipeline.yaml`` with each stage's imported project files added to its deps.
+
+    Comments, anchors and order of ``pipeline.yaml`` are kept; the added files come first in each ``deps`` list.
+    Stage groups are expanded with the project's ``params.yaml`` (a group's stages must import the same files
+    beyond what they declare); an edit of the code or of the params lists reruns this command.
+    """
+    from ruamel.yaml import YAML
+    from ruamel.yaml.comments import CommentedSeq
+
+    project = Path(project).resolve()
+    source = project / PIPELINE
+    if not source.exists():
+        raise GenerateError(f"{source}: not found")
+    text = source.read_text()
+    rt = YAML()
+    rt.width = 4096
+    rt.preserve_quotes = True
+    rt.indent(mapping=2, sequence=4, offset=2)
+    doc = rt.load(text)
+    packages = code_packages(project)
+    graph = ImportGraph(project, packages)
+    params = yaml.safe_load((project / "params.yaml").read_text()) or {}
+    members = _expand(project, text)
+    added: dict[int, tuple[str, list[str]]] = {}
+    for group, spec in doc["stages"].items():
+        body = spec["do"] if "do" in spec else spec
+        if body.get("deps") is None:
+            body["deps"] = CommentedSeq()
+        deps = body["deps"]
+        need = _group_code_deps(graph, project, params, packages, group, body, members.get(group, []))
+        if id(deps) in added:  # a YAML alias of another group's list: both must need the same files
+            other, other_need = added[id(deps)]
+            if need != other_need:
+                raise GenerateError(f"stages {other!r} and {group!r} share a dependency list (a YAML alias) but "
+                                    f"import different files: {sorted(set(need) ^ set(other_need))}")
+            continue
+        for i, dep in enumerate(need):
+            deps.insert(i, dep)
+        added[id(deps)] = (group, need)
+    out = io.StringIO()
+    rt.dump(doc, out)
+    body_text = out.getvalue()
+    return HEADER + body_text[body_text.index("stages:"):]
+
+
 def _import_stage_module(project: Path, module: str):
     if str(project) not in sys.path:
         sys.path.insert(0, str(project))
@@ -159,6 +298,21 @@ def report(checks: list[StageCheck]) -> str:
 
 
 def main(argv: list[str]) -> int:
+    if argv and argv[0] == "--write":
+        project = Path(argv[1]) if len(argv) > 1 else ROOT
+        try:
+            text = generate(project)
+        except GenerateError as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return 2
+        target = project / "dvc.yaml"
+        changed = not target.exists() or target.read_text() != text
+        if changed:
+            tmp = target.with_name(".dvc.yaml.tmp")
+            tmp.write_text(text)
+            tmp.replace(target)
+        print(f"{target}: {'written' if changed else 'already up to date'} from {PIPELINE}")
+        return 0
     project = Path(argv[0]) if argv else ROOT
     checks = check_project(project)
     print(report(checks))

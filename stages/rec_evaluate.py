@@ -1,4 +1,4 @@
-"""DVC stage `rec_evaluate`: the rec leaderboard, comparisons, plots and README section
+"""DVC stage `rec_evaluate`: the rec leaderboard, comparisons, plots and results tables
 (see :func:`hmspar.rec.report.rec_evaluate`)."""
 
 from hmspar import cli

@@ -4,7 +4,8 @@ See :mod:`benchmarks.stage_deps`: an imported file that no dependency covers is 
 (silently stale results); a declared ``.py`` file (or folder) that is never imported is an over-broad one
 (needless reruns). The check runs on the repository's ``dvc.yaml`` with the default params, on the
 bring-your-own-data profile (which expands the ``import@`` stages), and on a broken copy that must fail
-with messages naming the stage and the file.
+with messages naming the stage and the file. ``dvc.yaml`` itself is written from ``pipeline.yaml`` by the same
+analysis (:func:`benchmarks.stage_deps.generate`); the committed file must be what the command writes.
 """
 
 from __future__ import annotations
@@ -15,7 +16,9 @@ from pathlib import Path
 import yaml
 
 from benchmarks.import_graph import ImportGraph
-from benchmarks.stage_deps import check_project, report
+import pytest
+
+from benchmarks.stage_deps import GenerateError, check_project, generate, report
 from conftest import ROOT, make_project
 
 
@@ -80,3 +83,36 @@ def test_import_graph_follows_lazy_relative_and_dynamic_imports(tmp_path):
 
 def test_hmspar_has_no_import_cycles():
     assert ImportGraph().cycles("hmspar") == []
+
+
+def test_dvc_yaml_is_what_the_command_writes_from_pipeline_yaml():
+    assert generate(ROOT) == (ROOT / "dvc.yaml").read_text(), (
+        "dvc.yaml is out of date: edit pipeline.yaml and run `python -m benchmarks.stage_deps --write`")
+    hand = (ROOT / "pipeline.yaml").read_text()
+    assert len(hand.splitlines()) < len((ROOT / "dvc.yaml").read_text().splitlines()) / 1.8
+    assert "hmspar/config.py" not in hand  # the kernel files every stage imports are added, not hand-kept
+
+
+def test_generated_deps_follow_a_code_edit(tmp_path):
+    project = make_project(tmp_path / "p")
+    (project / "hmspar" / "extra_helper.py").write_text("VALUE = 1\n")
+    report_stage = project / "stages" / "report.py"
+    report_stage.write_text("import hmspar.extra_helper  # noqa: F401\n" + report_stage.read_text())
+    text = generate(project)
+    stages = yaml.safe_load(text)["stages"]
+    assert "hmspar/extra_helper.py" in stages["report"]["deps"]
+    assert "hmspar/extra_helper.py" not in stages["evaluate"]["deps"]
+    assert "hmspar/extra_helper.py" not in (project / "dvc.yaml").read_text()
+    (project / "dvc.yaml").write_text(text)
+    failures = "\n".join(f"{c.name}: {p}" for c in check_project(project) for p in c.problems)
+    assert not failures, failures
+
+
+def test_a_group_whose_stages_import_different_files_is_an_error(tmp_path):
+    project = make_project(tmp_path / "p")
+    (project / "hmspar" / "extra_helper.py").write_text("VALUE = 1\n")
+    sim = project / "hmspar" / "data" / "generators" / "retail.py"
+    sim.write_text(sim.read_text() + "\n\ndef _extra():\n    import hmspar.extra_helper  # noqa: F401\n")
+    with pytest.raises(GenerateError, match=r"stage '(generate|convert)@retail' imports \['hmspar/extra_helper.py'\]"
+                                            r" and not - .*templated dependency"):
+        generate(project)

@@ -1,5 +1,5 @@
 """The six dataset simulators: schema, sparsity, class balance, honest labels (no single summary statistic of
-the stored window predicts them better than the README's dataset table states, yet they are learnable),
+the stored window predicts them better than the dataset table of docs/datasets.md states, yet they are learnable),
 determinism and config errors."""
 
 from __future__ import annotations
@@ -132,10 +132,10 @@ def test_merchant_risk_positive_in_every_industry():
         assert 0.04 < rate < 0.3, (group, rate)
 
 
-def readme_dataset_table() -> list[tuple[str, str, str]]:
-    """(dataset, task cell, last cell) of every row of the README's dataset table (its last column: "best
+def docs_dataset_table() -> list[tuple[str, str, str]]:
+    """(dataset, task cell, last cell) of every row of the dataset table in docs/datasets.md (its last column: "best
     single statistic (AUC)", the leak ceilings); a row without a dataset continues the one above."""
-    lines = (ROOT / "README.md").read_text(encoding="utf-8").splitlines()
+    lines = (ROOT / "docs" / "datasets.md").read_text(encoding="utf-8").splitlines()
     start = next(i for i, line in enumerate(lines) if line.startswith("| dataset | entity (n) |"))
     header = [c.strip() for c in lines[start].strip().strip("|").split("|")]
     assert header[4] == "task: label definition" and header[-1] == "best single statistic (AUC)", header
@@ -149,22 +149,22 @@ def readme_dataset_table() -> list[tuple[str, str, str]]:
     return rows
 
 
-def readme_leak_ceilings() -> dict[tuple[str, str], float]:
-    """README's best-single-statistic ROC-AUC per (simulator, task), e.g. ``("cdnow", "churn"): 0.86``."""
-    return {(d, cell.split(":")[0].strip()): float(last) for d, cell, last in readme_dataset_table()
+def docs_leak_ceilings() -> dict[tuple[str, str], float]:
+    """docs/datasets.md's best-single-statistic ROC-AUC per (simulator, task), e.g. ``("cdnow", "churn"): 0.86``."""
+    return {(d, cell.split(":")[0].strip()): float(last) for d, cell, last in docs_dataset_table()
             if d in SIMULATORS}
 
 
-def test_readme_states_a_leak_ceiling_for_every_simulated_task():
-    assert set(readme_leak_ceilings()) == set(task_cases())
+def test_docs_state_a_leak_ceiling_for_every_simulated_task():
+    assert set(docs_leak_ceilings()) == set(task_cases())
 
 
 @pytest.mark.parametrize("name, task", task_cases())
-def test_no_single_summary_statistic_beats_the_readme_ceiling(name, task):
-    """The README's dataset table states, per task, the best ROC-AUC a single summary statistic of the stored
+def test_no_single_summary_statistic_beats_the_documented_ceiling(name, task):
+    """The dataset table of docs/datasets.md states, per task, the best ROC-AUC a single summary statistic of the stored
     window reaches on the default data (default size and seed, as ``dvc repro`` generates it: cheap to
     simulate); no statistic may exceed it beyond its printed two decimals."""
-    ceiling = readme_leak_ceilings()[(name, task)]
+    ceiling = docs_leak_ceilings()[(name, task)]
     ds = dataset(name, module(name).DEFAULT_PARAMS["n_entities"])
     y = ds.labels[task]
     stats = summary_statistics(ds.series)
@@ -173,7 +173,7 @@ def test_no_single_summary_statistic_beats_the_readme_ceiling(name, task):
         auc = max(auc, 1 - auc)
         channel, stat = ds.channels[j // len(STAT_NAMES)], STAT_NAMES[j % len(STAT_NAMES)]
         assert auc < ceiling + 0.005, (f"{name}.{task}: {stat} of {channel} alone reaches AUC {auc:.4f}, above "
-                                       f"the README's {ceiling:.2f}")
+                                       f"docs/datasets.md's {ceiling:.2f}")
 
 
 @pytest.mark.parametrize("name, task", task_cases())

@@ -17,7 +17,7 @@ from sklearn.metrics import (accuracy_score, average_precision_score, balanced_a
 
 from hmspar.convert import gaf_example, write_gaf_example
 from hmspar.errors import HmsparError
-from hmspar.report import bootstrap, leaderboard, plots, readme_table
+from hmspar.report import bootstrap, leaderboard, plots
 from hmspar.report.evaluate import evaluate as report_evaluate
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -325,22 +325,10 @@ def test_no_ablation_figure_without_ablation_results(tmp_path):
     assert (tmp_path / "plots" / "leaderboard_heatmap.png").exists()
 
 
-def test_results_table_and_readme_markers(evaluated, tmp_path):
+def test_results_table(evaluated):
     table = (evaluated / "metrics" / "results_table.md").read_text()
     assert table.startswith("| Run | Model |") and "2024-01-02" in table and "**" in table
     assert sum(line.startswith("| ") for line in table.splitlines()) == 1 + 7  # header + one per leaderboard row
-    readme = tmp_path / "README.md"
-    readme.write_text("# Title\n\n<!-- results:start -->\nold table\n<!-- results:end -->\n\nAfter.\n")
-    readme_table.update_readme(readme, table)
-    text = readme.read_text()
-    assert "old table" not in text and table.strip() in text
-    assert text.startswith("# Title\n") and text.endswith("<!-- results:end -->\n\nAfter.\n")
-    readme_table.update_readme(readme, table)  # idempotent
-    assert readme.read_text() == text
-    assert readme_table.main(["--table", str(evaluated / "metrics" / "results_table.md"), "--readme", str(readme)]) == 0
-    readme.write_text("# No markers here\n")
-    with pytest.raises(HmsparError, match="README.md: expected the marker '<!-- results:start -->'"):
-        readme_table.update_readme(readme, table)
 
 
 def test_missing_results_give_clear_errors(tmp_path):

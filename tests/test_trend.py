@@ -3,7 +3,7 @@
 Checks: config derivation and errors; shapes of every modality; windows built only from days up to
 their last day ``t`` while labels look at day ``t + horizon``; the last day's captions do not give the
 label away (a bag-of-words logistic regression, used instead of the sentence model so the test stays
-fast and offline-light, stays at or below the README's "caption bag-of-words" AUC); pictures carry their
+fast and offline-light, stays at or below the "caption bag-of-words" AUC of docs/datasets.md); pictures carry their
 style (a logistic regression on pooled pixels of 200 single-post pictures beats chance by far); the
 temporal split is ordered, disjoint and keeps the gap; the convert step stores the dataset's own pictures
 and the temporal split, which the loader reads; determinism.
@@ -25,7 +25,7 @@ from hmspar.data.generators.trend import render_posts
 from hmspar.data.schema import RawDataset
 from hmspar.data.splits import DROPPED, TEST, TRAIN, VAL, temporal_split
 from hmspar.errors import HmsparError
-from test_generators import readme_dataset_table
+from test_generators import docs_dataset_table
 
 SMALL = {"n_days": 160}
 
@@ -129,9 +129,9 @@ def test_windows_use_days_up_to_t_and_labels_day_t_plus_horizon():
     assert all((longer.labels[k][:m] == ds.labels[k]).all() for k in ds.labels)
 
 
-def readme_caption_ceiling() -> float:
-    """The trend row's leak ceiling in the README's dataset table: "caption bag-of-words ≤ 0.72"."""
-    (last,) = [last for d, _, last in readme_dataset_table() if d == "trend"]
+def docs_caption_ceiling() -> float:
+    """The trend row's leak ceiling in the dataset table of docs/datasets.md: "caption bag-of-words ≤ 0.72"."""
+    (last,) = [last for d, _, last in docs_dataset_table() if d == "trend"]
     prefix = "caption bag-of-words ≤ "
     assert last.startswith(prefix), last
     return float(last[len(prefix):])
@@ -139,7 +139,7 @@ def readme_caption_ceiling() -> float:
 
 def test_last_day_captions_do_not_give_the_label_away():
     ds, cfg = default(), config()
-    ceiling = readme_caption_ceiling()
+    ceiling = docs_caption_ceiling()
     assert cfg.text_days == 1
     assert not any(word in t.lower() for t in ds.text for word in ("hot", "trending", "popular"))
     split = split_of(ds, cfg)
@@ -150,7 +150,7 @@ def test_last_day_captions_do_not_give_the_label_away():
     for task, y in ds.labels.items():
         model = LogisticRegression(C=0.3, max_iter=2000).fit(x[train], y[train])
         auc = roc_auc_score(y[held], model.predict_proba(x[held])[:, 1])
-        assert auc <= ceiling, f"{task}: the last day's captions alone reach AUC {auc:.4f} > README's {ceiling}"
+        assert auc <= ceiling, f"{task}: the last day's captions alone reach AUC {auc:.4f} > docs/datasets.md's {ceiling}"
         # each style's own mention share on the last day is informative but far from decisive
         mention = np.nan_to_num(ds.series[:, ds.channels.index(f"mention_{task[4:]}"), -1])
         assert 0.55 < roc_auc_score(y, mention) < 0.9, task

@@ -1,25 +1,22 @@
 """The ``rec_evaluate`` stage's library side: the rec leaderboard (full ranking, the sampled protocol,
 beyond-accuracy, slices), the paired bootstrap against the best reference model, the sanity numbers, plots
-and the README results section.
+and the results tables.
 
 Everything is computed from the stored ranks and top-k lists of ``results/rec/<dataset>/<model>/`` and
 the dataset's features (training popularity, item embeddings); no model is re-run. The best reference model
 (``rec.evaluate.reference_models``) is chosen on *validation* NDCG@10; every other model is compared with it on
 test by a paired bootstrap over users and seeds (:func:`hmspar.rec.evaluate.paired_bootstrap`).
 
-The README section is written to ``metrics/rec_results_table.md`` and copied into README.md between
-``<!-- rec-results:start -->`` and ``<!-- rec-results:end -->`` by ``python -m hmspar.rec.report``
-(a DVC stage must not rewrite a tracked file that is not its output).
+The tables are written to ``metrics/rec_results_table.md`` (a generated file that ``docs/recommendation.md``
+links to).
 """
 
 from __future__ import annotations
 
-import argparse
 import csv
 import dataclasses
 import io
 import json
-import sys
 import zlib
 from pathlib import Path
 from typing import Any
@@ -32,9 +29,6 @@ from hmspar.io import atomic_dir, write_json
 from hmspar.rec import evaluate as ev
 from hmspar.rec.rerank import mmr_tradeoff, plot_mmr_tradeoff, scores_from_topk
 from hmspar.rec.data import ProtocolConfig, load
-
-START_MARKER = "<!-- rec-results:start -->"
-END_MARKER = "<!-- rec-results:end -->"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -60,7 +54,7 @@ class RecEvaluateConfig:
     curve_ks : list of int
         Cut-offs of the NDCG@k curves (each at most ``rec.protocol.save_k``).
     digits : int
-        Decimals in the README table.
+        Decimals in the results tables.
     mmr_models : list of str
         Models whose stored test lists are re-ranked by MMR (:mod:`hmspar.rec.rerank`) for each of
         ``mmr_lambdas``: NDCG@``list_k`` against intra-list diversity (text vectors, else pictures),
@@ -511,31 +505,3 @@ def rec_evaluate(params: dict[str, Any], features_root: Path = Path("data/rec/fe
     write_json(out["headline"], rec_headline(leaderboard, cfg.digits))
     write_plots(Path(plots_dir), leaderboard, curves, cfg.curve_ks)
     return out
-
-
-def update_readme(table_path: Path, readme_path: Path) -> None:
-    """Replace the lines between the rec-results markers of ``readme_path`` with ``table_path``'s text."""
-    text = Path(readme_path).read_text()
-    if START_MARKER not in text or END_MARKER not in text:
-        raise HmsparError(f"{readme_path}: markers {START_MARKER} / {END_MARKER} not found")
-    head, rest = text.split(START_MARKER, 1)
-    _, tail = rest.split(END_MARKER, 1)
-    table = Path(table_path).read_text().rstrip("\n")
-    Path(readme_path).write_text(f"{head}{START_MARKER}\n{table}\n{END_MARKER}{tail}")
-
-
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description="Copy metrics/rec_results_table.md into README.md")
-    parser.add_argument("--table", default="metrics/rec_results_table.md")
-    parser.add_argument("--readme", default="README.md")
-    args = parser.parse_args(argv)
-    try:
-        update_readme(Path(args.table), Path(args.readme))
-    except HmsparError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -1,8 +1,8 @@
 """The evaluate stage: leaderboard (JSON and CSV), paired-bootstrap significance, headline metrics, DVC plot
-data and PNG figures and the README results table, in that order.
+data and PNG figures and the results table, in that order.
 
 The top of the report package: it imports :mod:`~hmspar.report.leaderboard` (results -> tables),
-:mod:`~hmspar.report.bootstrap`, :mod:`~hmspar.report.plots` and :mod:`~hmspar.report.readme_table`, and
+:mod:`~hmspar.report.bootstrap`, :mod:`~hmspar.report.plots` and :mod:`~hmspar.report.results_table`, and
 nothing imports it but :func:`hmspar.pipeline.evaluate`.
 """
 
@@ -20,7 +20,7 @@ from hmspar.config import build
 from hmspar.errors import HmsparError
 from hmspar.io import write_json, write_text_atomic
 from hmspar.metrics import json_safe
-from hmspar.report import bootstrap, plots, readme_table
+from hmspar.report import bootstrap, plots, results_table
 from hmspar.report.leaderboard import (EvaluateConfig, build_headline, build_leaderboard,
                                        discover_results, leaderboard_frame, params_digest)
 
@@ -42,7 +42,6 @@ def evaluate(
     params: Mapping[str, Any],
     out_metrics_dir: str | os.PathLike,
     plots_dir: str | os.PathLike,
-    readme_path: str | os.PathLike | None = None,
     date: str | None = None,
     live_root: str | os.PathLike = "dvclive",
 ) -> dict[str, Path]:
@@ -68,9 +67,6 @@ def evaluate(
         is replaced as a whole) and ``leaderboard_heatmap.png``, ``ablation.png`` (only when ablation results
         exist; a stale one is removed otherwise), ``gaf_examples.png``. The report page is the ``report``
         stage's (:func:`hmspar.report.page.write_report`), which reads these files and the rec track's.
-    readme_path : path, optional
-        When given, the results table is also copied between the README markers
-        (:func:`hmspar.report.readme_table.update_readme`). The DVC stage leaves it out.
     date : str, optional
         Date printed under the table (default: today in UTC, or ``$SOURCE_DATE_EPOCH``).
     live_root : path
@@ -118,11 +114,8 @@ def evaluate(
     datasets = sorted({r.dataset for r in results})
     written["gaf_examples"] = plots.gaf_examples(datasets, examples_root, plots_dir / "gaf_examples.png")
 
-    table = readme_table.render_results_table(leaderboard, date or _today(), params_digest(digest_source),
-                                              digits=cfg.table_digits)
+    table = results_table.render_results_table(leaderboard, date or _today(), params_digest(digest_source),
+                                               digits=cfg.table_digits)
     written["results_table"] = metrics_dir / "results_table.md"
     write_text_atomic(written["results_table"], table)
-    if readme_path is not None:
-        readme_table.update_readme(readme_path, table)
-        written["readme"] = Path(readme_path)
     return written

@@ -8,7 +8,7 @@ recomputed here from ``predictions.csv`` with scikit-learn, at the threshold sto
 (chosen on validation by the training code), so the leaderboard never trusts numbers it cannot check.
 
 :func:`hmspar.report.evaluate.evaluate` runs the whole stage on top of this module (the report package is
-one-way: ``leaderboard`` (data, tables) <- ``bootstrap``, ``plots``, ``readme_table`` <- ``evaluate``).
+one-way: ``leaderboard`` (data, tables) <- ``bootstrap``, ``plots``, ``results_table`` <- ``evaluate``).
 """
 
 from __future__ import annotations
@@ -63,7 +63,7 @@ class EvaluateConfig:
     headline_digits : int
         Decimals kept in ``metrics/headline.json`` (its means over runs).
     table_digits : int
-        Decimals shown in the README results table.
+        Decimals shown in the results table (``metrics/results_table.md``).
     curve_points : int
         Maximum number of points per model in the ROC and PR plot data.
     report : ReportConfig
