@@ -108,9 +108,10 @@ def build(cls: type[T], data: Mapping[str, Any] | None, where: str) -> T:
         return cls(**kwargs)
     except (ValueError, TypeError) as exc:  # raised by __post_init__ validation
         message = str(exc)
-        first = message.split(" ", 1)[0]
-        if first in fields:  # "n_entities must be positive" -> "datasets.retail.n_entities: must be positive"
-            raise HmsparError(f"{where}.{first}: {message.split(' ', 1)[1] if ' ' in message else message}") from None
+        first, _, rest = message.partition(" ")
+        name = first.rstrip(":")
+        if name in fields and rest:  # "lr: must be positive, got -1" (or "lr must ...") -> "train.lr: must ..."
+            raise HmsparError(f"{where}.{name}: {rest}") from None
         raise HmsparError(f"{where}: {message}") from None
 
 

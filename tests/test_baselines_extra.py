@@ -91,7 +91,7 @@ def test_mptsnet_fixed_periods_longer_than_series_are_dropped():
     model = make_model("mptsnet", {**model_class("mptsnet").test_params(), "periods": [2, 5, 100]}, 0)
     module = model.make_module(_X(4, 2, 13), 1)
     assert module.periods == [2, 5]
-    with pytest.raises(HmsparError, match="baselines.mptsnet: periods"):
+    with pytest.raises(HmsparError, match=r"baselines\.mptsnet\.periods: "):
         make_model("mptsnet", {"periods": [0]}, 0)
 
 
@@ -129,7 +129,7 @@ def test_vqshape_code_histogram_after_fit():
 
 @pytest.mark.parametrize("name", ("time_moe", "mptsnet", "units", "vqshape", "tloss"))
 def test_series_only_inputs(name):
-    with pytest.raises(HmsparError, match=rf"baselines\.{name}: inputs:"):
+    with pytest.raises(HmsparError, match=rf"baselines\.{name}\.inputs:"):
         make_model(name, {"inputs": ["series", "static"]}, 0)
 
 

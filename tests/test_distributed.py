@@ -44,9 +44,9 @@ def test_config_shard_and_errors_without_processes():
     assert TrainConfig().distributed.nproc == 1
     with pytest.raises(HmsparError, match=r"train\.distributed\.backend"):
         build(TrainConfig, {"distributed": {"backend": "mpi"}}, "train")
-    with pytest.raises(HmsparError, match=r"train\.distributed: nproc: must be a positive integer"):
+    with pytest.raises(HmsparError, match=r"train\.distributed\.nproc: must be a positive integer"):
         build(TrainConfig, {"distributed": {"nproc": 0}}, "train")
-    with pytest.raises(HmsparError, match=r"train: batch_size: .*at least two rows"):
+    with pytest.raises(HmsparError, match=r"train\.batch_size: .*at least two rows"):
         build(TrainConfig, {"batch_size": 3, "distributed": {"nproc": 2}}, "train")
     idx = np.arange(103) * 3
     parts = [distributed.shard(idx, r, 4) for r in range(4)]
@@ -207,4 +207,4 @@ def test_train_stage_relaunches_under_torchrun_and_rank0_writes(tmp_path):
     params["train"]["batch_size"] = 4
     (two / "params.yaml").write_text(yaml.safe_dump(params))
     proc = run_stage(two)
-    assert proc.returncode == 2 and "train: batch_size" in proc.stderr, proc.stderr[-2000:]
+    assert proc.returncode == 2 and "error: train.batch_size: the global batch" in proc.stderr, proc.stderr[-2000:]

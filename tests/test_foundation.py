@@ -135,5 +135,5 @@ def test_wrong_checkpoint_is_caught_before_the_package(tmp_path, fake_package):
 
 
 def test_config_rejects_image_input():
-    with pytest.raises(HmsparError, match="baselines.tabpfn: inputs: 'image' is not supported"):
+    with pytest.raises(HmsparError, match=r"baselines\.tabpfn\.inputs: 'image' is not supported"):
         make_model("tabpfn", {"inputs": ["series", "image"]}, seed=0)

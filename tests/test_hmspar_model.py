@@ -72,13 +72,13 @@ def test_config_defaults_and_inputs_alias():
 
 @pytest.mark.parametrize("section, message", [
     ({"fusion": {"n_expert": 2}}, r"model\.fusion\.n_expert: unknown key"),
-    ({"modalities": ["series", "audio"]}, r"model: modalities: unknown modality 'audio'"),
-    ({"modalities": []}, r"model: modalities: list at least one"),
+    ({"modalities": ["series", "audio"]}, r"model\.modalities: unknown modality 'audio'"),
+    ({"modalities": []}, r"model\.modalities: list at least one"),
     ({"series": {"pooling": "sum"}}, r"model\.series\.pooling: expected one of"),
     ({"image": {"small_input": "yes"}}, r"model\.image\.small_input"),
-    ({"image": {"pretrained_path": "x.pth", "width": 16}}, r"model\.image: width: must be 64"),
-    ({"fusion": {"n_shared": 0, "n_specific": 0}}, r"model\.fusion: n_shared"),
-    ({"train": {"lr": -1.0}}, r"model\.train: lr: must be positive"),
+    ({"image": {"pretrained_path": "x.pth", "width": 16}}, r"model\.image\.width: must be 64"),
+    ({"fusion": {"n_shared": 0, "n_specific": 0}}, r"model\.fusion\.n_shared: "),
+    ({"train": {"lr": -1.0}}, r"model\.train\.lr: must be positive"),
 ])
 def test_config_errors_name_the_key(section, message):
     with pytest.raises(HmsparError, match=message):

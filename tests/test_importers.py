@@ -254,6 +254,20 @@ def test_unparsable_dates(tmp_path):
         run(shop(write(tmp_path, LOG), date_format="%d/%m/%Y"))
 
 
+def test_a_date_column_that_fails_as_a_whole_names_its_first_bad_row(tmp_path, monkeypatch):
+    """When pandas gives up on the whole column (no per-row result), the error still names the bad row."""
+    from hmspar.data.importers import transactions
+
+    def give_up(text, date_format):
+        raise ValueError("column-wide failure")
+
+    monkeypatch.setattr(transactions, "_parse_dates", give_up)
+    path = write(tmp_path, LOG.replace("2021-01-31", "2021-13-45"))
+    with raises(f"{path}: column 'invoice_date': dates could not be parsed (column-wide failure); first row 4: "
+                "{'invoice_date': '2021-13-45'"):
+        run(shop(path))
+
+
 def test_negative_and_non_numeric_amounts(tmp_path):
     path = write(tmp_path, LOG.replace("B,2021-02-28,7.5", "B,2021-02-28,-7.5"))
     with raises(f"{path}: column 'total': negative amounts (remove returns and refunds, or net them per purchase, "
@@ -415,7 +429,7 @@ def test_series_bad_input(tmp_path):
     signed = run(series_cfg(path))  # values: auto -> signed, stored as they are
     assert signed.values == "signed" and signed.modalities == ["series", "image"]
     np.testing.assert_array_equal(signed.series[:, 0], [[1, -2], [3, 4]])
-    with raises("imports.tab: negatives: 'shift' turns series into non-negative activity"):
+    with raises("imports.tab.negatives: 'shift' turns series into non-negative activity"):
         series_cfg(path, negatives="shift", values="signed")
     shifted = run(series_cfg(path, negatives="shift"))
     assert shifted.values == "nonnegative"

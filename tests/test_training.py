@@ -73,7 +73,7 @@ def test_train_config_validation():
     assert TrainConfig().epochs == 30
     with pytest.raises(ValueError, match="epochs"):
         TrainConfig(epochs=0)
-    with pytest.raises(HmsparError, match=r"model\.train: lr"):
+    with pytest.raises(HmsparError, match=r"model\.train\.lr: "):
         build(TrainConfig, {"lr": -1.0}, "model.train")
     with pytest.raises(HmsparError, match=r"model\.train\.loss"):
         build(TrainConfig, {"loss": "mse"}, "model.train")

@@ -255,6 +255,14 @@ def _naive(parsed: pd.Series) -> pd.Series:
     return parsed.dt.tz_localize(None) if isinstance(parsed.dtype, pd.DatetimeTZDtype) else parsed
 
 
+def _parses(value: object, date_format: str | None) -> bool:
+    """Whether one value parses as a date on its own (to name the bad row of a column that failed whole)."""
+    try:
+        return not pd.isna(pd.to_datetime(value, format=date_format))
+    except (ValueError, TypeError, OverflowError):
+        return False
+
+
 def _parse_dates(text: pd.Series, date_format: str | None) -> pd.Series:
     """Parse date strings; unparsable ones become NaT.
 
@@ -293,9 +301,10 @@ def _day_numbers(frame: pd.DataFrame, column: str, date_format: str | None, path
         text = col.astype("string") if not pd.api.types.is_string_dtype(col.dtype) else col
         try:
             parsed = _parse_dates(text, date_format)
-        except (ValueError, TypeError) as exc:
+        except (ValueError, TypeError) as exc:  # the column as a whole failed: name the first value that does
+            bad_at = next((i for i, value in enumerate(text) if not _parses(value, date_format)), 0)
             raise HmsparError(f"{path}: column {column!r}: dates could not be parsed ({exc}); first "
-                              f"{format_row(frame, 0, [column])}") from None
+                              f"{format_row(frame, bad_at, [column])}") from None
     bad = parsed.isna().to_numpy()
     if bad.any():
         hint = f" with format {date_format!r}" if date_format else " (set date_format if the format is unusual)"
