@@ -85,9 +85,11 @@ def quick_params(params: dict[str, Any]) -> dict[str, Any]:
             _cap(section, "n_kernels", QUICK_KERNELS)
         if name == "tloss" or section.get("model") == "tloss":
             _cap(section, "steps", QUICK_TLOSS_STEPS)
-        for override in (section.get("per_run") or {}).values():
-            if "n_kernels" in override:
-                _cap(override, "n_kernels", QUICK_KERNELS)
+    for runs in (p.get("runs") or {}).values():  # searched settings: runs.<dataset>.<run>.baselines.<model>
+        for run in runs.values():
+            for override in (run.get("baselines") or {}).values():
+                if "n_kernels" in override:
+                    _cap(override, "n_kernels", QUICK_KERNELS)
     ablation = p.get("ablation", {})
     if ablation.get("runs"):
         first = next(iter(ablation["runs"]))

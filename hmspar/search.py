@@ -5,7 +5,7 @@ trials per run, each trial scored on validation rows only; the test split is nev
 ``params.yaml: search`` (flags override it), runs one study per (run, model) stored in SQLite
 (``search/<run>.db``, study name = model), writes a report (best validation score, trials, seconds per
 trial; ``benchmarks/results/search_<run>.json``) and prints the best settings as a YAML snippet for
-``hmspar_runs.<run>`` and ``baselines.<model>.per_run.<run>``; ``--write`` applies it to ``params.yaml``.
+``hmspar_runs.<run>`` and ``runs.<dataset>.<run>.baselines.<model>``; ``--write`` applies it to ``params.yaml``.
 
 A trial fits the model exactly as the pipeline does (:func:`hmspar.training.selection.fit_with_selection`
 on the loader's train/validation splits, the model built by :func:`hmspar.models.registry.make_model`
@@ -149,15 +149,16 @@ def model_section(params: dict[str, Any], model: str, run: str) -> tuple[str, di
     """The registry name, params section and params path the pipeline fits ``model`` on ``run`` with.
 
     ``hmspar``: ``model``/``train`` merged with ``hmspar_runs.<run>`` (as ``train@<run>``). A baseline:
-    ``baselines.<model>`` with its ``per_run.<run>`` override merged in (as ``baseline_*@<dataset>-<model>``).
+    ``baselines.<model>`` with the run's searched settings ``runs.<dataset>.<run>.baselines.<model>`` merged in
+    (as ``baseline_*@<dataset>-<model>``).
     """
-    from hmspar.pipeline import baseline_section, hmspar_run
+    from hmspar.pipeline import hmspar_run, run_specs
     from hmspar.pipeline.fit import hmspar_section, baseline_run_section
 
     if model == "hmspar":
         _, entry = hmspar_run(params, run)
         return "hmspar", hmspar_section(params, entry), "model"
-    section = baseline_run_section(baseline_section(params, model), run)
+    section = baseline_run_section(params, model, run_specs(params)[run])
     return section.pop("model", model), section, f"baselines.{model}"
 
 
@@ -377,9 +378,9 @@ def search_rec_model(params: dict[str, Any], cfg: SearchConfig, dataset: str, mo
 
 def snippet(params: dict[str, Any], results: list[dict[str, Any]]) -> dict[str, Any]:
     """The best settings as a params.yaml fragment: ``hmspar_runs.<run>.{model,train}`` and
-    ``baselines.<model>.per_run.<run>``; for the rec track ``rec.recommenders.<model>`` (the rec settings are not
+    ``runs.<dataset>.<run>.baselines.<model>``; for the rec track ``rec.recommenders.<model>`` (the rec settings are not
     per dataset: searching several datasets, the last one's best wins)."""
-    from hmspar.pipeline import deep_merge
+    from hmspar.pipeline import deep_merge, run_specs
 
     out: dict[str, Any] = {}
     for res in results:
@@ -399,8 +400,9 @@ def snippet(params: dict[str, Any], results: list[dict[str, Any]]) -> dict[str, 
                 entry["train"] = deep_merge(entry.get("train") or {}, train)
             out.setdefault("hmspar_runs", {})[run] = entry
         else:
-            per_run = out.setdefault("baselines", {}).setdefault(model, {}).setdefault("per_run", {})
-            per_run[run] = best
+            dataset = run_specs(params)[run].dataset
+            entry = out.setdefault("runs", {}).setdefault(dataset, {}).setdefault(run, {})
+            entry.setdefault("baselines", {})[model] = best
     return out
 
 

@@ -45,7 +45,7 @@ def every_model_profile() -> dict:
     p["baseline_models"] = default["baseline_models"]
     p["baselines"] = {}
     for name in (m for models in default["baseline_models"].values() for m in models):
-        section = {k: v for k, v in default["baselines"][name].items() if k != "per_run"}
+        section = dict(default["baselines"][name])
         section.update(model_class(baseline_registry_name(default, name)).test_params())
         p["baselines"][name] = section
 

@@ -162,8 +162,8 @@ def test_experiment_changes_headline_metrics(tiny_project):
 
 # ------------------------------------------------------------------------------------------------------
 # Precision: each edit makes stale exactly these stages (`dvc status`: the stages whose own dependencies
-# changed; downstream stages rerun only when those produce different outputs). The README's table
-# "What reruns when you edit what" is this list.
+# changed; downstream stages rerun only when those produce different outputs). The table "What reruns when
+# you edit what" of docs/pipeline.md is this list.
 TINY_STAGES = {
     "generate": {"generate@merchant", "generate@retail"},
     "convert": {"convert@merchant", "convert@retail"},
@@ -176,6 +176,9 @@ PARAM_EDITS = [
     ("datasets.retail.n_entities", 450, {"generate@retail", "convert@retail"}),
     ("hmspar_runs.retail-engagement.train", {"epochs": 3}, {"train@retail-engagement"}),
     ("baselines.lightgbm.n_estimators", 60, TINY_STAGES["lightgbm"]),
+    # a search's result for one run: that dataset's baseline stages and that run's HMSPAR stage, nothing else
+    ("runs.merchant.merchant-risk-Industry-2.baselines", {"lightgbm": {"num_leaves": 7}},
+     {"baseline_trees@merchant-lightgbm", "baseline_sequence@merchant-lstm", "train@merchant-risk-Industry-2"}),
     ("ablation.variants.series", ["series", "static"], TINY_STAGES["ablation"]),
 ]
 FILE_EDITS = [

@@ -9,7 +9,7 @@ import yaml
 from conftest import ROOT
 from hmspar import quicklook
 from hmspar.models.registry import make_model
-from hmspar.pipeline import check_runs
+from hmspar.pipeline import check_runs, run_specs
 from hmspar.pipeline.fit import baseline_run_section
 from hmspar.rec.datasets import dataset_config as rec_dataset_config
 from hmspar.rec.registry import build_recommender
@@ -51,11 +51,11 @@ def test_quick_profile_is_valid_params():
     """Every config the stages build from the quick profile builds (no unknown key, no bad value)."""
     quick = quicklook.quick_params(DEFAULT)
     check_runs(quick)
-    runs = [run for runs in quick["runs"].values() for run in runs]
+    specs = run_specs(quick)
     for models in quick["baseline_models"].values():
         for model in models:
-            for run in runs:
-                section = baseline_run_section(quick["baselines"][model], run)
+            for spec in specs.values():
+                section = baseline_run_section(quick, model, spec)
                 registry_name = section.pop("model", model)
                 make_model(registry_name, section, 0, where=f"baselines.{model}")
     for name in quick["rec"]["datasets"]:

@@ -4,6 +4,7 @@ seed proposes the same trials; the printed settings are what the pipeline then f
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 
@@ -15,6 +16,7 @@ from hmspar.data import loader
 from hmspar.data.splits import stratified_split
 from hmspar.errors import HmsparError
 from hmspar.models.registry import make_model
+from hmspar.pipeline import run_specs
 from hmspar.pipeline.fit import baseline_run_section
 
 pytest.importorskip("optuna")
@@ -131,7 +133,8 @@ def test_snippet_is_what_the_pipeline_fits(tmp_path):
     frag = hsearch.snippet(params, results)
     assert frag["hmspar_runs"]["toy-churn"] == {"dataset": "toy", "train": {"max_steps": 4, "min_steps": 2, "lr": 0.002},
                                                "model": {"d_model": 8}}
-    assert frag["baselines"]["lightgbm"] == {"per_run": {"toy-churn": {"num_leaves": 5}}}
+    assert frag["runs"] == {"toy": {"toy-churn": {"baselines": {"lightgbm": {"num_leaves": 5}}}}}
+    assert "baselines" not in frag  # the shared settings (every run of every dataset) are left alone
     # --write merges the fragment into a params file; the baseline stage's merge then builds the model
     path = tmp_path / "params.yaml"
     path.write_text("# a comment\n" + yaml.safe_dump(params, sort_keys=False))
@@ -146,10 +149,12 @@ def test_snippet_is_what_the_pipeline_fits(tmp_path):
     hsearch.apply_snippet(path, frag)
     after = path.read_text().splitlines()
     assert after[:3] == before[:3]
-    section = baseline_run_section(written["baselines"]["lightgbm"], "toy-churn")
+    specs = run_specs(written)
+    assert written["runs"]["toy"]["toy-churn"]["task"] == "churn"  # merged into the run's entry, not replacing it
+    section = baseline_run_section(written, "lightgbm", specs["toy-churn"])
     assert make_model("lightgbm", section, 0).cfg.num_leaves == 5
-    other = baseline_run_section(written["baselines"]["lightgbm"], "another-run")
-    assert make_model("lightgbm", other, 0).cfg.num_leaves == 31
+    unsearched = dataclasses.replace(specs["toy-churn"], baselines={})  # a run without searched settings
+    assert make_model("lightgbm", baseline_run_section(written, "lightgbm", unsearched), 0).cfg.num_leaves == 31
 
 
 def test_bad_search_section_names_the_key():

@@ -30,10 +30,16 @@ TIMINGS_ROOT = Path("timings")  # fit/predict seconds: declared `cache: false` (
 @dataclasses.dataclass(frozen=True)
 class RunSpec:
     """``params.yaml: runs.<dataset>.<run>`` — one dataset-task (optionally one group) that every model is
-    evaluated on. ``dataset`` is not a params key here: it is the section the run is listed under."""
+    evaluated on. ``dataset`` is not a params key here: it is the section the run is listed under.
+
+    ``baselines.<model>`` holds settings chosen for this run by the equal-budget search
+    (:mod:`hmspar.search`), merged over ``baselines.<model>`` for this run only; it lives with the run so
+    that a search on one run reruns the stages of that run's dataset only.
+    """
 
     task: str
     group: str | None = None
+    baselines: dict[str, dict[str, Any]] = dataclasses.field(default_factory=dict)
     dataset: str = dataclasses.field(default="", init=True)
 
 
@@ -112,6 +118,11 @@ def run_specs(params: dict[str, Any], dataset: str | None = None) -> dict[str, R
                 raise HmsparError(f"runs.{ds}.{name}.dataset: not a key here (the run's dataset is the section "
                                   f"it is listed under, {ds!r})")
             spec = build(RunSpec, section, f"runs.{ds}.{name}")
+            known = params.get("baselines") or {}
+            for model in spec.baselines:
+                if model not in known:
+                    raise HmsparError(f"runs.{ds}.{name}.baselines.{model}: unknown baseline (baselines in "
+                                      f"params.yaml: {', '.join(known) or 'none'})")
             specs[name] = dataclasses.replace(spec, dataset=ds)
     if dataset is not None:
         if dataset not in datasets:

@@ -105,24 +105,21 @@ def ablation(run: str, params: dict[str, Any], progress: bool = True) -> list[di
     return records
 
 
-def baseline_run_section(section: dict[str, Any], run: str) -> dict[str, Any]:
-    """``baselines.<model>`` for run ``run``: its optional ``per_run.<run>`` override (settings chosen by the
-    equal-budget search, :mod:`hmspar.search`) merged over the shared keys, ``per_run`` itself removed."""
-    section = dict(section)
-    per_run = section.pop("per_run", None) or {}
-    if not isinstance(per_run, dict):
-        raise HmsparError(f"per_run: expected a mapping of run name -> settings, got {per_run!r}")
-    override = per_run.get(run) or {}
-    if not isinstance(override, dict):
-        raise HmsparError(f"per_run.{run}: expected a mapping of settings, got {override!r}")
-    return deep_merge(section, override)
+def baseline_run_section(params: dict[str, Any], model: str, spec: RunSpec) -> dict[str, Any]:
+    """``baselines.<model>`` for one run: the run's searched settings (``runs.<dataset>.<run>.baselines.<model>``,
+    chosen by the equal-budget search, :mod:`hmspar.search`) merged over the shared keys."""
+    shared = baseline_section(params, model)
+    if "per_run" in shared:
+        raise HmsparError(f"baselines.{model}.per_run: searched settings live with their run now, in "
+                          f"runs.<dataset>.<run>.baselines.{model} (python -m hmspar.search --write puts them there)")
+    return deep_merge(shared, spec.baselines.get(model) or {})
 
 
 def baseline(dataset: str, model: str, params: dict[str, Any], progress: bool = True) -> list[dict[str, Any]]:
     """``baseline_<family>@<dataset>-<model>``: one baseline on every run of one dataset, every seed.
 
-    Reads ``baselines.<model>``, ``seeds`` and ``runs.<dataset>`` (never ``hmspar_runs``). A run listed under
-    ``baselines.<model>.per_run`` gets its override merged over the shared settings.
+    Reads ``baselines.<model>``, ``seeds`` and ``runs.<dataset>`` (never ``hmspar_runs``). A run with
+    searched settings (``runs.<dataset>.<run>.baselines.<model>``) gets them merged over the shared ones.
 
     ``model`` names a ``baselines.<model>`` section; the section's optional ``model`` key picks the registry
     class, so one class can appear under several names with different settings (``lightgbm_text``).
@@ -130,12 +127,11 @@ def baseline(dataset: str, model: str, params: dict[str, Any], progress: bool = 
     from hmspar.runner import run_model
 
     runs = run_specs(params, dataset)
-    shared = baseline_section(params, model)
     out_root = RESULTS_ROOT / "baselines" / dataset / model
     records: list[dict[str, Any]] = []
     with atomic_dir(out_root) as tmp:
         for run, spec in runs.items():
-            section = baseline_run_section(shared, run)
+            section = baseline_run_section(params, model, spec)
             registry_name = section.pop("model", model)  # a named variant, e.g. lightgbm_text: {model: lightgbm}
             records += run_model(
                 model_name=registry_name,
