@@ -9,8 +9,9 @@ included) whose command is ``python -m <module> ARGS``:
   included (:class:`benchmarks.import_graph.ImportGraph`), plus those of the modules the stage loads by
   a computed name, which the stage module names in ``dynamic_imports(argv, params) -> list[str]``;
 * every imported file must be covered by a code dependency of the stage (the file, or a folder above it);
-* every code dependency must be imported: a declared ``.py`` file must be imported, and a declared
-  folder must hold at least one imported file.
+* every code dependency must be imported: a declared ``.py`` file must be imported (by the stage, or for a
+  file declared for a whole ``foreach``/``matrix`` group, by some stage of the group: the group shares one
+  list), and a declared folder must hold at least one imported file.
 
 A code dependency is a dependency under a project package (``hmspar/``, ``stages/``, or any top-level
 folder with an ``__init__.py``). Data and params dependencies are declared by hand (in ``pipeline.yaml``).
@@ -41,6 +42,7 @@ class StageCheck:
     imported: set[str] = dataclasses.field(default_factory=set)
     declared: list[str] = dataclasses.field(default_factory=list)
     problems: list[str] = dataclasses.field(default_factory=list)
+    group_unused: set[str] = dataclasses.field(default_factory=set)  # declared .py files this stage never imports
 
 
 def code_packages(project: Path) -> tuple[str, ...]:
@@ -138,11 +140,46 @@ def check_project(project: Path = ROOT) -> list[StageCheck]:
         for rel in sorted(declared_files):
             if rel not in check.imported and (project / rel).exists():
                 check.problems.append(f"depends on {rel} but never imports it (over-broad dependency)")
+                check.group_unused.add(rel)
         for d in declared_dirs:  # a folder without Python files (e.g. hmspar/report/vendor/) is data, read at run time
             if ((project / d).is_dir() and any((project / d).rglob("*.py"))
                     and not any(rel.startswith(d + "/") for rel in check.imported)):
                 check.problems.append(f"depends on folder {d}/ but imports no file in it (over-broad dependency)")
+    _forgive_group_wide_files(checks, graph, project)
     return checks
+
+
+def _templated_imports(graph: ImportGraph, project: Path, group_spec: dict) -> set[str]:
+    """Every project file that a module named by one of the group's templated code dependencies
+    (``hmspar/data/generators/${item.kind}.py``: any file of that shape) imports."""
+    body = group_spec.get("do", group_spec) if isinstance(group_spec, dict) else {}
+    found: set[str] = set()
+    for dep in body.get("deps") or []:
+        dep = str(dep)
+        if "${" in dep and dep.endswith(".py"):
+            for path in project.glob(re.sub(r"\$\{[^}]*\}", "*", dep)):
+                module = graph.module_of(path.relative_to(project).as_posix())
+                if module is not None:
+                    found |= {graph.rel(m) for m in graph.closure([module])}
+    return found
+
+
+def _forgive_group_wide_files(checks: list[StageCheck], graph: ImportGraph, project: Path) -> None:
+    """A stage group (``foreach``/``matrix``) shares one dependency list: a ``.py`` file declared for the whole
+    group is needed when some stage of the group imports it (``generate@trend`` imports the picture
+    renderer, ``generate@retail`` does not), or when a module that the group's templated dependency can name
+    imports it (a profile without ``trend`` still declares it for the group). Otherwise it is over-broad."""
+    spec = (yaml.safe_load((project / "dvc.yaml").read_text()) or {}).get("stages") or {}
+    groups: dict[str, list[StageCheck]] = {}
+    for c in checks:
+        groups.setdefault(c.name.split("@")[0], []).append(c)
+    for group, members in groups.items():
+        imported = set().union(*(c.imported for c in members))
+        if "@" in members[0].name:
+            imported |= _templated_imports(graph, project, spec.get(group) or {})
+        for c in members:
+            for rel in sorted(c.group_unused & imported):
+                c.problems.remove(f"depends on {rel} but never imports it (over-broad dependency)")
 
 
 PIPELINE = "pipeline.yaml"

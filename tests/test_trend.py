@@ -21,7 +21,7 @@ from sklearn.metrics import roc_auc_score
 
 from hmspar.data.generators import GENERATORS, dataset_config
 from hmspar.data.generators import trend
-from hmspar.data.generators.trend import render_posts
+from hmspar.data.pictures import render_posts
 from hmspar.data.schema import RawDataset
 from hmspar.data.splits import DROPPED, TEST, TRAIN, VAL, temporal_split
 from hmspar.errors import HmsparError

@@ -39,7 +39,7 @@ from typing import Any
 
 import numpy as np
 
-from hmspar.data.generators.trend import GARMENTS, PALETTE_NAMES, PATTERNS, Appearance, Look, render_posts
+from hmspar.data.pictures import GARMENTS, PALETTE_NAMES, PATTERNS, Appearance, Look, render_posts
 from hmspar.rec.schema import EVENT_DTYPES, EVENT_FILES, NpyWriter, write_items, write_meta
 
 #: Users per simulation block (a constant, not a setting, so the output never depends on it).
