@@ -45,6 +45,8 @@ class Model(abc.ABC):
 
     Config: ClassVar[type]
     name: ClassVar[str] = "model"
+    #: Capability tags (:mod:`hmspar.registry`): read by the shared contract suite and the tools.
+    TAGS: ClassVar[dict[str, Any]] = {"track": "classification", "torch": False, "pretrained": False}
 
     #: Training budget fixed from outside (epochs for torch models, boosting rounds for boosted trees), set
     #: by the small-data selection (:mod:`hmspar.training.selection`) before a refit on all training rows:

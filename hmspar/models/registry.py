@@ -2,16 +2,14 @@
 
 Classes are imported lazily, so asking for LightGBM does not import torch and vice versa. Each class
 implements :class:`hmspar.models.base.Model` and carries a ``Config`` dataclass read from
-``baselines.<name>`` (or ``model`` for HMSPAR).
+``baselines.<name>`` (or ``model`` for HMSPAR) and capability ``TAGS`` (:mod:`hmspar.registry`).
 """
 
 from __future__ import annotations
 
-import importlib
 from typing import Any
 
-from hmspar.config import build
-from hmspar.errors import HmsparError
+from hmspar.registry import Registry
 
 REGISTRY: dict[str, str] = {
     "hmspar": "hmspar.models.hmspar:HMSPAR",
@@ -38,22 +36,19 @@ REGISTRY: dict[str, str] = {
 }
 
 
+MODELS = Registry("model", "baselines.{name}", REGISTRY)
+
+
 def module_name(name: str) -> str:
     """Dotted name of the module that holds model ``name`` (imported only by :func:`model_class`)."""
-    if name not in REGISTRY:
-        raise HmsparError(f"unknown model {name!r} (registered: {', '.join(sorted(REGISTRY))})")
-    return REGISTRY[name].split(":")[0]
+    return MODELS.module(name)
 
 
 def model_class(name: str) -> type:
     """Import and return the class registered under ``name``."""
-    module_name(name)
-    module_name_, cls_name = REGISTRY[name].split(":")
-    return getattr(importlib.import_module(module_name_), cls_name)
+    return MODELS.cls(name)
 
 
 def make_model(name: str, section: dict[str, Any] | None, seed: int, where: str | None = None) -> Any:
     """Build model ``name`` from its params section (unknown keys rejected) with the given seed."""
-    cls = model_class(name)
-    cfg = build(cls.Config, section or {}, where or f"baselines.{name}")
-    return cls(cfg, seed=seed)
+    return MODELS.build(name, section, seed, where)

@@ -79,6 +79,8 @@ class TorchClassifier(Model):
         Show a tqdm bar over epochs during ``fit``.
     """
 
+    TAGS = {**Model.TAGS, "torch": True}
+
     #: Fraction of the training data held out for early stopping when ``fit`` gets no validation data.
     holdout_fraction: float = 0.1
 

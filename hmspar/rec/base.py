@@ -163,6 +163,8 @@ class Recommender(abc.ABC):
 
     Config: ClassVar[type]
     name: ClassVar[str] = "recommender"
+    #: Capability tags (:mod:`hmspar.registry`): read by the shared contract suite and the tools.
+    TAGS: ClassVar[dict[str, Any]] = {"track": "recommendation", "torch": False, "pretrained": False}
 
     def __init__(self, cfg: Any, seed: int = 0) -> None:
         inputs = list(getattr(cfg, "inputs", ["id"]))

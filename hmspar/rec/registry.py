@@ -10,11 +10,9 @@ by the stage family whose code it uses, to run it): the contract test in
 
 from __future__ import annotations
 
-import importlib
 from typing import Any
 
-from hmspar.config import build
-from hmspar.errors import HmsparError
+from hmspar.registry import Registry
 
 REGISTRY: dict[str, str] = {
     # classic peers (numpy only)
@@ -46,23 +44,19 @@ SEQUENTIAL = ("gru4rec", "sasrec")
 MULTIMODAL = ("mtstrec", "athwe", "pixelrec")
 
 
+RECOMMENDERS = Registry("recommender", "rec.recommenders.{name}", REGISTRY)
+
+
 def recommender_class(name: str) -> type:
     """The class registered under ``name``."""
-    if name not in REGISTRY:
-        raise HmsparError(f"unknown recommender {name!r} (registered: {', '.join(REGISTRY)})")
-    module, cls = REGISTRY[name].split(":")
-    return getattr(importlib.import_module(module), cls)
+    return RECOMMENDERS.cls(name)
 
 
 def module_path(name: str) -> str:
     """The source file of a registered recommender, relative to the repository root."""
-    if name not in REGISTRY:
-        raise HmsparError(f"unknown recommender {name!r} (registered: {', '.join(REGISTRY)})")
-    return REGISTRY[name].split(":")[0].replace(".", "/") + ".py"
+    return RECOMMENDERS.path(name)
 
 
 def build_recommender(name: str, section: dict[str, Any] | None, seed: int) -> Any:
     """Instantiate recommender ``name`` from its ``rec.recommenders.<name>`` section."""
-    cls = recommender_class(name)
-    cfg = build(cls.Config, section, f"rec.recommenders.{name}")
-    return cls(cfg, seed=seed)
+    return RECOMMENDERS.build(name, section, seed)

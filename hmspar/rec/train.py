@@ -317,6 +317,8 @@ class TorchSeqRecommender(Recommender):
         benchmark's timer); not pickled.
     """
 
+    TAGS = {**Recommender.TAGS, "torch": True}
+
     def __init__(self, cfg: Any, seed: int = 0) -> None:
         super().__init__(cfg, seed)
         self.module_: nn.Module | None = None

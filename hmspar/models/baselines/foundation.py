@@ -147,6 +147,8 @@ class FoundationModel(Model):
         Columns of the flattened table.
     """
 
+    TAGS = {**Model.TAGS, "pretrained": True}  # torch comes with the optional package, at fit time
+
     Config = FoundationConfig
     #: Display name, the importable package and the class inside it.
     display_name: ClassVar[str] = ""

@@ -249,6 +249,8 @@ class TLossModel(Model):
         Triplet loss of every step.
     """
 
+    TAGS = {**Model.TAGS, "torch": True}
+
     Config = TLossConfig
     name = "tloss"
 
