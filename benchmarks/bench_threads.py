@@ -31,7 +31,7 @@ from benchmarks._measure import table
 RESULTS = Path("benchmarks/results/threads_cnn1d.json")  # threads_<model>.json
 
 
-def _worker(model: str, threads: str, rows: int, epochs: int) -> dict:
+def fit_once(model: str, threads: str, rows: int, epochs: int) -> dict:
     """Fit once in this process and return its timings (run with ``--worker``)."""
     import numpy as np
 
@@ -117,7 +117,7 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--threads", default="auto", help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
     if args.worker:
-        print(json.dumps(_worker(args.model, args.threads, args.rows, args.epochs)))
+        print(json.dumps(fit_once(args.model, args.threads, args.rows, args.epochs)))
         return
     from hmspar.threads import available_cpus
 

@@ -106,6 +106,7 @@ COMMANDS: dict[str, tuple[str, object]] = {
     "python -m hmspar.search ... --resume": ("search", None),
     "dvc queue start -j N": ("mention", "dvc queue start -j 2"),
     "python -m benchmarks.bench_threads": ("module", None),
+    "python -m benchmarks.bench_contention": ("module", None),
     "python -m benchmarks.bench_queue": ("module", None),
     "dvc remote add -d local /path/to/dvc-storage": ("run", None),
     "dvc push": ("parse", "uploads the DVC-cached outputs of a reproduced pipeline; a clone has none"),
