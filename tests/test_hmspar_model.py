@@ -331,3 +331,25 @@ def test_aux_heads_give_one_logit_per_modality_in_training_only():
     assert net.aux_logits is None
     section["fusion"]["aux_weight"] = 0.0
     assert make(section).make_module(X, 1).aux_heads is None
+
+
+@pytest.mark.parametrize("encoder, module", [("lstm", "LSTMEncoder"), ("cnn", "CNNEncoder")])
+def test_series_encoder_option_runs_the_baselines_encoder_inside_the_fusion(encoder, module):
+    """``model.series.encoder: lstm | cnn`` swaps the series branch for the lstm/cnn1d baselines' own encoder
+    module and leaves the other branches and the fusion as they are; it learns the series-driven task."""
+    from sklearn.metrics import roc_auc_score
+
+    from hmspar.models.baselines import sequence
+    from hmspar.models.layers import sequence as shared
+
+    default = make(FIT_SECTION, seed=0)
+    swapped = make({**FIT_SECTION, "series": {"encoder": encoder, "hidden": 16}}, seed=0)
+    X, y = learnable(400, seed=0)
+    X_val, y_val = learnable(200, seed=1)
+    swapped.fit(X, y, X_val, y_val)
+    branch = swapped.module_.encoders["series"].kan
+    assert type(branch).__name__ == module and type(branch) is getattr(sequence, module) is getattr(shared, module)
+    kept = {n for n, _ in swapped.module_.named_parameters() if not n.startswith("encoders.series.")}
+    default.fit_steps(X, y, 1)
+    assert kept == {n for n, _ in default.module_.named_parameters() if not n.startswith("encoders.series.")}
+    assert roc_auc_score(y_val, swapped.predict_proba(X_val)[:, 1]) > 0.75

@@ -30,6 +30,7 @@ from hmspar.errors import HmsparError
 from hmspar.models.base import MODALITIES
 from hmspar.models.layers.ple import PLE
 from hmspar.models.layers.resnet import load_torchvision_state_dict, resnet18
+from hmspar.models.layers.sequence import CNNEncoder, LSTMEncoder
 from hmspar.models.layers.taylor_kan import TaylorKANConvEncoder, TaylorKANEncoder
 from hmspar.models.torch_base import TorchClassifier
 from hmspar.training.trainer import TrainConfig
@@ -53,15 +54,20 @@ def _dropout(name: str, value: float) -> None:
 
 @dataclasses.dataclass(frozen=True)
 class SeriesConfig:
-    """``model.series``: the Taylor-KAN series encoder.
+    """``model.series``: the series encoder (Taylor-KAN, the paper's, by default).
 
     Parameters
     ----------
-    encoder : {"conv", "pointwise"}
+    encoder : {"conv", "pointwise", "lstm", "cnn"}
         ``conv``: :class:`~hmspar.models.layers.taylor_kan.TaylorKANConvEncoder`, Taylor-KAN
         convolutions over temporal windows (the default); ``pointwise``: the earlier
         :class:`~hmspar.models.layers.taylor_kan.TaylorKANEncoder`, Taylor-KAN layers applied at each
-        step separately after a ``tanh`` of the inputs (kept to reproduce earlier results).
+        step separately after a ``tanh`` of the inputs (kept to reproduce earlier results). ``lstm`` and
+        ``cnn``: the encoders of the ``lstm`` and ``cnn1d`` baselines (:mod:`hmspar.models.layers.sequence`:
+        one LSTM layer of ``hidden`` units; ``n_layers`` convolution blocks of ``hidden`` channels and width
+        ``kernel_size`` with mean and max pooling) inside the same fusion, so that the ablation can tell
+        what the fusion adds from what the Taylor-KAN encoder does. ``order``, ``dilation``, ``diff``,
+        ``pooling`` and ``positional`` apply to the Taylor-KAN encoders only.
     hidden : int
         Width of the Taylor-KAN layers.
     n_layers : int
@@ -80,7 +86,7 @@ class SeriesConfig:
         Feed the relative time position as an extra per-step input.
     """
 
-    encoder: Literal["conv", "pointwise"] = "conv"
+    encoder: Literal["conv", "pointwise", "lstm", "cnn"] = "conv"
     hidden: int = 64
     n_layers: int = 3
     order: int = 3
@@ -95,8 +101,8 @@ class SeriesConfig:
         for name in ("hidden", "n_layers", "order", "kernel_size", "dilation"):
             _positive(name, getattr(self, name))
         _dropout("dropout", self.dropout)
-        if self.encoder not in ("conv", "pointwise"):
-            raise ValueError(f"encoder: expected 'conv' or 'pointwise', got {self.encoder!r}")
+        if self.encoder not in ("conv", "pointwise", "lstm", "cnn"):
+            raise ValueError(f"encoder: expected 'conv', 'pointwise', 'lstm' or 'cnn', got {self.encoder!r}")
         if self.pooling not in ("attention", "mean", "max", "meanmax"):
             raise ValueError(f"pooling: expected attention, mean, max or meanmax, got {self.pooling!r}")
         if self.encoder == "pointwise" and self.pooling not in ("attention", "mean"):
@@ -300,11 +306,12 @@ class MLPEncoder(nn.Module):
 
 
 class SeriesEncoder(nn.Module):
-    """Series and mask ``(B, C, T)`` each -> ``(B, d_model)`` via a Taylor-KAN encoder.
+    """Series and mask ``(B, C, T)`` each -> ``(B, d_model)`` via a Taylor-KAN (or the option's) encoder.
 
     ``encoder: conv`` runs a :class:`TaylorKANConvEncoder` over the channels ``[series, mask]``
     (``2C``, plus a first difference of each series channel with ``diff``); ``pointwise`` the
-    per-step :class:`TaylorKANEncoder`.
+    per-step :class:`TaylorKANEncoder`; ``lstm`` and ``cnn`` the baselines' encoders over the same ``2C``
+    channels. The encoder is the attribute ``kan`` whichever it is (the name saved models' state dicts use).
 
     Parameters
     ----------
@@ -318,8 +325,14 @@ class SeriesEncoder(nn.Module):
 
     def __init__(self, n_channels: int, d_model: int, cfg: SeriesConfig):
         super().__init__()
-        self.conv = cfg.encoder == "conv"
-        if self.conv:
+        self.conv = cfg.encoder != "pointwise"  # every encoder but the pointwise one reads (B, 2C, T)
+        if cfg.encoder == "lstm":
+            self.kan = LSTMEncoder(2 * n_channels, cfg.hidden, num_layers=1, bidirectional=False, dropout=cfg.dropout)
+            self.kan.out_features = cfg.hidden
+        elif cfg.encoder == "cnn":
+            self.kan = CNNEncoder(2 * n_channels, cfg.hidden, cfg.n_layers, cfg.kernel_size, cfg.dropout)
+            self.kan.out_features = 2 * cfg.hidden
+        elif self.conv:
             self.kan = TaylorKANConvEncoder(2 * n_channels, cfg.hidden, cfg.n_layers, cfg.order, cfg.kernel_size,
                                             cfg.dilation, cfg.pooling, cfg.dropout,
                                             n_diff=n_channels if cfg.diff else 0, positional=cfg.positional)

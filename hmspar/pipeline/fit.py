@@ -50,24 +50,31 @@ def train(run: str, params: dict[str, Any], progress: bool = True) -> list[dict[
 
 @dataclasses.dataclass(frozen=True)
 class AblationConfig:
-    """``params.yaml: ablation`` — HMSPAR retrained with subsets of its modalities.
+    """``params.yaml: ablation`` — HMSPAR retrained with subsets of its modalities, or other settings.
 
-    ``variants`` maps a label (e.g. ``series+text``) to the ``model.modalities`` list it uses. ``runs`` maps
-    each ablated run to its dataset (``ablation@<run>``, one DVC stage per run, trains every variant with
-    every seed; results are reported as ``hmspar[<label>]``).
+    ``variants`` maps a label to either the ``model.modalities`` list it uses (``series+text: [series, text]``)
+    or a mapping of ``model`` settings merged over the run's (``lstm_encoder: {series: {encoder: lstm}}``: the
+    same fusion with another series encoder). ``runs`` maps each ablated run to its dataset (``ablation@<run>``,
+    one DVC stage per run, trains every variant with every seed; results are reported as ``hmspar[<label>]``).
     """
 
     runs: dict[str, str] = dataclasses.field(default_factory=dict)
-    variants: dict[str, list[str]] = dataclasses.field(default_factory=dict)
+    variants: dict[str, list[str] | dict[str, Any]] = dataclasses.field(default_factory=dict)
 
     def __post_init__(self) -> None:
-        for label, modalities in self.variants.items():
-            if not modalities:
-                raise ValueError(f"variants.{label}: list at least one modality")
+        for label, variant in self.variants.items():
+            if not variant:
+                raise ValueError(f"variants.{label}: list at least one modality, or give model settings")
+
+    def overrides(self, label: str) -> dict[str, Any]:
+        """The ``model`` settings variant ``label`` merges over the run's section."""
+        variant = self.variants[label]
+        return {"modalities": list(variant)} if isinstance(variant, list) else dict(variant)
 
 
 def ablation(run: str, params: dict[str, Any], progress: bool = True) -> list[dict[str, Any]]:
-    """``ablation@<run>``: HMSPAR with each modality subset of ``ablation.variants`` on run ``run``.
+    """``ablation@<run>``: HMSPAR with each variant of ``ablation.variants`` (a modality subset or other model
+    settings) on run ``run``.
 
     Outputs go to ``results/ablation/<run>/<variant>/seed<k>/``, which the evaluate stage reports as model
     ``hmspar[<variant>]`` next to the full model (the modality-ablation chart and table). Reads
@@ -84,9 +91,8 @@ def ablation(run: str, params: dict[str, Any], progress: bool = True) -> list[di
         raise HmsparError(f"ablation.runs.{run}: {cfg.runs[run]!r}, but the run's dataset is {spec.dataset!r}")
     records: list[dict[str, Any]] = []
     with atomic_dir(RESULTS_ROOT / "ablation" / run) as tmp:
-        for label, modalities in cfg.variants.items():
-            section = hmspar_section(params, entry)
-            section["modalities"] = list(modalities)
+        for label in cfg.variants:
+            section = deep_merge(hmspar_section(params, entry), cfg.overrides(label))
             records += run_model(
                 model_name="hmspar",
                 model_section=section,

@@ -17,6 +17,7 @@ import torch
 from torch import nn
 
 from hmspar.errors import HmsparError
+from hmspar.models.layers.sequence import CNNEncoder, LSTMEncoder
 from hmspar.models.torch_base import TorchClassifier
 from hmspar.training.trainer import TrainConfig
 
@@ -110,36 +111,6 @@ def _wrap(encoder: nn.Module, enc_dim: int, X: dict[str, np.ndarray], cfg: Any, 
     extras = [m for m in ("static", "text") if m in cfg.inputs]
     extra_dim = sum(int(np.shape(X[m])[1]) for m in extras)
     return SequenceNet(encoder, enc_dim, extras, extra_dim, cfg.head_hidden, cfg.dropout, n_outputs)
-
-
-class LSTMEncoder(nn.Module):
-    """LSTM over time; returns the last layer's final hidden state(s), (B, 2C, T) -> (B, dirs*H)."""
-
-    def __init__(self, n_in: int, hidden: int, num_layers: int, bidirectional: bool, dropout: float) -> None:
-        super().__init__()
-        self.directions = 2 if bidirectional else 1
-        self.lstm = nn.LSTM(n_in, hidden, num_layers=num_layers, batch_first=True,
-                            dropout=dropout if num_layers > 1 else 0.0, bidirectional=bidirectional)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        _, (h, _) = self.lstm(x.transpose(1, 2))  # (B, 2C, T) -> (B, T, 2C); h: (L*dirs, B, H)
-        return h[-self.directions:].transpose(0, 1).reshape(x.shape[0], -1)  # (B, dirs*H)
-
-
-class CNNEncoder(nn.Module):
-    """``Conv1d-BatchNorm-ReLU-Dropout`` blocks ('same' padding), then mean and max pooling over time."""
-
-    def __init__(self, n_in: int, hidden: int, num_layers: int, kernel_size: int, dropout: float) -> None:
-        super().__init__()
-        layers: list[nn.Module] = []
-        for i in range(num_layers):
-            layers += [nn.Conv1d(n_in if i == 0 else hidden, hidden, kernel_size, padding="same"),
-                       nn.BatchNorm1d(hidden), nn.ReLU(), nn.Dropout(dropout)]
-        self.convs = nn.Sequential(*layers)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        h = self.convs(x)  # (B, 2C, T) -> (B, H, T)
-        return torch.cat([h.mean(dim=2), h.amax(dim=2)], dim=1)  # (B, H, T) -> (B, 2H)
 
 
 class TransformerSeqEncoder(nn.Module):
