@@ -91,19 +91,21 @@ def _predictions_frame(parts: list[tuple[str, Any, np.ndarray]], classes: np.nda
     return pd.concat(frames, ignore_index=True)
 
 
-def run_model(model_name: str, model_section: dict[str, Any] | None, where: str, features_dir: Path,
+def run_model(model_name: str, model_section: Any, where: str, features_dir: Path,
               run_name: str, run_spec: dict[str, Any], seeds: list[int], out_dir: Path,
               live_dir: Path | None = None, progress: bool = True,
               model_label: str | None = None, timings_path: Path | None = None,
-              selection: dict[str, Any] | None = None) -> list[dict[str, Any]]:
+              selection: Any = None) -> list[dict[str, Any]]:
     """Fit ``model_name`` once per seed on the run's train split and evaluate it on validation and test.
 
     Parameters
     ----------
     model_name : str
         A key of :data:`hmspar.models.registry.REGISTRY`.
-    model_section : dict or None
-        The model's params section (``model`` or ``baselines.<name>``).
+    model_section : Config, dict or None
+        The model's typed ``Config``, as the pipeline builds it once per stage
+        (:meth:`hmspar.registry.Registry.config`), or its params section (``model`` or ``baselines.<name>``),
+        built here once for every seed and fold.
     where : str
         Dotted params path of that section, for error messages.
     features_dir : Path
@@ -128,8 +130,8 @@ def run_model(model_name: str, model_section: dict[str, Any] | None, where: str,
         Where to write ``{"seed<k>": {"fit_seconds", "predict_seconds"}}`` (a file the stage declares
         ``cache: false``). Timings never go into ``out_dir``: cached outputs hold the same bytes for the
         same params on any machine.
-    selection : dict, optional
-        The ``params.yaml: selection`` section (:class:`hmspar.training.selection.SelectionConfig`).
+    selection : SelectionConfig or dict, optional
+        The ``params.yaml: selection`` section, typed (:class:`hmspar.training.selection.SelectionConfig`) or raw.
 
     Returns
     -------
@@ -138,7 +140,7 @@ def run_model(model_name: str, model_section: dict[str, Any] | None, where: str,
     """
     from hmspar.config import build
     from hmspar.data.loader import available_modalities, load_task, read_meta
-    from hmspar.models.registry import make_model
+    from hmspar.models.registry import MODELS
     from hmspar.training import distributed
     from hmspar.metrics import binary_metrics, json_safe, multiclass_metrics
     from hmspar.training.selection import SelectionConfig, fit_with_selection
@@ -149,7 +151,10 @@ def run_model(model_name: str, model_section: dict[str, Any] | None, where: str,
     if len(set(seeds)) != len(seeds):
         raise HmsparError(f"seeds: duplicates in {list(seeds)}")
     features_dir, out_dir = Path(features_dir), Path(out_dir)
-    select_cfg = build(SelectionConfig, selection, "selection")
+    select_cfg = selection if isinstance(selection, SelectionConfig) else build(SelectionConfig, selection, "selection")
+    model_cls = MODELS.cls(model_name)
+    model_cfg = MODELS.config(model_name, model_section, where) if not isinstance(model_section, model_cls.Config) \
+        else model_section
     available = available_modalities(read_meta(features_dir))
     main = distributed.is_main()
     progress = progress and main
@@ -159,7 +164,7 @@ def run_model(model_name: str, model_section: dict[str, Any] | None, where: str,
     with (atomic_dir(out_dir) if main else _scratch_dir()) as tmp:
         for seed in seeds:
             def make(seed: int = int(seed)) -> Any:
-                return make_model(model_name, model_section, seed, where).restricted_to(available)
+                return model_cls(model_cfg, seed=seed).restricted_to(available)
 
             model = make()
             if data is None:

@@ -9,8 +9,10 @@ from typing import Any
 from hmspar.config import build
 from hmspar.errors import HmsparError
 from hmspar.io import atomic_dir
+from hmspar.models.registry import MODELS
 from hmspar.pipeline import (FEATURES_ROOT, LIVE_ROOT, RESULTS_ROOT, TIMINGS_ROOT, HmsparRun, RunSpec,
                              baseline_section, deep_merge, hmspar_run, run_specs, seeds)
+from hmspar.training.selection import SelectionConfig
 
 
 def _run_spec_dict(spec: RunSpec) -> dict[str, Any]:
@@ -34,7 +36,7 @@ def train(run: str, params: dict[str, Any], progress: bool = True) -> list[dict[
     spec, entry = hmspar_run(params, run)
     return run_model(
         model_name="hmspar",
-        model_section=hmspar_section(params, entry),
+        model_section=MODELS.config("hmspar", hmspar_section(params, entry), "model"),  # typed, once
         where="model",
         features_dir=FEATURES_ROOT / spec.dataset,
         run_name=run,
@@ -44,7 +46,7 @@ def train(run: str, params: dict[str, Any], progress: bool = True) -> list[dict[
         live_dir=LIVE_ROOT / run,
         progress=progress,
         timings_path=TIMINGS_ROOT / "hmspar" / f"{run}.json",
-        selection=params.get("selection"),
+        selection=build(SelectionConfig, params.get("selection"), "selection"),
     )
 
 
@@ -92,11 +94,12 @@ def ablation(run: str, params: dict[str, Any], progress: bool = True) -> list[di
     records: list[dict[str, Any]] = []
     with atomic_dir(RESULTS_ROOT / "ablation" / run) as tmp:
         for label in cfg.variants:
-            section = deep_merge(hmspar_section(params, entry), cfg.overrides(label))
+            where = f"ablation.variants.{label}"
+            section = MODELS.config("hmspar", deep_merge(hmspar_section(params, entry), cfg.overrides(label)), where)
             records += run_model(
                 model_name="hmspar",
                 model_section=section,
-                where=f"ablation.variants.{label}",
+                where=where,
                 features_dir=FEATURES_ROOT / spec.dataset,
                 run_name=run,
                 run_spec=_run_spec_dict(spec),
@@ -106,7 +109,7 @@ def ablation(run: str, params: dict[str, Any], progress: bool = True) -> list[di
                 progress=progress,
                 model_label=f"hmspar[{label}]",
                 timings_path=TIMINGS_ROOT / "ablation" / run / f"{label}.json",
-                selection=params.get("selection"),
+                selection=build(SelectionConfig, params.get("selection"), "selection"),
             )
     return records
 
@@ -142,7 +145,7 @@ def baseline(dataset: str, model: str, params: dict[str, Any], progress: bool = 
             records += run_model(
                 model_name=registry_name,
                 model_label=model,
-                model_section=section,
+                model_section=MODELS.config(registry_name, section, f"baselines.{model}"),  # typed, once
                 where=f"baselines.{model}",
                 features_dir=FEATURES_ROOT / dataset,
                 run_name=run,
@@ -152,6 +155,6 @@ def baseline(dataset: str, model: str, params: dict[str, Any], progress: bool = 
                 live_dir=None,
                 progress=progress,
                 timings_path=TIMINGS_ROOT / "baselines" / dataset / model / f"{run}.json",
-                selection=params.get("selection"),
+                selection=build(SelectionConfig, params.get("selection"), "selection"),
             )
     return records
