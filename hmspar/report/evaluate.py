@@ -20,7 +20,7 @@ from hmspar.config import build
 from hmspar.errors import HmsparError
 from hmspar.io import write_json, write_text_atomic
 from hmspar.metrics import json_safe
-from hmspar.report import bootstrap, plots, results_table
+from hmspar.report import bootstrap, modalities, plots, results_table
 from hmspar.report.leaderboard import (EvaluateConfig, build_headline, build_leaderboard,
                                        discover_results, leaderboard_frame, params_digest)
 
@@ -59,7 +59,8 @@ def evaluate(
         and hashed into the table's params digest: the stage declares only ``evaluate``), or an
         :class:`EvaluateConfig`.
     out_metrics_dir : path
-        Receives ``leaderboard.json``, ``leaderboard.csv``, ``significance.json``, ``headline.json`` (five
+        Receives ``leaderboard.json``, ``leaderboard.csv``, ``significance.json``, ``modalities.json``
+        (:func:`hmspar.report.modalities.modality_table`), ``headline.json`` (five
         numbers over all runs, :func:`~hmspar.report.leaderboard.build_headline`: the table ``dvc metrics show``
         prints) and ``results_table.md``.
     plots_dir : path
@@ -89,6 +90,7 @@ def evaluate(
     results = discover_results(results_dir)
     leaderboard = build_leaderboard(results)
     significance = bootstrap.significance(results, leaderboard, cfg)
+    modality_info = modalities.modality_table(results, leaderboard, cfg)
     headline = build_headline(leaderboard, significance, cfg.headline_digits)
 
     written: dict[str, Path] = {}
@@ -99,6 +101,8 @@ def evaluate(
     write_text_atomic(written["leaderboard_csv"], csv_text)
     written["significance"] = metrics_dir / "significance.json"
     write_json(written["significance"], json_safe(significance))
+    written["modalities"] = metrics_dir / "modalities.json"
+    write_json(written["modalities"], json_safe(modality_info))
     written["headline"] = metrics_dir / "headline.json"
     write_json(written["headline"], json_safe(headline))
 
