@@ -1,18 +1,19 @@
-"""One training process alone and beside a CPU-bound neighbour, under each OpenMP wait policy.
+"""One training process alone and beside a neighbour it does not know about, under three thread settings.
 
-``python -m benchmarks.bench_contention`` fits the 1D-CNN baseline of :mod:`benchmarks.bench_threads` (the
-shared Trainer, threads ``auto``: both cores on an idle 2-core machine) in fresh processes and times it
+``python -m benchmarks.bench_contention [--model hmspar|cnn1d]`` fits one model in fresh processes and times
+it alone and beside a neighbour that is another such fit, already running (what two stages, a stage and the
+test suite, or two experiments do to each other when ``HMSPAR_PARALLEL_JOBS`` is not set), under
 
-* alone;
-* beside a neighbour that is another such fit, already running (what two stages, a stage and the tests, or
-  two experiments do to each other);
-* beside a neighbour that is a pure Python busy loop (one core's worth of unrelated work);
+* ``spin``: threads ``auto`` (both cores of an idle 2-core machine), OpenMP's default wait (a waiting thread
+  spins before it sleeps): the lab's setting;
+* ``passive``: the same threads with ``OMP_WAIT_POLICY=PASSIVE`` (waiting threads sleep at once);
+* ``one thread``: one intra-op thread, so no thread ever waits for another.
 
-once with OpenMP's default wait (``spin``: idle threads spin before they sleep; the lab before
-``hmspar/__init__.py`` set the policy) and once with the lab's ``OMP_WAIT_POLICY=PASSIVE``. Each row gives the
-fit time and its ratio to the same policy's fit alone (the target of issue 26: <= 2.3x beside a neighbour).
-Results: ``benchmarks/results/contention.json``. Run on idle cores for figures to quote: the benchmark brings
-its own neighbours.
+``hmspar`` is HMSPAR at the default ``model``/``train`` settings on a synthetic set (800 training rows, 2
+channels x 12 periods, 4-channel ``--image-size`` pictures), 150 optimiser steps; ``cnn1d`` is the 1D-CNN of
+:mod:`benchmarks.bench_threads`. Each row gives the fit time and its ratio to the same setting alone.
+Results: ``benchmarks/results/contention_<model>.json``. Run on idle cores: the benchmark brings its own
+neighbour.
 """
 
 from __future__ import annotations
@@ -27,14 +28,16 @@ from pathlib import Path
 
 from benchmarks._measure import table
 
-RESULTS = Path("benchmarks/results/contention.json")
-POLICIES = ("spin", "passive")
+SETTINGS = ("spin", "passive", "one thread")
 
 
-def _spawn(policy: str, epochs: int, rows: int) -> subprocess.Popen:
-    env = {k: v for k, v in os.environ.items() if k not in ("OMP_NUM_THREADS", "HMSPAR_PARALLEL_JOBS", "OMP_WAIT_POLICY")}
-    cmd = [sys.executable, "-m", "benchmarks.bench_contention", "--worker", policy, "--epochs", str(epochs),
-           "--rows", str(rows)]
+def _spawn(model: str, setting: str, steps: int, image_size: int) -> subprocess.Popen:
+    env = {k: v for k, v in os.environ.items()
+           if k not in ("OMP_NUM_THREADS", "HMSPAR_PARALLEL_JOBS", "OMP_WAIT_POLICY", "GOMP_SPINCOUNT")}
+    if setting == "passive":
+        env["OMP_WAIT_POLICY"] = "PASSIVE"
+    cmd = [sys.executable, "-m", "benchmarks.bench_contention", "--worker", setting, "--model", model,
+           "--steps", str(steps), "--image-size", str(image_size)]
     return subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
 
 
@@ -45,60 +48,75 @@ def _result(proc: subprocess.Popen) -> dict:
     return json.loads(out.strip().splitlines()[-1])
 
 
-def _worker(policy: str, rows: int, epochs: int) -> dict:
-    import hmspar  # noqa: F401  (sets the lab's wait policy)
-    from benchmarks.bench_threads import fit_once
+def _worker(model: str, setting: str, steps: int, image_size: int) -> dict:
+    threads: int | str = 1 if setting == "one thread" else "auto"
+    if model == "cnn1d":
+        from benchmarks.bench_threads import fit_once
 
-    if policy == "spin":
-        os.environ.pop("OMP_WAIT_POLICY")  # before torch loads its OpenMP runtime: the runtime's default
-    fit = fit_once("cnn1d", "auto", rows, epochs)
-    return {**fit, "omp_wait_policy": os.environ.get("OMP_WAIT_POLICY", "(default)")}
+        return fit_once("cnn1d", str(threads), 6000, max(1, steps // 50))
+    import numpy as np
+    import yaml
+
+    from hmspar.models.registry import make_model
+
+    params = yaml.safe_load(Path("params.yaml").read_text())
+    section = dict(params["model"])
+    section["train"] = {**params["train"], "max_steps": steps, "min_steps": steps, "num_threads": threads}
+    rng = np.random.default_rng(0)
+    n, n_val, C, T = 800, 200, 2, 12
+    z = rng.normal(size=n + n_val)
+    y = (z + 0.5 * rng.normal(size=n + n_val) > 0).astype(np.int64)
+    mask = (rng.random((n + n_val, C, T)) < 1 / (1 + np.exp(-z[:, None, None]))).astype(np.float32)
+    X = {"series": (mask * rng.normal(1, 0.3, size=mask.shape)).astype(np.float32), "mask": mask,
+         "image": rng.uniform(-1, 1, size=(n + n_val, 2 * C, image_size, image_size)).astype(np.float32),
+         "text": rng.normal(size=(n + n_val, 16)).astype(np.float32),
+         "static": rng.normal(size=(n + n_val, 5)).astype(np.float32)}
+    m = make_model("hmspar", section, 0, where="model")
+    t0, c0 = time.perf_counter(), time.process_time()
+    m.fit({k: v[:n] for k, v in X.items()}, y[:n], {k: v[n:] for k, v in X.items()}, y[n:])
+    return {"fit_s": time.perf_counter() - t0, "cpu_s": time.process_time() - c0, "threads": str(threads)}
 
 
-def run(rows: int, epochs: int) -> list[dict]:
+def run(model: str, steps: int, image_size: int) -> list[dict]:
     results = []
-    for policy in POLICIES:
-        alone = _result(_spawn(policy, epochs, rows))
-        rows_out = [("alone", alone)]
-        neighbour = _spawn(policy, epochs * 4, rows)
-        time.sleep(3.0)  # let it start training
+    for setting in SETTINGS:
+        alone = _result(_spawn(model, setting, steps, image_size))
+        neighbour = _spawn(model, setting, steps * 6, image_size)
+        time.sleep(5.0)  # let it start training
         try:
-            rows_out.append(("beside a torch fit", _result(_spawn(policy, epochs, rows))))
+            beside = _result(_spawn(model, setting, steps, image_size))
         finally:
             neighbour.kill()
             neighbour.communicate()
-        loop = subprocess.Popen([sys.executable, "-c", "while True: pass"])
-        time.sleep(0.5)
-        try:
-            rows_out.append(("beside a busy loop", _result(_spawn(policy, epochs, rows))))
-        finally:
-            loop.kill()
-            loop.wait()
-        for label, fit in rows_out:
-            results.append({"wait policy": policy, "mode": label, "threads": fit["threads"], "fit_s": fit["fit_s"],
-                            "cpu_s": fit["cpu_s"], "vs_alone": fit["fit_s"] / alone["fit_s"]})
-            print(f"{policy}, {label}: {fit['fit_s']:.1f} s", file=sys.stderr, flush=True)
+        for mode, fit in (("alone", alone), ("beside another fit", beside)):
+            results.append({"setting": setting, "mode": mode, "fit_s": fit["fit_s"], "cpu_s": fit["cpu_s"],
+                            "vs_alone": fit["fit_s"] / alone["fit_s"]})
+            print(f"{setting}, {mode}: {fit['fit_s']:.1f} s", file=sys.stderr, flush=True)
     return results
 
 
 def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--rows", type=int, default=6000)
-    ap.add_argument("--epochs", type=int, default=4)
-    ap.add_argument("--worker", choices=POLICIES, help=argparse.SUPPRESS)
+    ap.add_argument("--model", default="hmspar", choices=["hmspar", "cnn1d"])
+    ap.add_argument("--steps", type=int, default=150)
+    ap.add_argument("--image-size", type=int, default=24)
+    ap.add_argument("--worker", choices=SETTINGS, help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
     if args.worker:
-        print(json.dumps(_worker(args.worker, args.rows, args.epochs)))
+        print(json.dumps(_worker(args.model, args.worker, args.steps, args.image_size)))
         return
     load = os.getloadavg()
-    rows = run(args.rows, args.epochs)
-    record = {"rows": args.rows, "epochs": args.epochs, "load_avg_before": load, "load_avg_after": os.getloadavg(),
-              "commit": subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True).stdout.strip(),
+    rows = run(args.model, args.steps, args.image_size)
+    record = {"model": args.model, "steps": args.steps, "image_size": args.image_size, "load_avg_before": load,
+              "load_avg_after": os.getloadavg(),
+              "commit": subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True,
+                                       text=True).stdout.strip(),
               "modes": rows}
-    RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    RESULTS.write_text(json.dumps(record, indent=2) + "\n")
-    print(table(rows, ["wait policy", "mode", "threads", "fit_s", "cpu_s", "vs_alone"]))
-    print(f"load average before: {load}; written {RESULTS}")
+    path = Path(f"benchmarks/results/contention_{args.model}.json")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(record, indent=2) + "\n")
+    print(table(rows, ["setting", "mode", "fit_s", "cpu_s", "vs_alone"]))
+    print(f"load average before: {load}; written {path}")
 
 
 if __name__ == "__main__":

@@ -161,16 +161,3 @@ def test_the_trainer_fits_with_the_resolved_count_and_restores_it(monkeypatch):
     with pytest.raises(HmsparError, match="HMSPAR_PARALLEL_JOBS: must be a positive integer"):
         Trainer(cfg, seed=0).fit(Probe(), {"static": X[:30]}, y[:30], {"static": X[30:]}, y[30:])
 
-
-def test_openmp_threads_wait_passively_unless_the_user_says_otherwise():
-    """Spinning OpenMP waits made a fit 4.6x slower beside another torch fit (passive: 1.2x;
-    benchmarks/results/contention.json): importing the lab sets the passive policy before any OpenMP
-    runtime loads, and keeps a policy the user set."""
-    code = "import os, hmspar, torch; print(os.environ['OMP_WAIT_POLICY'])"
-    env = {k: v for k, v in os.environ.items() if k != "OMP_WAIT_POLICY"}
-    root = ROOT
-    out = subprocess.run([sys.executable, "-c", code], env=env, cwd=root, capture_output=True, text=True, check=True)
-    assert out.stdout.strip() == "PASSIVE"
-    out = subprocess.run([sys.executable, "-c", code], env={**env, "OMP_WAIT_POLICY": "ACTIVE"}, cwd=root,
-                         capture_output=True, text=True, check=True)
-    assert out.stdout.strip() == "ACTIVE"
