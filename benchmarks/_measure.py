@@ -32,6 +32,28 @@ def save(name: str, rows: list[dict]) -> None:
     (OUT / f"{name}.json").write_text(json.dumps(rows, indent=2) + "\n")
 
 
+def worker_result(proc: subprocess.Popen) -> dict:
+    """The JSON line a benchmark's worker process printed last (its stdout), or an error with its stderr."""
+    stdout, stderr = proc.communicate()
+    if proc.returncode != 0:
+        raise RuntimeError(f"worker failed:\n{stderr[-3000:]}")
+    return json.loads(stdout.strip().splitlines()[-1])
+
+
+def record_run(path: Path, meta: dict, run, columns: list[str]) -> dict:
+    """Run ``run() -> rows`` between two load-average readings, write ``meta``, the load averages, the commit and
+    the rows (``modes``) to ``path`` as JSON, and print the rows as a table; returns the record."""
+    load = os.getloadavg()
+    rows = run()
+    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True).stdout.strip()
+    record = {**meta, "load_avg_before": load, "load_avg_after": os.getloadavg(), "commit": commit, "modes": rows}
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(record, indent=2) + "\n")
+    print(table(rows, columns))
+    print(f"load average before: {load}; written {path}")
+    return record
+
+
 def table(rows: list[dict], columns: list[str]) -> str:
     lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
     for row in rows:

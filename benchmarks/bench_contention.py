@@ -26,7 +26,7 @@ import sys
 import time
 from pathlib import Path
 
-from benchmarks._measure import table
+from benchmarks._measure import record_run, worker_result
 
 SETTINGS = ("spin", "passive", "one thread")
 
@@ -39,13 +39,6 @@ def _spawn(model: str, setting: str, steps: int, image_size: int) -> subprocess.
     cmd = [sys.executable, "-m", "benchmarks.bench_contention", "--worker", setting, "--model", model,
            "--steps", str(steps), "--image-size", str(image_size)]
     return subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
-
-
-def _result(proc: subprocess.Popen) -> dict:
-    out, err = proc.communicate()
-    if proc.returncode != 0:
-        raise RuntimeError(f"worker failed:\n{err[-3000:]}")
-    return json.loads(out.strip().splitlines()[-1])
 
 
 def _worker(model: str, setting: str, steps: int, image_size: int) -> dict:
@@ -80,11 +73,11 @@ def _worker(model: str, setting: str, steps: int, image_size: int) -> dict:
 def run(model: str, steps: int, image_size: int) -> list[dict]:
     results = []
     for setting in SETTINGS:
-        alone = _result(_spawn(model, setting, steps, image_size))
+        alone = worker_result(_spawn(model, setting, steps, image_size))
         neighbour = _spawn(model, setting, steps * 6, image_size)
         time.sleep(5.0)  # let it start training
         try:
-            beside = _result(_spawn(model, setting, steps, image_size))
+            beside = worker_result(_spawn(model, setting, steps, image_size))
         finally:
             neighbour.kill()
             neighbour.communicate()
@@ -105,18 +98,9 @@ def main(argv: list[str] | None = None) -> None:
     if args.worker:
         print(json.dumps(_worker(args.model, args.worker, args.steps, args.image_size)))
         return
-    load = os.getloadavg()
-    rows = run(args.model, args.steps, args.image_size)
-    record = {"model": args.model, "steps": args.steps, "image_size": args.image_size, "load_avg_before": load,
-              "load_avg_after": os.getloadavg(),
-              "commit": subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True,
-                                       text=True).stdout.strip(),
-              "modes": rows}
-    path = Path(f"benchmarks/results/contention_{args.model}.json")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(record, indent=2) + "\n")
-    print(table(rows, ["setting", "mode", "fit_s", "cpu_s", "vs_alone"]))
-    print(f"load average before: {load}; written {path}")
+    record_run(Path(f"benchmarks/results/contention_{args.model}.json"),
+               {"model": args.model, "steps": args.steps, "image_size": args.image_size},
+               lambda: run(args.model, args.steps, args.image_size), ["setting", "mode", "fit_s", "cpu_s", "vs_alone"])
 
 
 if __name__ == "__main__":

@@ -26,7 +26,7 @@ import sys
 import time
 from pathlib import Path
 
-from benchmarks._measure import table
+from benchmarks._measure import record_run, worker_result
 
 RESULTS = Path("benchmarks/results/threads_cnn1d.json")  # threads_<model>.json
 
@@ -75,13 +75,7 @@ def _spawn(model: str, threads: str, rows: int, epochs: int, jobs: int | None) -
 
 
 def _collect(procs: list[subprocess.Popen]) -> list[dict]:
-    out = []
-    for p in procs:
-        stdout, stderr = p.communicate()
-        if p.returncode != 0:
-            raise RuntimeError(f"worker failed:\n{stderr[-3000:]}")
-        out.append(json.loads(stdout.strip().splitlines()[-1]))
-    return out
+    return [worker_result(p) for p in procs]
 
 
 def run(model: str, rows: int, epochs: int) -> list[dict]:
@@ -121,15 +115,10 @@ def main(argv: list[str] | None = None) -> None:
         return
     from hmspar.threads import available_cpus
 
-    load = os.getloadavg()
-    rows = run(args.model, args.rows, args.epochs)
-    record = {"model": args.model, "rows": args.rows, "epochs": args.epochs, "cpus": available_cpus(),
-              "load_avg_before": load, "load_avg_after": os.getloadavg(), "modes": rows}
-    RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    path = RESULTS.with_name(f"threads_{args.model}.json")
-    path.write_text(json.dumps(record, indent=2) + "\n")
-    print(table(rows, ["mode", "processes", "threads_each", "wall_s", "mean_fit_s", "mean_cpu_s", "vs_sequential"]))
-    print(f"cpus available: {record['cpus']}; load average before: {record['load_avg_before']}; written {path}")
+    meta = {"model": args.model, "rows": args.rows, "epochs": args.epochs, "cpus": available_cpus()}
+    record_run(RESULTS.with_name(f"threads_{args.model}.json"), meta, lambda: run(args.model, args.rows, args.epochs),
+               ["mode", "processes", "threads_each", "wall_s", "mean_fit_s", "mean_cpu_s", "vs_sequential"])
+    print(f"cpus available: {meta['cpus']}")
 
 
 if __name__ == "__main__":

@@ -31,6 +31,7 @@ from pathlib import Path
 import yaml
 
 from benchmarks.import_graph import ROOT, ImportGraph
+from hmspar.io import write_text_atomic
 
 
 @dataclasses.dataclass
@@ -149,19 +150,22 @@ def check_project(project: Path = ROOT) -> list[StageCheck]:
     return checks
 
 
-def _templated_imports(graph: ImportGraph, project: Path, group_spec: dict) -> set[str]:
-    """Every project file that a module named by one of the group's templated code dependencies
-    (``hmspar/data/generators/${item.kind}.py``: any file of that shape) imports."""
-    body = group_spec.get("do", group_spec) if isinstance(group_spec, dict) else {}
+def _template_choices(project: Path, deps) -> list[str]:
+    """Every project ``.py`` file (``__init__.py`` aside) that one of the templated code dependencies among
+    ``deps`` can name: ``hmspar/data/generators/${item.kind}.py`` -> each file of that shape."""
     found: set[str] = set()
-    for dep in body.get("deps") or []:
-        dep = str(dep)
+    for dep in map(str, deps or []):
         if "${" in dep and dep.endswith(".py"):
-            for path in project.glob(re.sub(r"\$\{[^}]*\}", "*", dep)):
-                module = graph.module_of(path.relative_to(project).as_posix())
-                if module is not None:
-                    found |= {graph.rel(m) for m in graph.closure([module])}
-    return found
+            found |= {path.relative_to(project).as_posix()
+                      for path in project.glob(re.sub(r"\$\{[^}]*\}", "*", dep)) if path.name != "__init__.py"}
+    return sorted(found)
+
+
+def _templated_imports(graph: ImportGraph, project: Path, group_spec: dict) -> set[str]:
+    """Every project file that a module named by one of the group's templated code dependencies imports."""
+    body = group_spec.get("do", group_spec) if isinstance(group_spec, dict) else {}
+    modules = [m for m in map(graph.module_of, _template_choices(project, body.get("deps"))) if m is not None]
+    return {graph.rel(m) for m in graph.closure(modules)} if modules else set()
 
 
 def _forgive_group_wide_files(checks: list[StageCheck], graph: ImportGraph, project: Path) -> None:
@@ -217,16 +221,16 @@ def _expand(project: Path, pipeline_text: str) -> dict[str, list[tuple[str, str,
     return groups
 
 
-def _imports_of(graph: ImportGraph, project: Path, params: dict, group: str, cmd: str,
-                argv: list[str] | None, files: list[str]) -> set[str]:
-    """Project files imported by ``cmd``'s entry module, the modules its ``dynamic_imports`` names for
-    ``argv`` (skipped when None) and the declared code ``files``."""
+def _imports_of(graph: ImportGraph, project: Path, params: dict, group: str, cmd: str, dynamic: bool,
+                files: list[str]) -> set[str]:
+    """Project files imported by ``cmd``'s entry module, the modules its ``dynamic_imports`` names for the
+    command's arguments (with ``dynamic``; a group's declaration has no arguments yet) and the code ``files``."""
     entry = _entry(cmd)
     if entry is None or entry[0] not in graph.modules:
         raise GenerateError(f"stage {group!r}: command {cmd!r} is not 'python -m <project module> ...'")
-    module = entry[0]
+    module, argv = entry
     starts = [module]
-    if argv is not None and any(graph.dynamic_sites[m] for m in graph.closure(starts)):
+    if dynamic and any(graph.dynamic_sites[m] for m in graph.closure(starts)):
         hook = getattr(_import_stage_module(project, module), "dynamic_imports", None)
         if hook is not None:
             starts += [m for m in hook(argv, params) if m in graph.modules]
@@ -247,8 +251,7 @@ def _group_code_deps(graph: ImportGraph, project: Path, params: dict, packages: 
         found: dict[str, set[str]] = {}
         for name, cmd, deps in members:
             code = [d for d in deps if _is_code(d, packages)]
-            imported = _imports_of(graph, project, params, group, cmd, _entry(cmd)[1] if _entry(cmd) else [],
-                                   [d for d in code if d.endswith(".py")])
+            imported = _imports_of(graph, project, params, group, cmd, True, [d for d in code if d.endswith(".py")])
             found[name] = {r for r in imported if not _covered(r, code)}
         first_name, first = next(iter(found.items()))
         for name, rest in found.items():
@@ -260,14 +263,11 @@ def _group_code_deps(graph: ImportGraph, project: Path, params: dict, packages: 
         return sorted(first)
     hand = [str(d) for d in (body.get("deps") or []) if _is_code(str(d), packages)]
     literal = [d for d in hand if "${" not in d]
-    choices: list[str | None] = [None]
-    for pattern in (d for d in hand if "${" in d and d.endswith(".py")):
-        glob = re.sub(r"\$\{[^}]*\}", "*", pattern)
-        choices = sorted(p.relative_to(project).as_posix() for p in project.glob(glob) if p.name != "__init__.py")
+    choices: list[str | None] = _template_choices(project, hand) or [None]
     rest: set[str] = set()
     for choice in choices:
         files = [d for d in literal if d.endswith(".py")] + ([choice] if choice else [])
-        imported = _imports_of(graph, project, params, group, str(body["cmd"]), None, files)
+        imported = _imports_of(graph, project, params, group, str(body["cmd"]), False, files)
         rest |= {r for r in imported if not _covered(r, literal) and r != choice}
     return sorted(rest)
 
@@ -345,9 +345,7 @@ def main(argv: list[str]) -> int:
         target = project / "dvc.yaml"
         changed = not target.exists() or target.read_text() != text
         if changed:
-            tmp = target.with_name(".dvc.yaml.tmp")
-            tmp.write_text(text)
-            tmp.replace(target)
+            write_text_atomic(target, text)
         print(f"{target}: {'written' if changed else 'already up to date'} from {PIPELINE}")
         return 0
     project = Path(argv[0]) if argv else ROOT

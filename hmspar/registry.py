@@ -66,12 +66,14 @@ class Registry:
         module = self.module(name)
         return getattr(importlib.import_module(module), self.entries[name].split(":")[1])
 
-    def config(self, name: str, section: Mapping[str, Any] | None, where: str | None = None) -> Any:
-        """``name``'s typed ``Config`` from its params section (unknown keys rejected, named at ``where``)."""
-        return build(self.cls(name).Config, section or {}, where or self.section.format(name=name))
-
-    def build(self, name: str, section: Mapping[str, Any] | None, seed: int, where: str | None = None) -> Any:
-        """An instance of ``name`` from its params section (or its already built ``Config``)."""
+    def config(self, name: str, section: Any, where: str | None = None) -> Any:
+        """``name``'s typed ``Config`` from its params section (unknown keys rejected, named at ``where``);
+        a ``Config`` already built is returned as it is."""
         cls = self.cls(name)
-        cfg = section if isinstance(section, cls.Config) else self.config(name, section, where)
-        return cls(cfg, seed=seed)
+        if isinstance(section, cls.Config):
+            return section
+        return build(cls.Config, section or {}, where or self.section.format(name=name))
+
+    def build(self, name: str, section: Any, seed: int, where: str | None = None) -> Any:
+        """An instance of ``name`` from its params section (or its already built ``Config``)."""
+        return self.cls(name)(self.config(name, section, where), seed=seed)

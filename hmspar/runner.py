@@ -153,8 +153,7 @@ def run_model(model_name: str, model_section: Any, where: str, features_dir: Pat
     features_dir, out_dir = Path(features_dir), Path(out_dir)
     select_cfg = selection if isinstance(selection, SelectionConfig) else build(SelectionConfig, selection, "selection")
     model_cls = MODELS.cls(model_name)
-    model_cfg = MODELS.config(model_name, model_section, where) if not isinstance(model_section, model_cls.Config) \
-        else model_section
+    model_cfg = MODELS.config(model_name, model_section, where)  # built once for every seed and fold
     available = available_modalities(read_meta(features_dir))
     main = distributed.is_main()
     progress = progress and main

@@ -328,10 +328,8 @@ class SeriesEncoder(nn.Module):
         self.conv = cfg.encoder != "pointwise"  # every encoder but the pointwise one reads (B, 2C, T)
         if cfg.encoder == "lstm":
             self.kan = LSTMEncoder(2 * n_channels, cfg.hidden, num_layers=1, bidirectional=False, dropout=cfg.dropout)
-            self.kan.out_features = cfg.hidden
         elif cfg.encoder == "cnn":
             self.kan = CNNEncoder(2 * n_channels, cfg.hidden, cfg.n_layers, cfg.kernel_size, cfg.dropout)
-            self.kan.out_features = 2 * cfg.hidden
         elif self.conv:
             self.kan = TaylorKANConvEncoder(2 * n_channels, cfg.hidden, cfg.n_layers, cfg.order, cfg.kernel_size,
                                             cfg.dilation, cfg.pooling, cfg.dropout,

@@ -105,6 +105,7 @@ def run_specs(params: dict[str, Any], dataset: str | None = None) -> dict[str, R
     """
     grouped = _mapping(params, "runs")
     datasets = dataset_names(params)
+    known = params.get("baselines") or {}
     specs: dict[str, RunSpec] = {}
     for ds, runs in grouped.items():
         if ds not in datasets:
@@ -118,7 +119,6 @@ def run_specs(params: dict[str, Any], dataset: str | None = None) -> dict[str, R
                 raise HmsparError(f"runs.{ds}.{name}.dataset: not a key here (the run's dataset is the section "
                                   f"it is listed under, {ds!r})")
             spec = build(RunSpec, section, f"runs.{ds}.{name}")
-            known = params.get("baselines") or {}
             for model in spec.baselines:
                 if model not in known:
                     raise HmsparError(f"runs.{ds}.{name}.baselines.{model}: unknown baseline (baselines in "

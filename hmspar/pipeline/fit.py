@@ -19,6 +19,11 @@ def _run_spec_dict(spec: RunSpec) -> dict[str, Any]:
     return {"dataset": spec.dataset, "task": spec.task, "group": spec.group}
 
 
+def selection_config(params: dict[str, Any]) -> SelectionConfig:
+    """``params.yaml: selection``, typed: built once per stage and passed to every fit of it."""
+    return build(SelectionConfig, params.get("selection"), "selection")
+
+
 def hmspar_section(params: dict[str, Any], entry: HmsparRun) -> dict[str, Any]:
     """HMSPAR's model section for one run: ``model`` and ``train`` with the run's own overrides merged in."""
     section = deep_merge(params.get("model") or {}, entry.model)
@@ -46,7 +51,7 @@ def train(run: str, params: dict[str, Any], progress: bool = True) -> list[dict[
         live_dir=LIVE_ROOT / run,
         progress=progress,
         timings_path=TIMINGS_ROOT / "hmspar" / f"{run}.json",
-        selection=build(SelectionConfig, params.get("selection"), "selection"),
+        selection=selection_config(params),
     )
 
 
@@ -91,6 +96,7 @@ def ablation(run: str, params: dict[str, Any], progress: bool = True) -> list[di
     spec, entry = hmspar_run(params, run)
     if cfg.runs[run] != spec.dataset:
         raise HmsparError(f"ablation.runs.{run}: {cfg.runs[run]!r}, but the run's dataset is {spec.dataset!r}")
+    selection = selection_config(params)
     records: list[dict[str, Any]] = []
     with atomic_dir(RESULTS_ROOT / "ablation" / run) as tmp:
         for label in cfg.variants:
@@ -109,7 +115,7 @@ def ablation(run: str, params: dict[str, Any], progress: bool = True) -> list[di
                 progress=progress,
                 model_label=f"hmspar[{label}]",
                 timings_path=TIMINGS_ROOT / "ablation" / run / f"{label}.json",
-                selection=build(SelectionConfig, params.get("selection"), "selection"),
+                selection=selection,
             )
     return records
 
@@ -136,6 +142,7 @@ def baseline(dataset: str, model: str, params: dict[str, Any], progress: bool = 
     from hmspar.runner import run_model
 
     runs = run_specs(params, dataset)
+    selection = selection_config(params)
     out_root = RESULTS_ROOT / "baselines" / dataset / model
     records: list[dict[str, Any]] = []
     with atomic_dir(out_root) as tmp:
@@ -155,6 +162,6 @@ def baseline(dataset: str, model: str, params: dict[str, Any], progress: bool = 
                 live_dir=None,
                 progress=progress,
                 timings_path=TIMINGS_ROOT / "baselines" / dataset / model / f"{run}.json",
-                selection=build(SelectionConfig, params.get("selection"), "selection"),
+                selection=selection,
             )
     return records

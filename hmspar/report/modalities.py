@@ -16,19 +16,16 @@ stored test predictions:
                   paired-bootstrap interval: what HMSPAR's own fusion adds to its own series branch.
 
 The intervals follow :data:`hmspar.report.bootstrap.PROCEDURE` (the same resamples for both models and every
-shared seed), each comparison with its own stream (``default_rng([seed, crc32(run + '|' + comparison)])``).
+shared seed), each comparison with its own stream (:func:`~hmspar.report.bootstrap.run_rng` of ``run|comparison``).
 The best models are picked on the test means, as the significance table picks the best baseline.
 """
 
 from __future__ import annotations
 
-import zlib
 from collections.abc import Mapping
 from typing import Any
 
-import numpy as np
-
-from hmspar.report.bootstrap import paired_bootstrap
+from hmspar.report.bootstrap import paired_bootstrap, run_rng
 from hmspar.report.leaderboard import HMSPAR, group_results, is_hmspar, runs_of
 
 MODALITIES = ("series", "text", "image", "static")
@@ -56,7 +53,7 @@ def _gain(groups, run: str, a: str, b: str, cfg, label: str) -> dict[str, Any]:
     seeds = sorted(set(seeds_a) & set(seeds_b))
     if not seeds:
         return {"a": a, "b": b, "skipped": f"no seed shared by {a!r} and {b!r}"}
-    rng = np.random.default_rng([int(cfg.seed), zlib.crc32(f"{run}|{label}".encode("utf-8"))])
+    rng = run_rng(cfg.seed, f"{run}|{label}")
     res = paired_bootstrap(seeds_a[seeds[0]].y, [seeds_a[s].prob for s in seeds], [seeds_b[s].prob for s in seeds],
                            cfg.bootstrap_samples, cfg.confidence, rng)
     return {"a": a, "b": b, "seeds": seeds, "difference": res["difference"], "ci_low": res["ci_low"],

@@ -162,7 +162,7 @@ class LSTMModel(TorchClassifier):
     def build_module(self, X, n_outputs):
         c = self.cfg
         enc = LSTMEncoder(2 * int(np.shape(X["series"])[1]), c.hidden, c.num_layers, c.bidirectional, c.dropout)
-        return _wrap(enc, enc.directions * c.hidden, X, c, n_outputs)
+        return _wrap(enc, enc.out_features, X, c, n_outputs)
 
 
 # ----------------------------------------------------------------------------------------------- CNN1D
@@ -188,7 +188,7 @@ class CNN1DModel(TorchClassifier):
     def build_module(self, X, n_outputs):
         c = self.cfg
         enc = CNNEncoder(2 * int(np.shape(X["series"])[1]), c.hidden, c.num_layers, c.kernel_size, c.dropout)
-        return _wrap(enc, 2 * c.hidden, X, c, n_outputs)
+        return _wrap(enc, enc.out_features, X, c, n_outputs)
 
 
 # ----------------------------------------------------------------------------------------- Transformer

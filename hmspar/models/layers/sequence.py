@@ -18,6 +18,7 @@ class LSTMEncoder(nn.Module):
         self.directions = 2 if bidirectional else 1
         self.lstm = nn.LSTM(n_in, hidden, num_layers=num_layers, batch_first=True,
                             dropout=dropout if num_layers > 1 else 0.0, bidirectional=bidirectional)
+        self.out_features = self.directions * hidden
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         _, (h, _) = self.lstm(x.transpose(1, 2))  # (B, 2C, T) -> (B, T, 2C); h: (L*dirs, B, H)
@@ -34,6 +35,7 @@ class CNNEncoder(nn.Module):
             layers += [nn.Conv1d(n_in if i == 0 else hidden, hidden, kernel_size, padding="same"),
                        nn.BatchNorm1d(hidden), nn.ReLU(), nn.Dropout(dropout)]
         self.convs = nn.Sequential(*layers)
+        self.out_features = 2 * hidden  # mean and max pooling
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         h = self.convs(x)  # (B, 2C, T) -> (B, H, T)
