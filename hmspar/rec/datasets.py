@@ -1,5 +1,5 @@
-"""Recommendation datasets by kind: the ``shop`` simulator and the ``interactions`` importer, found by
-``params.yaml: rec.datasets.<name>.kind`` (default: the entry's name)."""
+"""Recommendation datasets by kind: the ``shop`` and ``fashion`` simulators and the ``interactions`` importer,
+found by ``params.yaml: rec.datasets.<name>.kind`` (default: the entry's name)."""
 
 from __future__ import annotations
 
@@ -10,12 +10,12 @@ from typing import Any
 from hmspar.config import build
 from hmspar.errors import HmsparError
 from hmspar.io import atomic_dir
-from hmspar.rec import importer, shop
+from hmspar.rec import fashion, importer, shop
 
 RAW_ROOT = Path("data/rec/raw")
 
 #: kind -> module with ``Config`` and ``generate(cfg, out_dir, progress)``.
-KINDS = {"shop": shop, "interactions": importer}
+KINDS = {"shop": shop, "fashion": fashion, "interactions": importer}
 
 
 def datasets_section(params: dict[str, Any]) -> dict[str, Any]:
