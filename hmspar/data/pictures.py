@@ -37,8 +37,8 @@ PALETTES = {
     "sport": ((0.10, 0.10, 0.12), (0.55, 0.95, 0.20), (0.05, 0.60, 0.60), (0.98, 0.45, 0.40)),
 }
 PALETTE_NAMES = tuple(PALETTES)
-_PALETTE_ARRAY = np.array([PALETTES[p] for p in PALETTE_NAMES], dtype=np.float64)  # (P, 4, 3)
-_SKIN = np.array([(0.96, 0.80, 0.69), (0.87, 0.67, 0.52), (0.67, 0.48, 0.34), (0.42, 0.29, 0.20)])
+PALETTE_ARRAY = np.array([PALETTES[p] for p in PALETTE_NAMES], dtype=np.float64)  # (P, 4, 3)
+SKIN_TONES = np.array([(0.96, 0.80, 0.69), (0.87, 0.67, 0.52), (0.67, 0.48, 0.34), (0.42, 0.29, 0.20)])
 
 
 @dataclasses.dataclass(frozen=True)
@@ -101,7 +101,7 @@ def _choose(rng: np.random.Generator, preferred: np.ndarray, p: float, n_options
     return np.where(keep, preferred, rng.integers(0, n_options, size=preferred.shape[0]))
 
 
-def _silhouettes(au: np.ndarray, u: np.ndarray, v: np.ndarray) -> np.ndarray:
+def silhouettes(au: np.ndarray, u: np.ndarray, v: np.ndarray) -> np.ndarray:
     """Masks of every garment for every picture: bool ``(G, 3, n, S, S)``; part 0 is the main garment
     (patterned), part 1 the bottoms (plain darker colour), part 2 visible skin (arms, legs, midriff)."""
     def band(lo: float, hi: float) -> np.ndarray:
@@ -132,7 +132,7 @@ def _silhouettes(au: np.ndarray, u: np.ndarray, v: np.ndarray) -> np.ndarray:
     return np.stack([np.stack(m) for m in masks])
 
 
-def _patterns(x: np.ndarray, y: np.ndarray, au: np.ndarray, v: np.ndarray, freq: np.ndarray,
+def pattern_masks(x: np.ndarray, y: np.ndarray, au: np.ndarray, v: np.ndarray, freq: np.ndarray,
               phase: np.ndarray) -> np.ndarray:
     """Accent masks of every pattern for every picture: bool ``(len(PATTERNS), n, S, S)``."""
     f = freq[:, None, None]
@@ -188,10 +188,10 @@ def render_posts(rng: np.random.Generator, style: np.ndarray, looks: list[Look] 
     palette = _choose(rng, codes[:, 1], appearance.p_palette, len(PALETTE_NAMES))
     pattern = _choose(rng, codes[:, 2], appearance.p_pattern, len(PATTERNS))
     pick = rng.permuted(np.tile(np.arange(4), (n, 1)), axis=1)  # main, accent, bottom colour of the palette
-    colours = _PALETTE_ARRAY[palette[:, None], pick[:, :3]]  # (n, 3 roles, 3 rgb)
+    colours = PALETTE_ARRAY[palette[:, None], pick[:, :3]]  # (n, 3 roles, 3 rgb)
     colours = colours + appearance.colour_sd * rng.standard_normal(colours.shape)
     colours[:, 2] *= 0.65  # bottoms a shade darker
-    skin = _SKIN[rng.integers(0, len(_SKIN), size=n)]
+    skin = SKIN_TONES[rng.integers(0, len(SKIN_TONES), size=n)]
     background = rng.uniform(0.55, 0.95, size=(n, 3))
     shade = rng.uniform(-0.25, 0.25, size=n)
     cx = 0.5 + 0.06 * rng.standard_normal(n)
@@ -214,8 +214,8 @@ def render_posts(rng: np.random.Generator, style: np.ndarray, looks: list[Look] 
     v = (y - top[:, None, None]) / scale[:, None, None]
     u, v = np.broadcast_arrays(u, v)
     au = np.abs(u)
-    parts = _silhouettes(au, u, v)[garment, :, np.arange(n)]  # (G, 3, n, S, S) -> (n, 3, S, S)
-    accent = _patterns(x, y, au, v, freq, phase)[pattern, np.arange(n)]  # (n, S, S)
+    parts = silhouettes(au, u, v)[garment, :, np.arange(n)]  # (G, 3, n, S, S) -> (n, 3, S, S)
+    accent = pattern_masks(x, y, au, v, freq, phase)[pattern, np.arange(n)]  # (n, S, S)
     head = u ** 2 + (v - 0.11) ** 2 < 0.07 ** 2
 
     img = background[:, :, None, None] * (1.0 - shade[:, None, None, None] * (y[None] - 0.5))  # (n, 3, S, S)

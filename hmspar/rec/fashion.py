@@ -39,13 +39,13 @@ from typing import Any
 
 import numpy as np
 
-from hmspar.data.pictures import (_PALETTE_ARRAY, _SKIN, GARMENTS, PALETTE_NAMES, PATTERNS, _patterns,
-                                  _silhouettes)
+from hmspar.data.pictures import (GARMENTS, PALETTE_ARRAY, PALETTE_NAMES, PATTERNS, SKIN_TONES, pattern_masks,
+                                  silhouettes)
 from hmspar.rec.schema import EVENT_DTYPES, EVENT_FILES, NpyWriter, write_items, write_meta
 from hmspar.rec.shop import (BLOCK_SIZE, CATEGORIES, IN_SESSION_GAP, MEMORY, N_CAT_CANDIDATES,
                              N_POP_CANDIDATES, P_NEW_SESSION, PALETTE_WORDS, PATTERN_WORDS, TAU_DAYS, TIER_WORDS,
                              W_BRAND, W_CATEGORY, W_INTENT, W_POPULARITY, W_REBUY, W_REPEAT, W_STYLE,
-                             DRIFT_PER_YEAR, _brand_names, _gumbel_argmax, n_events_per_user)
+                             DRIFT_PER_YEAR, brand_names, gumbel_argmax, n_events_per_user)
 
 # What differs from the shop (module constants: the simulator's definition, documented in docs/).
 W_TREND = 0.6            # trend(t) . style
@@ -203,11 +203,11 @@ def render_items(rng: np.random.Generator, garment: np.ndarray, palette: np.ndar
     n = garment.size
     tone, cut, scale_t = traits[:, 0], traits[:, 1], traits[:, 2]
     pick = rng.permuted(np.tile(np.arange(4), (n, 1)), axis=1)
-    colours = _PALETTE_ARRAY[palette[:, None], pick[:, :3]] + 0.04 * rng.standard_normal((n, 3, 3))
+    colours = PALETTE_ARRAY[palette[:, None], pick[:, :3]] + 0.04 * rng.standard_normal((n, 3, 3))
     mix = 0.45 * np.tanh(np.abs(tone))[:, None, None]
     colours = np.where((tone > 0)[:, None, None], colours * (1 - mix), colours + (1 - colours) * mix)
     colours[:, 2] *= 0.65
-    skin = _SKIN[rng.integers(0, len(_SKIN), size=n)]
+    skin = SKIN_TONES[rng.integers(0, len(SKIN_TONES), size=n)]
     background = rng.uniform(0.55, 0.95, size=(n, 3))
     cx = 0.5 + 0.05 * rng.standard_normal(n)
     top = 0.02 + 0.03 * rng.standard_normal(n)
@@ -228,8 +228,8 @@ def render_items(rng: np.random.Generator, garment: np.ndarray, palette: np.ndar
     v = (y - top[:, None, None]) / scale[:, None, None]
     u, v = np.broadcast_arrays(u, v)
     au = np.abs(u) / width[:, None, None]
-    parts = _silhouettes(au, u, v)[garment, :, np.arange(n)]
-    accent = _patterns(x, y, au, v, freq, phase)[pattern, np.arange(n)]
+    parts = silhouettes(au, u, v)[garment, :, np.arange(n)]
+    accent = pattern_masks(x, y, au, v, freq, phase)[pattern, np.arange(n)]
     head = u ** 2 + (v - 0.11) ** 2 < 0.07 ** 2
     img = np.broadcast_to(background[:, :, None, None], (n, 3, size, size))
     main = np.where(accent[:, None], colours[:, 1, :, None, None], colours[:, 0, :, None, None])
@@ -283,7 +283,7 @@ def make_catalogue(cfg: Config) -> tuple[Catalogue, Any, np.ndarray]:
     trend_period = rng.uniform(*TREND_PERIODS, size=cfg.n_looks)
     trend_phase = rng.uniform(0.0, 2 * np.pi, size=cfg.n_looks)
 
-    brands = _brand_names(rng, cfg.n_brands)
+    brands = brand_names(rng, cfg.n_brands)
     tier = np.digitize(rel_price, [-0.25, 0.25])
     texts = []
     for i in range(n):
@@ -478,7 +478,7 @@ def simulate_block(cfg: Config, cat: Catalogue, times: np.ndarray, new: np.ndarr
         drift = DRIFT_PER_YEAR * np.sqrt(np.minimum(gap, cfg.days) / 365.0)
         base[act] += np.where(is_new, drift, 0.0)[:, None] * rng.standard_normal((a, d))
         short[act] *= w[:, None]
-        fresh_cat = _gumbel_argmax(rng, affinity[act])
+        fresh_cat = gumbel_argmax(rng, affinity[act])
         keep = np.where(is_new, rng.random(a) < 0.7 * w, rng.random(a) < 0.75) & (step > 0)
         intent[act] = np.where(keep, intent[act], fresh_cat)
         lo, hi = cat.in_category(intent[act], t)
@@ -508,7 +508,7 @@ def simulate_block(cfg: Config, cat: Catalogue, times: np.ndarray, new: np.ndarr
         bought = (cand[:, :, None] == mem[:, None, :]).any(axis=2)
         util += np.where(bought, np.where(cat.consumable[cand] & is_new[:, None], W_REPEAT, W_REBUY), 0.0)
         util[unusable] = -np.inf
-        chosen = cand[np.arange(a), _gumbel_argmax(rng, util)]
+        chosen = cand[np.arange(a), gumbel_argmax(rng, util)]
         items[act, step] = chosen
         if oracle is not None:
             for split, back in (("test", 1), ("val", 2)):

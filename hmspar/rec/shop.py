@@ -187,7 +187,7 @@ class Catalogue:
     pop_cum: np.ndarray       # (I,) global cumulative popularity weight in (0, 1]
 
 
-def _brand_names(rng: np.random.Generator, n: int) -> list[str]:
+def brand_names(rng: np.random.Generator, n: int) -> list[str]:
     names: list[str] = []
     seen = set()
     while len(names) < n:
@@ -253,7 +253,7 @@ def make_catalogue(cfg: Config) -> tuple[Catalogue, Any, np.ndarray]:
     pop_cum[-1] = 1.0
 
     # texts: a title and a description naming a random subset of the attributes
-    brands = _brand_names(rng, cfg.n_brands)
+    brands = brand_names(rng, cfg.n_brands)
     tier = np.digitize(rel_price, [-0.25, 0.25])
     texts = []
     for i in range(n):
@@ -320,7 +320,7 @@ def n_events_per_user(cfg: Config) -> np.ndarray:
     return np.minimum(cfg.max_events, 3 + np.floor(rng.lognormal(mu, sigma, size=cfg.n_users))).astype(np.int64)
 
 
-def _gumbel_argmax(rng: np.random.Generator, utility: np.ndarray) -> np.ndarray:
+def gumbel_argmax(rng: np.random.Generator, utility: np.ndarray) -> np.ndarray:
     return np.argmax(utility + rng.gumbel(size=utility.shape), axis=1)
 
 
@@ -370,7 +370,7 @@ def simulate_block(cfg: Config, cat: Catalogue, n_events: np.ndarray, rng: np.ra
         base[act] += np.where(new, drift, 0.0)[:, None] * rng.standard_normal((a, d))
         short[act] *= w[:, None]
         # session intent: continue after a short gap, redraw after a long one, switch now and then
-        fresh_cat = _gumbel_argmax(rng, affinity[act])
+        fresh_cat = gumbel_argmax(rng, affinity[act])
         keep = np.where(new, rng.random(a) < 0.7 * w, rng.random(a) < 0.75) & (step > 0)
         intent[act] = np.where(keep, intent[act], fresh_cat)
         # consideration set: (A, M) item codes
@@ -395,7 +395,7 @@ def simulate_block(cfg: Config, cat: Catalogue, n_events: np.ndarray, rng: np.ra
         bought = (cand[:, :, None] == mem[:, None, :]).any(axis=2)                   # (A, M)
         util += np.where(bought, np.where(cat.consumable[cand] & new[:, None], W_REPEAT, W_REBUY), 0.0)
         util[unusable | (age < 0)] = -np.inf                                         # or not yet in the shop
-        pick = _gumbel_argmax(rng, util)
+        pick = gumbel_argmax(rng, util)
         chosen = cand[np.arange(a), pick]
         ok = np.isfinite(util[np.arange(a), pick])
         # nothing available in the set (rare, early users): fall back to the most popular day-0 item
