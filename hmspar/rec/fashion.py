@@ -45,7 +45,8 @@ from hmspar.rec.schema import EVENT_DTYPES, EVENT_FILES, NpyWriter, write_items,
 from hmspar.rec.shop import (BLOCK_SIZE, CATEGORIES, IN_SESSION_GAP, MEMORY, N_CAT_CANDIDATES,
                              N_POP_CANDIDATES, P_NEW_SESSION, PALETTE_WORDS, PATTERN_WORDS, TAU_DAYS, TIER_WORDS,
                              W_BRAND, W_CATEGORY, W_INTENT, W_POPULARITY, W_REBUY, W_REPEAT, W_STYLE,
-                             DRIFT_PER_YEAR, brand_names, gumbel_argmax, n_events_per_user)
+                             DRIFT_PER_YEAR, brand_names, check_catalogue_shape, draw_categories_and_looks,
+                             gumbel_argmax, n_events_per_user)
 
 # What differs from the shop (module constants: the simulator's definition, documented in docs/).
 W_TREND = 0.6            # trend(t) . style
@@ -101,23 +102,9 @@ class Config:
     launch_fraction: float = 0.3
 
     def __post_init__(self) -> None:
-        if self.seed < 0:
-            raise ValueError(f"seed must be a non-negative integer, got {self.seed!r}")
-        for name in ("n_users", "n_items", "n_brands", "n_looks", "style_dim", "days", "max_events"):
-            if getattr(self, name) <= 0:
-                raise ValueError(f"{name} must be positive, got {getattr(self, name)!r}")
-        if not 1 <= self.n_categories <= len(CATEGORIES):
-            raise ValueError(f"n_categories must lie in [1, {len(CATEGORIES)}], got {self.n_categories!r}")
-        if self.n_items < 2 * self.n_categories:
-            raise ValueError(f"n_items must be at least twice n_categories, got {self.n_items!r}")
-        if not 8 <= self.image_size <= 128:
-            raise ValueError(f"image_size must lie in [8, 128], got {self.image_size!r}")
-        if not 3 < self.mean_events <= self.max_events:
-            raise ValueError(f"mean_events must lie in (3, max_events], got {self.mean_events!r}")
+        check_catalogue_shape(self)
         if not 0 < self.launch_fraction <= 1:
             raise ValueError(f"launch_fraction must lie in (0, 1], got {self.launch_fraction!r}")
-        if self.n_looks > len(PALETTE_NAMES) * len(PATTERNS):
-            raise ValueError(f"n_looks must be at most {len(PALETTE_NAMES) * len(PATTERNS)}, got {self.n_looks!r}")
 
 
 @dataclasses.dataclass
@@ -250,15 +237,7 @@ def make_catalogue(cfg: Config) -> tuple[Catalogue, Any, np.ndarray]:
     rng = np.random.default_rng([cfg.seed, 0])
     n, c, d = cfg.n_items, cfg.n_categories, cfg.style_dim
     cats = CATEGORIES[:c]
-    share = rng.dirichlet(np.full(c, 2.0))
-    category = rng.permutation(np.concatenate([np.arange(c), np.arange(c),
-                                               rng.choice(c, size=n - 2 * c, p=share)]).astype(np.int64))
-    combos = rng.choice(len(PALETTE_NAMES) * len(PATTERNS), size=cfg.n_looks, replace=False)
-    look_palette, look_pattern = combos // len(PATTERNS), combos % len(PATTERNS)
-    look_centres = rng.standard_normal((cfg.n_looks, d))
-    look_centres *= 1.5 / np.linalg.norm(look_centres, axis=1, keepdims=True)
-    look = rng.integers(0, cfg.n_looks, size=n)
-    cat_offset = 0.3 * rng.standard_normal((c, d))
+    category, look_palette, look_pattern, look_centres, look, cat_offset = draw_categories_and_looks(rng, cfg)
     traits = rng.standard_normal((n, len(TRAIT_NAMES)))
     loading = rng.standard_normal((len(TRAIT_NAMES), d))
     loading *= TRAIT_LOADING / np.linalg.norm(loading, axis=1, keepdims=True)

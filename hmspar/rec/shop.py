@@ -149,23 +149,9 @@ class Config:
     fit_period: bool = False
 
     def __post_init__(self) -> None:
-        if self.seed < 0:
-            raise ValueError(f"seed must be a non-negative integer, got {self.seed!r}")
-        for name in ("n_users", "n_items", "n_brands", "n_looks", "style_dim", "days", "max_events"):
-            if getattr(self, name) <= 0:
-                raise ValueError(f"{name} must be positive, got {getattr(self, name)!r}")
-        if not 1 <= self.n_categories <= len(CATEGORIES):
-            raise ValueError(f"n_categories must lie in [1, {len(CATEGORIES)}], got {self.n_categories!r}")
-        if self.n_items < 2 * self.n_categories:
-            raise ValueError(f"n_items must be at least twice n_categories, got {self.n_items!r}")
-        if not 8 <= self.image_size <= 128:
-            raise ValueError(f"image_size must lie in [8, 128], got {self.image_size!r}")
-        if not 3 < self.mean_events <= self.max_events:
-            raise ValueError(f"mean_events must lie in (3, max_events], got {self.mean_events!r}")
+        check_catalogue_shape(self)
         if not 0 <= self.new_item_fraction < 1:
             raise ValueError(f"new_item_fraction must lie in [0, 1), got {self.new_item_fraction!r}")
-        if self.n_looks > len(PALETTE_NAMES) * len(PATTERNS):
-            raise ValueError(f"n_looks must be at most {len(PALETTE_NAMES) * len(PATTERNS)}, got {self.n_looks!r}")
 
 
 @dataclasses.dataclass
@@ -199,6 +185,45 @@ def brand_names(rng: np.random.Generator, n: int) -> list[str]:
     return names
 
 
+def check_catalogue_shape(cfg: Any) -> None:
+    """The checks shared by the ``shop`` and ``fashion`` configs (seed, sizes, categories, picture size,
+    event counts, looks); raises ``ValueError`` naming the field."""
+    if cfg.seed < 0:
+        raise ValueError(f"seed must be a non-negative integer, got {cfg.seed!r}")
+    for name in ("n_users", "n_items", "n_brands", "n_looks", "style_dim", "days", "max_events"):
+        if getattr(cfg, name) <= 0:
+            raise ValueError(f"{name} must be positive, got {getattr(cfg, name)!r}")
+    if not 1 <= cfg.n_categories <= len(CATEGORIES):
+        raise ValueError(f"n_categories must lie in [1, {len(CATEGORIES)}], got {cfg.n_categories!r}")
+    if cfg.n_items < 2 * cfg.n_categories:
+        raise ValueError(f"n_items must be at least twice n_categories, got {cfg.n_items!r}")
+    if not 8 <= cfg.image_size <= 128:
+        raise ValueError(f"image_size must lie in [8, 128], got {cfg.image_size!r}")
+    if not 3 < cfg.mean_events <= cfg.max_events:
+        raise ValueError(f"mean_events must lie in (3, max_events], got {cfg.mean_events!r}")
+    if cfg.n_looks > len(PALETTE_NAMES) * len(PATTERNS):
+        raise ValueError(f"n_looks must be at most {len(PALETTE_NAMES) * len(PATTERNS)}, got {cfg.n_looks!r}")
+
+
+def draw_categories_and_looks(rng: np.random.Generator, cfg: Any
+                              ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """The first draws of a catalogue, shared by ``shop`` and ``fashion`` (same order, so the shop's stream
+    is unchanged): ``category`` (every category at least twice), ``look_palette`` and ``look_pattern`` of each
+    look, ``look_centres`` (norm 1.5), each item's ``look`` and each category's style ``cat_offset``."""
+    n, c, d = cfg.n_items, cfg.n_categories, cfg.style_dim
+    share = rng.dirichlet(np.full(c, 2.0))
+    category = np.concatenate([np.arange(c), np.arange(c),
+                               rng.choice(c, size=n - 2 * c, p=share)]).astype(np.int64)
+    category = rng.permutation(category)
+    combos = rng.choice(len(PALETTE_NAMES) * len(PATTERNS), size=cfg.n_looks, replace=False)
+    look_palette, look_pattern = combos // len(PATTERNS), combos % len(PATTERNS)
+    look_centres = rng.standard_normal((cfg.n_looks, d))
+    look_centres *= 1.5 / np.linalg.norm(look_centres, axis=1, keepdims=True)
+    look = rng.integers(0, cfg.n_looks, size=n)
+    cat_offset = 0.3 * rng.standard_normal((c, d))
+    return category, look_palette, look_pattern, look_centres, look, cat_offset
+
+
 def make_catalogue(cfg: Config) -> tuple[Catalogue, Any, np.ndarray]:
     """Simulate the items: latent attributes, the item table (with texts) and the pictures.
 
@@ -215,17 +240,7 @@ def make_catalogue(cfg: Config) -> tuple[Catalogue, Any, np.ndarray]:
     rng = np.random.default_rng([cfg.seed, 0])
     n, c, d = cfg.n_items, cfg.n_categories, cfg.style_dim
     cats = CATEGORIES[:c]
-    # category sizes: heavy-ish (Dirichlet), every category at least two items
-    share = rng.dirichlet(np.full(c, 2.0))
-    category = np.concatenate([np.arange(c), np.arange(c),
-                               rng.choice(c, size=n - 2 * c, p=share)]).astype(np.int64)
-    category = rng.permutation(category)
-    combos = rng.choice(len(PALETTE_NAMES) * len(PATTERNS), size=cfg.n_looks, replace=False)
-    look_palette, look_pattern = combos // len(PATTERNS), combos % len(PATTERNS)
-    look_centres = rng.standard_normal((cfg.n_looks, d))
-    look_centres *= 1.5 / np.linalg.norm(look_centres, axis=1, keepdims=True)
-    look = rng.integers(0, cfg.n_looks, size=n)
-    cat_offset = 0.3 * rng.standard_normal((c, d))
+    category, look_palette, look_pattern, look_centres, look, cat_offset = draw_categories_and_looks(rng, cfg)
     style = look_centres[look] + cat_offset[category] + 0.5 * rng.standard_normal((n, d))
     brand = rng.integers(0, cfg.n_brands, size=n)
     brand_premium = 0.3 * rng.standard_normal(cfg.n_brands)
