@@ -131,6 +131,79 @@ def test_minirocket_fits_series_shorter_than_kernel():
         np.testing.assert_allclose(proba.sum(axis=1), 1.0)
 
 
+def _small_task(n_train=80, seed=0):
+    from test_model_contract import make_synthetic
+
+    data = make_synthetic(n_train=n_train, n_val=40, n_test=60, T=12, seed=seed)
+    return data["train"], data["val"], data["test"]
+
+
+def test_minirocket_auto_head_keeps_the_lower_validation_log_loss():
+    from sklearn.metrics import log_loss
+
+    from hmspar.models.baselines.minirocket import HEADS
+
+    (Xtr, ytr), (Xva, yva), _ = _small_task()
+    model = make_model("minirocket", {"n_kernels": 168, "n_jobs": 1}, 0).fit(Xtr, ytr, Xva, yva)
+    assert set(model.val_log_loss_) == {"logistic", "ridge"}
+    assert model.head_name_ == min(model.val_log_loss_, key=model.val_log_loss_.get)
+    assert model.budget_ == HEADS.index(model.head_name_)  # what the k-fold selection hands to the refit
+    # the recorded loss is the kept head's loss on validation, recomputed from its probabilities
+    assert log_loss(yva, model.predict_proba(Xva)) == pytest.approx(model.val_log_loss_[model.head_name_])
+
+    # without validation data: the choice handed over (fixed_budget), else ridge up to ridge_max_rows rows
+    for fixed, expected in ((0, "logistic"), (1, "ridge")):
+        refit = make_model("minirocket", {"n_kernels": 168, "n_jobs": 1}, 0)
+        refit.fixed_budget = fixed
+        assert refit.fit(Xtr, ytr).head_name_ == expected and refit.budget_ is None
+    plain = make_model("minirocket", {"n_kernels": 168, "n_jobs": 1}, 0).fit(Xtr, ytr)
+    assert plain.head_name_ == "ridge"
+    big = make_model("minirocket", {"n_kernels": 168, "n_jobs": 1, "ridge_max_rows": 50}, 0).fit(Xtr, ytr, Xva, yva)
+    assert big.head_name_ == "logistic" and set(big.val_log_loss_) == set()  # nothing to choose
+
+
+def test_minirocket_ridge_head_reads_no_validation_row_and_keeps_the_ridge_ranking():
+    from sklearn.metrics import roc_auc_score
+
+    from hmspar.models.baselines.minirocket import _as_matrix
+
+    (Xtr, ytr), (Xva, yva), (Xte, yte) = _small_task()
+    cfg = {"n_kernels": 168, "n_jobs": 1, "head": "ridge"}
+    a = make_model("minirocket", cfg, 0).fit(Xtr, ytr, Xva, yva)
+    b = make_model("minirocket", cfg, 0).fit(Xtr, ytr, Xva, 1 - yva)  # flipped validation labels
+    np.testing.assert_array_equal(a.predict_proba(Xte), b.predict_proba(Xte))
+    scores = _as_matrix(a.head_.decision_function(a.scaler_.transform(a._features(Xte))))[:, 0]
+    p1 = a.predict_proba(Xte)[:, 1]
+    assert roc_auc_score(yte, p1) == pytest.approx(roc_auc_score(yte, scores))
+    assert roc_auc_score(yte, p1) > 0.7  # the task is learnable
+
+    # labels unrelated to the series: the sigmoid may find no out-of-fold signal, but never flips the ranking
+    noise = np.random.default_rng(3).permutation(ytr)
+    c = make_model("minirocket", cfg, 0).fit(Xtr, noise)
+    assert c.platt_.coef_[0, 0] > 0
+
+
+def test_minirocket_head_choice_goes_through_the_kfold_vote():
+    from hmspar.data.loader import SplitData
+    from hmspar.training.selection import SelectionConfig, fit_with_selection
+
+    (Xtr, ytr), _, _ = _small_task(n_train=100)
+    train = SplitData(Xtr, ytr, np.arange(ytr.size))
+    empty = SplitData({k: v[:0] for k, v in Xtr.items()}, ytr[:0], np.arange(0))
+    make = lambda: make_model("minirocket", {"n_kernels": 84, "n_jobs": 1}, 0)  # noqa: E731
+    chosen = fit_with_selection(make, train, empty, SelectionConfig(folds=3), 0)
+    assert chosen.regime == "kfold" and len(chosen.fold_budgets) == 3
+    assert set(chosen.fold_budgets) <= {0, 1}
+    assert chosen.model.head_name_ == ("logistic", "ridge")[chosen.budget]
+
+
+def test_minirocket_config_errors_name_the_key():
+    with pytest.raises(HmsparError, match=r"baselines\.minirocket\.head: expected one of \['auto', 'logistic', 'ridge'\], got 'lasso'"):
+        make_model("minirocket", {"head": "lasso"}, 0)
+    with pytest.raises(HmsparError, match=r"baselines\.minirocket\.calibration_folds: must be an integer of at least 2"):
+        make_model("minirocket", {"calibration_folds": 1}, 0)
+
+
 def test_modern_nca_vote_by_hand():
     torch = pytest.importorskip("torch")
     from hmspar.models.baselines.modern_nca import ModernNCAConfig, ModernNCANet
