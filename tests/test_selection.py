@@ -97,6 +97,53 @@ def test_torch_refit_trains_the_median_fold_steps(imported, tmp_path):
     assert res[0]["best_step"] == sel["budget"] == int(round(np.median(sel["fold_budgets"])))
 
 
+def test_ensemble_averages_the_fold_models_and_saves_them(imported, tmp_path):
+    feats, _ = imported
+    section = {"n_estimators": 200, "learning_rate": 0.1, "n_jobs": 1}
+    res = run_model("lightgbm", section, "baselines.lightgbm", feats, "own-label",
+                    {"dataset": "own", "task": "label"}, [0], tmp_path / "out", progress=False,
+                    selection={"folds": 4, "refit": "ensemble"})
+    sel = res[0]["selection"]
+    assert sel["regime"] == "kfold" and sel["refit"] == "ensemble" and sel["budget"] is None
+    assert len(sel["fold_budgets"]) == 4
+    import pickle
+
+    from hmspar.data.loader import load_task
+
+    with open(tmp_path / "out" / "seed0" / "model.pkl", "rb") as fh:
+        ensemble = pickle.load(fh)
+    assert len(ensemble.members) == 4
+    assert [m.n_estimators_ for m in ensemble.members] == sel["fold_budgets"]  # each kept at its own budget
+    test = load_task(feats, "label", modalities=("series",), lazy=False)["test"]
+    mean = np.mean([m.predict_proba(test.X) for m in ensemble.members], axis=0)
+    np.testing.assert_allclose(ensemble.predict_proba(test.X), mean)
+    pred = pd.read_csv(tmp_path / "out" / "seed0" / "predictions.csv").query("split == 'test'")
+    np.testing.assert_allclose(pred["prob"].to_numpy(), mean[:, 1], rtol=1e-6)
+    assert res[0]["test"]["accuracy"] > 0.8
+    # the refit path records itself too
+    again = run_model("lightgbm", section, "baselines.lightgbm", feats, "own-label",
+                      {"dataset": "own", "task": "label"}, [0], tmp_path / "out2", progress=False,
+                      selection={"folds": 4})
+    assert again[0]["selection"]["refit"] == "refit" and again[0]["selection"]["budget"] is not None
+
+
+def test_step_budget_shrinks_with_the_rows_in_the_kfold_regime():
+    from hmspar.training.selection import adapt_to_rows
+
+    train = {"max_steps": 2000, "min_steps": 200, "batch_size": 128, "num_threads": 1}
+    model = make_model("cnn1d", {"train": train}, seed=0)
+    cfg = SelectionConfig(max_steps_per_row=4)
+    assert adapt_to_rows(model, 50, cfg).cfg.train.max_steps == 200       # never below min_steps
+    assert adapt_to_rows(model, 198, cfg).cfg.train.max_steps == 792
+    assert adapt_to_rows(model, 5000, cfg).cfg.train.max_steps == 2000    # never above max_steps
+    assert adapt_to_rows(model, 198, SelectionConfig()).cfg.train.max_steps == 2000  # 0: off
+    assert adapt_to_rows(model, 198, cfg).cfg.train.batch_size == 25      # ceil(198 / 8) steps per epoch
+    with pytest.raises(ValueError, match="max_steps_per_row"):
+        SelectionConfig(max_steps_per_row=-1)
+    with pytest.raises(ValueError, match="refit"):
+        SelectionConfig(refit="average")
+
+
 def test_regime_and_folds():
     cfg = SelectionConfig(small_train_rows=100, folds=5)
     assert regime(cfg, 99, 30) == "kfold" and regime(cfg, 100, 30) == "validation" and regime(cfg, 5000, 0) == "kfold"

@@ -183,8 +183,10 @@ class TorchClassifier(Model):
         data, no early stopping; the last weights are kept).
 
         For refitting once the number of steps has been chosen on validation data (e.g. the mean
-        :attr:`best_step_` over the folds of a k-fold split of the training rows). The cosine schedule
-        spans the ``steps`` steps; every other setting comes from :attr:`train_config`.
+        :attr:`best_step_` over the folds of a k-fold split of the training rows). The cosine schedule is
+        the one a ``max_steps`` fit follows, cut at ``steps`` (the schedule the step was chosen under; the
+        whole cosine spans ``steps`` when ``max_steps`` is 0 or smaller); every other setting comes from
+        :attr:`train_config`.
         """
         X = self.select_inputs(X)
         codes = self._fit_classes(y)

@@ -11,8 +11,10 @@ Two regimes, decided per run from the split sizes (``params.yaml: selection``):
     its held-out fold, its chosen budget (``Model.budget_``) is recorded and its out-of-fold probabilities
     kept. The model is then refitted on all training rows with the median fold budget
     (``Model.fixed_budget``) and no validation data, and the binary threshold maximises F1 on the
-    out-of-fold probabilities. A model without a budget to choose (random forest, MiniRocket's logistic
-    head, ...) skips the folds on multi-class tasks, where there is no threshold either. Torch models train
+    out-of-fold probabilities. With ``refit: ensemble`` the fold models are kept instead and averaged
+    (:class:`FoldEnsemble`): no sixth fit, and every prediction is the mean of five models. A model without a
+    budget to choose (random forest, MiniRocket's logistic head, ...) skips the folds on multi-class tasks,
+    where there is no threshold either, and is fitted once on all training rows whatever ``refit`` says. Torch models train
     with a batch small enough for ``min_steps_per_epoch`` optimiser steps per epoch (at batch 256, 42
     training rows gave one step per epoch and a model that never left the class prior).
 
@@ -26,7 +28,8 @@ from __future__ import annotations
 import dataclasses
 import math
 from collections.abc import Callable
-from typing import Any
+from pathlib import Path
+from typing import Any, Literal
 
 import numpy as np
 
@@ -47,11 +50,20 @@ class SelectionConfig:
         Folds of the stratified k-fold (reduced to the smallest class count when a class is rarer).
     min_steps_per_epoch : int
         In the k-fold regime, torch models use ``batch_size = min(batch_size, ceil(n_train / this))``.
+    refit : {"refit", "ensemble"}
+        In the k-fold regime: refit on every training row for the folds' median budget (``refit``), or
+        average the fold models' probabilities (``ensemble``).
+    max_steps_per_row : float
+        In the k-fold regime, torch models with a step budget (``train.max_steps``) train for at most
+        ``max(min_steps, ceil(max_steps_per_row * n_train))`` steps: the budget shrinks with the data (a
+        50-row set gets ``min_steps``, not 2,000 steps per fold). 0 leaves ``max_steps`` as it is.
     """
 
     small_train_rows: int = 500
     folds: int = 5
     min_steps_per_epoch: int = 8
+    refit: Literal["refit", "ensemble"] = "refit"
+    max_steps_per_row: float = 0.0
 
     def __post_init__(self) -> None:
         if isinstance(self.small_train_rows, bool) or self.small_train_rows < 0:
@@ -60,6 +72,10 @@ class SelectionConfig:
             raise ValueError(f"folds: must be an integer of at least 2, got {self.folds!r}")
         if isinstance(self.min_steps_per_epoch, bool) or self.min_steps_per_epoch < 1:
             raise ValueError(f"min_steps_per_epoch: must be a positive integer, got {self.min_steps_per_epoch!r}")
+        if isinstance(self.max_steps_per_row, bool) or not self.max_steps_per_row >= 0:
+            raise ValueError(f"max_steps_per_row: must be a non-negative number, got {self.max_steps_per_row!r}")
+        if self.refit not in ("refit", "ensemble"):
+            raise ValueError(f"refit: must be 'refit' or 'ensemble', got {self.refit!r}")
 
 
 @dataclasses.dataclass
@@ -93,11 +109,16 @@ class Selection:
     fold_budgets: list = dataclasses.field(default_factory=list)
     budget: int | None = None
     oof: np.ndarray | None = None
+    refit: str | None = None
 
     def record(self) -> dict[str, Any]:
-        """The JSON-able summary written into ``metrics.json: selection``."""
-        return {"regime": self.regime, "folds": self.folds, "fold_budgets": list(self.fold_budgets),
-                "budget": self.budget, "threshold_source": self.threshold_source}
+        """The JSON-able summary written into ``metrics.json: selection`` (``refit`` in the k-fold regime only:
+        ``refit`` or ``ensemble``)."""
+        out = {"regime": self.regime, "folds": self.folds, "fold_budgets": list(self.fold_budgets),
+               "budget": self.budget, "threshold_source": self.threshold_source}
+        if self.refit is not None:
+            out["refit"] = self.refit
+        return out
 
 
 def regime(cfg: SelectionConfig, n_train: int, n_val: int) -> str:
@@ -145,14 +166,21 @@ def stratified_folds(y: np.ndarray, folds: int, seed: int) -> list[tuple[np.ndar
 
 def adapt_to_rows(model: Any, n_train: int, cfg: SelectionConfig) -> Any:
     """For the k-fold regime: a copy of a torch model whose training batch gives at least
-    ``cfg.min_steps_per_epoch`` optimiser steps per epoch on ``n_train`` rows; other models unchanged."""
+    ``cfg.min_steps_per_epoch`` optimiser steps per epoch on ``n_train`` rows and whose step budget is at
+    most ``cfg.max_steps_per_row`` steps per row (never below ``min_steps``); other models unchanged."""
     train = getattr(model.cfg, "train", None)  # a TrainConfig; duck-typed so tree stages need no Trainer code
     if not (dataclasses.is_dataclass(train) and isinstance(getattr(train, "batch_size", None), int)):
         return model
     batch = max(2, min(train.batch_size, math.ceil(n_train / cfg.min_steps_per_epoch)))
-    if batch == train.batch_size:
+    changes = {"batch_size": batch} if batch != train.batch_size else {}
+    max_steps = getattr(train, "max_steps", 0)
+    if cfg.max_steps_per_row and max_steps:
+        steps = min(max_steps, max(getattr(train, "min_steps", 0), math.ceil(cfg.max_steps_per_row * n_train)))
+        if steps != max_steps:
+            changes["max_steps"] = steps
+    if not changes:
         return model
-    new = dataclasses.replace(model.cfg, train=dataclasses.replace(train, batch_size=batch))
+    new = dataclasses.replace(model.cfg, train=dataclasses.replace(train, **changes))
     return type(model)(new, seed=model.seed)
 
 
@@ -201,6 +229,7 @@ def fit_with_selection(make: Callable[[], Any], train: Any, val: Any, cfg: Selec
     binary = np.unique(train.y).size == 2
     folds = stratified_folds(train.y, cfg.folds, seed)
     budgets: list[int | None] = []
+    members: list[Any] = []
     oof = None
     classes = np.unique(train.y)
     for i, (tr, ho) in enumerate(folds):
@@ -211,12 +240,20 @@ def fit_with_selection(make: Callable[[], Any], train: Any, val: Any, cfg: Selec
         if i == 0 and fold_model.budget_ is None and not binary:
             budgets, folds = [], []  # nothing to select: no budget, no threshold
             break
+        members.append(fold_model)
         proba = np.asarray(fold_model.predict_proba(held.X), dtype=np.float64)
         if oof is None:
             oof = np.zeros((len(train), proba.shape[1]))
         if not np.array_equal(np.asarray(fold_model.classes_), classes):
             raise HmsparError("k-fold selection: a fold model saw different classes than the training split")
         oof[ho] = proba
+    threshold = source = None
+    if binary:
+        threshold = _binary_threshold((train.y == classes[1]).astype(np.int64), oof[:, 1])
+        source = "out-of-fold"
+    if cfg.refit == "ensemble" and members:
+        return Selection(FoldEnsemble(members), "kfold", threshold, source, folds=len(folds), fold_budgets=budgets,
+                         budget=None, oof=oof, refit="ensemble")
     chosen = [b for b in budgets if b is not None]
     budget = int(round(float(np.median(chosen)))) if chosen and len(chosen) == len(budgets) else None
     model = adapt_to_rows(make(), len(train), cfg)
@@ -224,12 +261,51 @@ def fit_with_selection(make: Callable[[], Any], train: Any, val: Any, cfg: Selec
     if on_final is not None:
         on_final(model)
     model.fit(train.X, train.y)
-    threshold = source = None
-    if binary:
-        threshold = _binary_threshold((train.y == classes[1]).astype(np.int64), oof[:, 1])
-        source = "out-of-fold"
     return Selection(model, "kfold", threshold, source, folds=len(folds) or None, fold_budgets=budgets,
-                     budget=budget, oof=oof)
+                     budget=budget, oof=oof, refit="refit")
+
+
+class FoldEnsemble:
+    """The k-fold regime's ``refit: ensemble``: the fold models, each fitted on its folds' training rows and
+    early-stopped on its held-out fold, predicting the mean of their probabilities.
+
+    It answers what the runner asks of a fitted model: ``classes_``, ``uses``, ``predict_proba`` and
+    ``save`` (one pickle holding every member).
+
+    Parameters
+    ----------
+    members : list of Model
+        Fitted fold models with identical ``classes_``.
+    """
+
+    def __init__(self, members: list[Any]) -> None:
+        if not members:
+            raise HmsparError("FoldEnsemble: no fold models")
+        classes = np.asarray(members[0].classes_)
+        for m in members[1:]:
+            if not np.array_equal(np.asarray(m.classes_), classes):
+                raise HmsparError("FoldEnsemble: the fold models saw different classes")
+        self.members = list(members)
+        self.classes_ = classes
+
+    @property
+    def uses(self) -> tuple[str, ...]:
+        """The members' input modalities."""
+        return tuple(self.members[0].uses)
+
+    def predict_proba(self, X: dict[str, np.ndarray]) -> np.ndarray:
+        """(n, K) mean of the members' probabilities, columns ordered as ``classes_``."""
+        total = None
+        for m in self.members:
+            p = np.asarray(m.predict_proba(X), dtype=np.float64)
+            total = p if total is None else total + p
+        return total / len(self.members)
+
+    def save(self, path: str | Path) -> None:
+        """Pickle the ensemble to ``path`` atomically (:meth:`hmspar.models.base.Model.save`'s code)."""
+        from hmspar.models.base import Model
+
+        Model.save(self, path)  # type: ignore[arg-type]  # pickles whatever it is given
 
 
 def _positive(proba: np.ndarray) -> np.ndarray:

@@ -33,6 +33,7 @@ The first call compiles aeon's numba kernels (about 20 s, cached on disk afterwa
 from __future__ import annotations
 
 import dataclasses
+import warnings
 from typing import Any, Literal
 
 import numpy as np
@@ -276,7 +277,11 @@ class MiniRocketModel(Model):
         else:
             folds = stratified_folds(codes, c.calibration_folds, self.seed)
         for tr, ho in folds:
-            fold = RidgeClassifier(alpha=head.alpha_, class_weight=weight).fit(feats[tr], codes[tr])
+            with warnings.catch_warnings():
+                # thousands of features on a few hundred rows at a small penalty: scipy reports an
+                # ill-conditioned dual system and sklearn falls back to least squares, as intended
+                warnings.filterwarnings("ignore", message=r".*(ill-conditioned|Singular matrix).*")
+                fold = RidgeClassifier(alpha=head.alpha_, class_weight=weight).fit(feats[tr], codes[tr])
             s = _as_matrix(fold.decision_function(feats[ho]))
             if oof is None:
                 oof = np.zeros((codes.size, s.shape[1]))
