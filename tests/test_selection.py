@@ -72,7 +72,7 @@ def test_split_without_validation_rows_uses_kfold(imported, tmp_path):
     section = {"n_estimators": 200, "learning_rate": 0.1, "n_jobs": 1}
     res = run_model("lightgbm", section, "baselines.lightgbm", feats, "own-label",
                     {"dataset": "own", "task": "label"}, [0], tmp_path / "out", progress=False,
-                    selection={"small_train_rows": 0, "folds": 4})
+                    selection={"small_train_rows": 0, "folds": 4, "refit": "refit"})
     m = res[0]
     assert m["n_val"] == 0 and m["inputs"] == ["series"]  # static is not a modality of this dataset
     sel = m["selection"]
@@ -90,7 +90,8 @@ def test_torch_refit_trains_the_median_fold_steps(imported, tmp_path):
     section = {"hidden": 8, "head_hidden": 8, "train": {"epochs": 6, "batch_size": 256, "lr": 0.01, "patience": 6,
                                                         "num_threads": 1}}
     res = run_model("cnn1d", section, "baselines.cnn1d", feats, "own-label", {"dataset": "own", "task": "label"},
-                    [0], tmp_path / "out", progress=False, selection={"folds": 3, "min_steps_per_epoch": 4})
+                    [0], tmp_path / "out", progress=False,
+                    selection={"folds": 3, "min_steps_per_epoch": 4, "refit": "refit"})
     sel = res[0]["selection"]
     assert sel["regime"] == "kfold" and len(sel["fold_budgets"]) == 3
     # torch budgets are optimiser steps (each fold's best step); the refit trains exactly their median
@@ -123,8 +124,19 @@ def test_ensemble_averages_the_fold_models_and_saves_them(imported, tmp_path):
     # the refit path records itself too
     again = run_model("lightgbm", section, "baselines.lightgbm", feats, "own-label",
                       {"dataset": "own", "task": "label"}, [0], tmp_path / "out2", progress=False,
-                      selection={"folds": 4})
+                      selection={"folds": 4, "refit": "refit"})
     assert again[0]["selection"]["refit"] == "refit" and again[0]["selection"]["budget"] is not None
+
+
+def test_ensemble_run_logs_the_last_fold_model(imported, tmp_path):
+    pytest.importorskip("torch")
+    feats, _ = imported
+    section = {"hidden": 8, "head_hidden": 8, "train": {"max_steps": 60, "min_steps": 20, "patience_steps": 20,
+                                                        "batch_size": 256, "lr": 0.01, "num_threads": 1}}
+    res = run_model("cnn1d", section, "baselines.cnn1d", feats, "own-label", {"dataset": "own", "task": "label"},
+                    [0], tmp_path / "out", live_dir=tmp_path / "live", progress=False, selection={"folds": 3})
+    assert res[0]["selection"]["refit"] == "ensemble"
+    assert (tmp_path / "live" / "seed0").is_dir()  # the DVC output train@ declares exists without a refit
 
 
 def test_step_budget_shrinks_with_the_rows_in_the_kfold_regime():
@@ -136,7 +148,7 @@ def test_step_budget_shrinks_with_the_rows_in_the_kfold_regime():
     assert adapt_to_rows(model, 50, cfg).cfg.train.max_steps == 200       # never below min_steps
     assert adapt_to_rows(model, 198, cfg).cfg.train.max_steps == 792
     assert adapt_to_rows(model, 5000, cfg).cfg.train.max_steps == 2000    # never above max_steps
-    assert adapt_to_rows(model, 198, SelectionConfig()).cfg.train.max_steps == 2000  # 0: off
+    assert adapt_to_rows(model, 198, SelectionConfig(max_steps_per_row=0)).cfg.train.max_steps == 2000  # 0: off
     assert adapt_to_rows(model, 198, cfg).cfg.train.batch_size == 25      # ceil(198 / 8) steps per epoch
     with pytest.raises(ValueError, match="max_steps_per_row"):
         SelectionConfig(max_steps_per_row=-1)

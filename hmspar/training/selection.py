@@ -62,8 +62,8 @@ class SelectionConfig:
     small_train_rows: int = 500
     folds: int = 5
     min_steps_per_epoch: int = 8
-    refit: Literal["refit", "ensemble"] = "refit"
-    max_steps_per_row: float = 0.0
+    refit: Literal["refit", "ensemble"] = "ensemble"
+    max_steps_per_row: float = 4.0
 
     def __post_init__(self) -> None:
         if isinstance(self.small_train_rows, bool) or self.small_train_rows < 0:
@@ -205,8 +205,9 @@ def fit_with_selection(make: Callable[[], Any], train: Any, val: Any, cfg: Selec
     seed : int
         The run seed (seeds the folds).
     on_final : callable, optional
-        Called with the model that is fitted last (on all training rows), before its fit, e.g. to attach
-        progress output and a DVCLive callback to it only.
+        Called with the model that is fitted last, before its fit (the refit on all training rows, or
+        with ``refit: ensemble`` the last fold model), e.g. to attach progress output and a DVCLive
+        callback to it only.
 
     Returns
     -------
@@ -234,6 +235,8 @@ def fit_with_selection(make: Callable[[], Any], train: Any, val: Any, cfg: Selec
     classes = np.unique(train.y)
     for i, (tr, ho) in enumerate(folds):
         fold_model = adapt_to_rows(make(), len(train), cfg)
+        if cfg.refit == "ensemble" and i == len(folds) - 1 and on_final is not None:
+            on_final(fold_model)  # no refit to come: progress and curves follow the last fold model
         part, held = train.subset(tr), train.subset(ho)
         fold_model.fit(part.X, part.y, held.X, held.y)
         budgets.append(fold_model.budget_)
