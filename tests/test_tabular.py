@@ -191,10 +191,12 @@ def test_minirocket_head_choice_goes_through_the_kfold_vote():
     train = SplitData(Xtr, ytr, np.arange(ytr.size))
     empty = SplitData({k: v[:0] for k, v in Xtr.items()}, ytr[:0], np.arange(0))
     make = lambda: make_model("minirocket", {"n_kernels": 84, "n_jobs": 1}, 0)  # noqa: E731
-    chosen = fit_with_selection(make, train, empty, SelectionConfig(folds=3), 0)
+    chosen = fit_with_selection(make, train, empty, SelectionConfig(folds=3, refit="refit"), 0)
     assert chosen.regime == "kfold" and len(chosen.fold_budgets) == 3
     assert set(chosen.fold_budgets) <= {0, 1}
-    assert chosen.model.head_name_ == ("logistic", "ridge")[chosen.budget]
+    assert chosen.model.head_name_ == ("logistic", "ridge")[chosen.budget]  # the folds' majority
+    ensemble = fit_with_selection(make, train, empty, SelectionConfig(folds=3), 0).model  # refit: ensemble
+    assert [m.head_name_ for m in ensemble.members] == [("logistic", "ridge")[b] for b in chosen.fold_budgets]
 
 
 def test_minirocket_config_errors_name_the_key():
