@@ -19,6 +19,8 @@ from collections.abc import Callable, Iterator, Sequence
 import numpy as np
 from tqdm.auto import tqdm
 
+from hmspar.data.generators import DatasetConfig
+
 # the window descriptors live in the raw schema module, shared with the importers (re-exported here)
 from hmspar.data.schema import (  # noqa: F401
     activity_code,
@@ -33,9 +35,26 @@ BLOCK_SIZE = 4096
 
 
 
+@dataclasses.dataclass(frozen=True)
+class CustomerConfig(DatasetConfig):
+    """Settings of the customer simulators (retail, cdnow, instacart, tafeng) beyond :class:`DatasetConfig`:
+
+    intent_rate : float
+        Share of customers whose intent at the window's end is not neutral (half leaving, half expanding;
+        see :func:`draw_intent`). It acts on the labels' window only and shows in the description's service
+        note and the ``service_contacts`` attribute, never in the series. 0 gives the datasets of before
+        (no note, no ``service_contacts`` column; the same bytes).
+    note_rate : float
+        Probability that a non-neutral intent is named by the description's service note.
+    """
+
+    intent_rate: float = 0.3
+    note_rate: float = 0.6
+
+
 def check_fields(cfg: object, min_length: int = 2) -> None:
     """Validate settings every simulator shares beyond :class:`DatasetConfig` (``seed``, ``length``,
-    ``horizon`` and ``missing_rate`` where present).
+    ``horizon``, ``missing_rate``, ``intent_rate`` and ``note_rate`` where present).
 
     Raises
     ------
@@ -51,6 +70,10 @@ def check_fields(cfg: object, min_length: int = 2) -> None:
         raise ValueError(f"horizon must be at least 1, got {cfg.horizon!r}")
     if hasattr(cfg, "missing_rate") and not 0.0 <= cfg.missing_rate < 0.5:
         raise ValueError(f"missing_rate must lie in [0, 0.5), got {cfg.missing_rate!r}")
+    if hasattr(cfg, "intent_rate") and not 0.0 <= cfg.intent_rate < 1.0:
+        raise ValueError(f"intent_rate must lie in [0, 1), got {cfg.intent_rate!r}")
+    if hasattr(cfg, "note_rate") and not 0.0 <= cfg.note_rate <= 1.0:
+        raise ValueError(f"note_rate must lie in [0, 1], got {cfg.note_rate!r}")
 
 
 def iter_blocks(n: int, seed: int, progress: bool, desc: str) -> Iterator[tuple[int, int, np.random.Generator]]:
@@ -145,6 +168,7 @@ class CustomerPaths:
     spend: np.ndarray
     alive: np.ndarray
     start: np.ndarray
+    base_spend: np.ndarray | None = None  # spend before the intent's effect (with ``intent`` only)
 
 
 def simulate_customers(
@@ -157,6 +181,7 @@ def simulate_customers(
     rate_shift: np.ndarray,
     hazard_mult: np.ndarray,
     basket_shift: np.ndarray,
+    intent: "Intent | None" = None,
 ) -> CustomerPaths:
     """Simulate ``n`` customers over ``periods`` periods (the first ``observed`` of which the model sees).
 
@@ -172,6 +197,9 @@ def simulate_customers(
         (periods,) additive calendar effect on the log purchase rate.
     rate_shift, hazard_mult, basket_shift : np.ndarray
         (n,) per-customer effects of static attributes on log rate, dropout probability and log basket.
+    intent : Intent, optional
+        The customers' intent at the window's end (see :func:`draw_intent`); it acts on the periods after
+        ``observed`` only, through its own generator, so the observed window is the same with or without it.
 
     Returns
     -------
@@ -196,10 +224,98 @@ def simulate_customers(
     if proc.first_purchase:  # acquisition is a purchase (customers present from period 0 excepted)
         rows = np.flatnonzero((start > 0) | (proc.cohort_periods > 0))
         counts[rows, start[rows]] = np.maximum(counts[rows, start[rows]], 1)
+    base_counts = counts
+    if intent is not None:
+        after = t >= observed
+        # expanding: the purchase rate after the window is multiplied (a Poisson sum: the extra purchases
+        # come from the intent's own generator, so the block's stream is untouched)
+        extra = np.exp(log_lam) * (intent.rate_mult[:, None] - 1.0) * (alive & after)
+        counts = counts + intent.rng.poisson(extra)
+        # leaving: the customer stops buying ``stay`` periods after the window's end
+        alive = alive & ~(t >= observed + intent.stay[:, None])
+        counts = counts * alive
     basket = proc.basket_log_mean + proc.basket_log_sd * rng.standard_normal(n) + basket_shift
     noise = proc.basket_noise_sd * rng.standard_normal((n, periods)) - proc.basket_noise_sd**2 / 2
-    spend = counts * np.exp(basket[:, None] + noise)
-    return CustomerPaths(counts=counts, spend=spend, alive=alive, start=start)
+    price = np.exp(basket[:, None] + noise)
+    spend = counts * price
+    return CustomerPaths(counts=counts, spend=spend, alive=alive, start=start,
+                         base_spend=None if intent is None else base_counts * price)
+
+
+# --------------------------------------------------------------------------------------------------------
+# The customer's intent at the window's end: a cause of the labels that the series cannot show
+# --------------------------------------------------------------------------------------------------------
+
+#: Intent codes.
+NEUTRAL, LEAVING, EXPANDING = 0, 1, 2
+#: An expanding customer's purchase rate after the window, as a multiple of its own.
+EXPANDING_RATE_MULT = 3.0
+#: A leaving customer stops after a geometric number of further periods (0, 1, ...) with this parameter.
+LEAVING_STOP_P = 0.6
+#: A customer with a neutral intent (or an unrevealed one) gets a neutral note with this probability, ...
+NEUTRAL_NOTE_RATE = 0.25
+#: ... and a misleading note (of a random non-neutral intent) with this one.
+FALSE_NOTE_RATE = 0.04
+#: Mean number of service contacts in the last 90 days, per intent (a Poisson count: a noisy static view).
+CONTACTS_MEAN = (0.4, 1.2, 0.8)
+#: Note phrases: neutral (codes 1-2), leaving (3-5), expanding (6-8); code 0 is "no note".
+NOTE_PHRASES = (
+    ("updated the contact details", "asked about opening hours"),
+    ("mentioned moving out of the area", "asked how to close the account", "said a competitor offers better prices"),
+    ("asked about larger family orders", "joined the loyalty programme this month", "asked for trade account terms"),
+)
+NOTE_RADIX = 1 + sum(len(p) for p in NOTE_PHRASES)
+_NOTE_OFFSET = (1, 1 + len(NOTE_PHRASES[0]), 1 + len(NOTE_PHRASES[0]) + len(NOTE_PHRASES[1]))
+_NOTE_HEADS = ("Service note: the customer {}.", "CRM note: {}.", "From the last support call: {}.")
+
+
+@dataclasses.dataclass
+class Intent:
+    """Per-customer intent at the end of the observed window (see :func:`draw_intent`)."""
+
+    code: np.ndarray  # (n,) NEUTRAL / LEAVING / EXPANDING
+    rate_mult: np.ndarray  # (n,) purchase-rate multiple after the window
+    stay: np.ndarray  # (n,) periods a customer keeps buying after the window (huge unless leaving)
+    note: np.ndarray  # (n,) note code in [0, NOTE_RADIX)
+    contacts: np.ndarray  # (n,) service contacts in the last 90 days
+    rng: np.random.Generator  # draws the extra purchases after the window
+
+
+def draw_intent(seed: int, block: int, n: int, rate: float, note_rate: float) -> Intent:
+    """Draw the intent of a block's ``n`` customers from its own generator ``default_rng([seed, block, 1])``.
+
+    A share ``rate`` of customers reach the window's end with a non-neutral intent, half *leaving* (moving
+    away, closing the account, lured by a competitor: they stop buying within a few periods) and half
+    *expanding* (a bigger household or a trade need: their purchase rate after the window triples). The
+    intent is drawn independently of everything in the window, so the series cannot show it. Two inputs
+    show it partly: the description carries a service note that names the intent with probability
+    ``note_rate`` (in varied wording; otherwise, and for neutral customers, a neutral note with probability
+    :data:`NEUTRAL_NOTE_RATE` or a misleading one with probability :data:`FALSE_NOTE_RATE`), and the static
+    attribute ``service_contacts`` is a Poisson count whose mean depends on the intent (:data:`CONTACTS_MEAN`).
+    """
+    rng = np.random.default_rng([seed, block, 1])
+    u = rng.random(n)
+    code = np.where(u < rate / 2, LEAVING, np.where(u < rate, EXPANDING, NEUTRAL))
+    rate_mult = np.where(code == EXPANDING, EXPANDING_RATE_MULT, 1.0)
+    stay = np.where(code == LEAVING, rng.geometric(LEAVING_STOP_P, size=n) - 1, np.iinfo(np.int32).max)
+    revealed = (code != NEUTRAL) & (rng.random(n) < note_rate)
+    v = rng.random(n)
+    false_intent = np.where(rng.random(n) < 0.5, LEAVING, EXPANDING)
+    shown = np.where(revealed, code, np.where(v < FALSE_NOTE_RATE, false_intent, NEUTRAL))
+    has_note = revealed | (v < FALSE_NOTE_RATE + NEUTRAL_NOTE_RATE)
+    phrase = (rng.random(n) * np.array([len(p) for p in NOTE_PHRASES])[shown]).astype(np.int64)
+    note = np.where(has_note, np.asarray(_NOTE_OFFSET)[shown] + phrase, 0)
+    contacts = rng.poisson(np.asarray(CONTACTS_MEAN)[code])
+    return Intent(code=code, rate_mult=rate_mult, stay=stay, note=note, contacts=contacts, rng=rng)
+
+
+def note_text(note: int, variant: int) -> str:
+    """The service-note sentence of note code ``note`` (empty for 0), worded by ``variant``."""
+    if note == 0:
+        return ""
+    group = max(i for i, off in enumerate(_NOTE_OFFSET) if note >= off)
+    phrase = NOTE_PHRASES[group][note - _NOTE_OFFSET[group]]
+    return " " + _NOTE_HEADS[variant % len(_NOTE_HEADS)].format(phrase)
 
 
 # --------------------------------------------------------------------------------------------------------
@@ -288,22 +404,31 @@ def customer_dataset(cfg, spec: CustomerSpec, labels: LabelFn, definitions: dict
     region = np.empty(n, dtype=np.int64)
     age = np.empty(n, dtype=np.int64)
     numeric = np.empty(n, dtype=np.float64)
-    codes = np.empty((n, 5), dtype=np.int64)
+    codes = np.empty((n, 6 if cfg.intent_rate > 0 else 5), dtype=np.int64)
     out_labels = {task: np.empty(n, dtype=np.int8) for task in definitions}
-    for start, stop, rng in iter_blocks(n, cfg.seed, progress, f"generate {spec.name}"):
+    with_intent = cfg.intent_rate > 0
+    contacts = np.zeros(n, dtype=np.int64)
+    for b, (start, stop, rng) in enumerate(iter_blocks(n, cfg.seed, progress, f"generate {spec.name}")):
         m = stop - start
         reg = categorical(rng, m, spec.region_probs)
         ag = categorical(rng, m, spec.age_probs)
         num, num_rate, num_hazard = spec.numeric(rng, m)
+        intent = draw_intent(cfg.seed, b, m, cfg.intent_rate, cfg.note_rate) if with_intent else None
         paths = simulate_customers(
             rng, m, periods, length, spec.process, season,
             rate_shift=np.asarray(spec.region_rate)[reg] + num_rate,
             hazard_mult=np.asarray(spec.age_hazard)[ag] * num_hazard,
             basket_shift=np.asarray(spec.region_basket)[reg],
+            intent=intent,
         )
         amount = paths.spend
         if spec.integer_amount:
-            amount = rng.poisson(amount).astype(np.float64)
+            # drawn from the spend before the intent, so the block's stream (and the window) stay the same
+            base = paths.spend if intent is None else paths.base_spend
+            amount = rng.poisson(base).astype(np.float64)
+            if intent is not None:
+                changed = paths.spend != base
+                amount[changed] = intent.rng.poisson(paths.spend[changed])
             amount[(paths.counts > 0) & (amount == 0)] = 1.0
         gaps = gap_mask(rng, m, length, cfg.missing_rate)
         obs_amount = np.where(gaps, np.nan, amount[:, :length])
@@ -313,14 +438,20 @@ def customer_dataset(cfg, spec: CustomerSpec, labels: LabelFn, definitions: dict
         series[start:stop, ia] = obs_amount
         series[start:stop, ic] = obs_count
         region[start:stop], age[start:stop], numeric[start:stop] = reg, ag, num
-        codes[start:stop] = np.stack(
+        codes[start:stop, :5] = np.stack(
             [reg, ag, activity_code(obs_count), trend_code(obs_amount), level_code(obs_amount, spec.level_cuts)],
             axis=1,
         )
+        if intent is not None:
+            codes[start:stop, 5] = intent.note
+            contacts[start:stop] = intent.contacts
 
     unit = spec.frequency
 
     def fmt(parts: tuple[int, ...], variant: int) -> str:
+        return fmt_window(parts[:5], variant) + (note_text(parts[5], variant // 7) if len(parts) > 5 else "")
+
+    def fmt_window(parts: tuple[int, ...], variant: int) -> str:
         reg, ag, act, trend, level = parts
         who = spec.regions[reg]
         aged = spec.age_groups[ag]
@@ -336,12 +467,14 @@ def customer_dataset(cfg, spec: CustomerSpec, labels: LabelFn, definitions: dict
         return f"{head}; {activity}, {tail}."
 
     radices = (len(spec.regions), len(spec.age_groups), len(_ACTIVITY), 3, len(spec.level_words) + 1)
-    texts, n_distinct = render_texts(codes, radices, fmt)
+    texts, n_distinct = render_texts(codes, radices + ((NOTE_RADIX,) if with_intent else ()), fmt)
     static = pd.DataFrame({
         "region": np.asarray(spec.regions, dtype=object)[region],
         "age_group": np.asarray(spec.age_groups, dtype=object)[age],
         spec.numeric_name: numeric.round(2),
     })
+    if with_intent:
+        static["service_contacts"] = contacts
     channels = [spec.count, spec.amount] if spec.count_first else [spec.amount, spec.count]
     return RawDataset(
         name=spec.name,
