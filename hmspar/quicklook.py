@@ -1,10 +1,13 @@
-"""A quick look at the whole lab: every stage of the default pipeline at one seed on reduced sizes.
+"""A quick look at the whole lab: every stage family and every model of the default pipeline, at one seed, on
+four of its datasets at reduced sizes.
 
 ``python -m hmspar.quicklook`` copies the project (the files a fresh clone has, without DVC outputs) into
 ``quicklook/`` (git-ignored), writes there a ``params.yaml`` derived from this one by :func:`quick_params`,
-and runs ``dvc repro`` in it: every dataset, HMSPAR, every baseline, the recommendation track, evaluate
-and the report page, in minutes rather than an hour. The numbers are a smoke view of the pipeline, not
-results: one seed, smaller simulated sets, shorter step budgets. The main project is not touched.
+and runs ``dvc repro`` in it: one dataset of each kind (customers, products, fashion posts, small labelled
+series) with HMSPAR, every baseline and the modality ablation, the shop of the recommendation track with
+every listed recommender, evaluate and the report page, in minutes rather than an hour. The numbers are a
+smoke view of the pipeline, not results: one seed, fewer and smaller sets, shorter step budgets. The main
+project is not touched.
 
 Usage::
 
@@ -28,6 +31,15 @@ import yaml
 from hmspar.errors import HmsparError
 from hmspar.project import copy_source
 
+#: The classification datasets the quick look keeps, one of each kind (customers with text and static
+#: attributes, weekly products, fashion posts with pictures, small signed multi-class series), and at most
+#: ``QUICK_RUNS_PER_DATASET`` runs of each; the recommendation datasets it keeps. Every model and every stage
+#: family still runs: a stage costs seconds of start-up whatever its size, so the number of stages, not their
+#: size, is what makes a quick look slow. Where none of the listed datasets exists (a params file of one's
+#: own), every dataset is kept.
+QUICK_DATASETS = ("retail", "sales_weekly", "trend", "shapes")
+QUICK_RUNS_PER_DATASET = 1
+QUICK_REC_DATASETS = ("shop",)
 #: Simulated sets with more entities than this are cut to ``max(QUICK_MIN_ENTITIES, n // QUICK_SHRINK)``.
 QUICK_SHRINK = 8
 QUICK_MIN_ENTITIES = 1500
@@ -56,18 +68,48 @@ def _shrink_train(section: dict[str, Any], steps: dict[str, int]) -> None:
         section["patience_steps"] = min(section["patience_steps"], steps["min_steps"])
 
 
+def _keep_subset(p: dict[str, Any]) -> None:
+    """Keep, in place, the datasets of ``QUICK_DATASETS`` (all where none of them exists) with their first
+    ``QUICK_RUNS_PER_DATASET`` runs, HMSPAR and ablation runs of those runs only (the ablation: its first
+    remaining run), and the recommendation datasets of ``QUICK_REC_DATASETS`` (likewise)."""
+    datasets = p.get("datasets") or {}
+    keep = [name for name in datasets if name in QUICK_DATASETS] or list(datasets)
+    p["datasets"] = {name: datasets[name] for name in keep}
+    runs = p.get("runs") or {}
+    p["runs"] = {d: dict(list(r.items())[:QUICK_RUNS_PER_DATASET]) for d, r in runs.items()
+                 if d in keep or d in (p.get("imports") or {})}
+    kept_runs = {run for r in p["runs"].values() for run in r}
+    p["hmspar_runs"] = {run: v for run, v in (p.get("hmspar_runs") or {}).items() if run in kept_runs}
+    ablation = p.get("ablation") or {}
+    remaining = [run for run in (ablation.get("runs") or {}) if run in kept_runs]
+    if "runs" in ablation:
+        ablation["runs"] = {remaining[0]: ablation["runs"][remaining[0]]} if remaining else {}
+    rec = p.get("rec") or {}
+    rec_sets = rec.get("datasets") or {}
+    if rec_sets:
+        rec_keep = [name for name in rec_sets if name in QUICK_REC_DATASETS] or list(rec_sets)
+        rec["datasets"] = {name: rec_sets[name] for name in rec_keep}
+        if "multimodal_datasets" in rec:
+            rec["multimodal_datasets"] = [d for d in rec["multimodal_datasets"] if d in rec_keep]
+        if isinstance(rec.get("global_time"), dict) and "datasets" in rec["global_time"]:
+            rec["global_time"]["datasets"] = [d for d in rec["global_time"]["datasets"] if d in rec_keep]
+
+
 def quick_params(params: dict[str, Any]) -> dict[str, Any]:
     """The quick-look profile of ``params`` (a parsed params.yaml); ``params`` is not modified.
 
-    One seed; simulated classification sets above ``QUICK_MIN_FROM`` entities cut by ``QUICK_SHRINK``;
+    One seed; the classification datasets of ``QUICK_DATASETS`` with at most ``QUICK_RUNS_PER_DATASET`` runs
+    each, and the recommendation datasets of ``QUICK_REC_DATASETS`` (see :func:`_keep_subset`); simulated
+    classification sets above ``QUICK_MIN_FROM`` entities cut by ``QUICK_SHRINK``;
     no k-fold model selection on small runs (``selection.small_train_rows: 0``); HMSPAR and the torch
     baselines at 300 optimiser steps; MiniRocket at 2,000 kernels, T-Loss at 100
     encoder steps; the modality ablation on one run; 200 bootstrap resamples; the shop at 2,000 users and
-    800 items, the dense shop at 200 users; the torch recommenders at 300 steps. Model lists, runs, tasks,
-    splits and every other setting stay as they are.
+    800 items, the dense shop at 200 users; the torch recommenders at 300 steps. Model lists, tasks, splits
+    and every other setting stay as they are.
     """
     p = copy.deepcopy(params)
     p["seeds"] = [sorted(p.get("seeds") or [0])[0]]
+    _keep_subset(p)
     for cfg in p.get("datasets", {}).values():
         n = cfg.get("n_entities")
         if isinstance(n, int) and n > QUICK_MIN_FROM:
@@ -90,10 +132,6 @@ def quick_params(params: dict[str, Any]) -> dict[str, Any]:
             for override in (run.get("baselines") or {}).values():
                 if "n_kernels" in override:
                     _cap(override, "n_kernels", QUICK_KERNELS)
-    ablation = p.get("ablation", {})
-    if ablation.get("runs"):
-        first = next(iter(ablation["runs"]))
-        ablation["runs"] = {first: ablation["runs"][first]}
     if "evaluate" in p:
         _cap(p["evaluate"], "bootstrap_samples", QUICK_BOOTSTRAP)
     rec = p.get("rec", {})

@@ -22,14 +22,24 @@ def test_quick_profile_is_smaller_and_keeps_the_lab():
     quick = quicklook.quick_params(DEFAULT)
     assert DEFAULT == before, "quick_params modified its input"
     assert quick["seeds"] == [min(DEFAULT["seeds"])]
-    # the same lab: datasets, runs, model lists, tasks
-    for key in ("runs", "baseline_models"):
-        assert quick[key] == DEFAULT[key]
-    assert set(quick["datasets"]) == set(DEFAULT["datasets"])
-    for key in ("models", "sequential_models", "multimodal_models", "multimodal_datasets", "global_time"):
+    # the same lab on fewer runs: every model list, one dataset of each kind with its first runs unchanged
+    assert quick["baseline_models"] == DEFAULT["baseline_models"]
+    assert list(quick["datasets"]) == [d for d in DEFAULT["datasets"] if d in quicklook.QUICK_DATASETS]
+    assert len(quick["datasets"]) == len(quicklook.QUICK_DATASETS)
+    for dataset, runs in quick["runs"].items():
+        default = DEFAULT["runs"][dataset]
+        assert runs == dict(list(default.items())[: quicklook.QUICK_RUNS_PER_DATASET]), dataset
+    kept = {run for runs in quick["runs"].values() for run in runs}
+    assert set(quick["hmspar_runs"]) == kept
+    assert len(quick["ablation"]["runs"]) == 1 and set(quick["ablation"]["runs"]) <= kept
+    assert list(quick["rec"]["datasets"]) == list(quicklook.QUICK_REC_DATASETS)
+    for key in ("models", "sequential_models", "multimodal_models"):
         assert quick["rec"][key] == DEFAULT["rec"][key]
+    assert set(quick["rec"]["global_time"]["datasets"]) <= set(quicklook.QUICK_REC_DATASETS)
     # smaller: the large simulated sets are cut, small ones kept
     for name, cfg in DEFAULT["datasets"].items():
+        if name not in quick["datasets"]:
+            continue
         n, q = cfg.get("n_entities"), quick["datasets"][name].get("n_entities")
         if n is not None:
             assert q <= n and (q < n) == (n > quicklook.QUICK_MIN_FROM), name
@@ -45,6 +55,20 @@ def test_quick_profile_is_smaller_and_keeps_the_lab():
     for name, cfg in quick["rec"]["datasets"].items():
         if cfg["kind"] == "shop":
             assert cfg["n_users"] < DEFAULT["rec"]["datasets"][name]["n_users"], name
+
+
+def test_a_params_file_without_the_listed_datasets_keeps_all_of_its_own():
+    own = {"seeds": [3, 1], "datasets": {"mine": {"kind": "series", "n_entities": 50}},
+           "runs": {"mine": {"mine-a": {"task": "a"}, "mine-b": {"task": "b"}, "mine-c": {"task": "c"}}},
+           "hmspar_runs": {"mine-a": {"dataset": "mine"}, "mine-c": {"dataset": "mine"}},
+           "ablation": {"runs": {"mine-c": "mine", "other-x": "other"}},
+           "rec": {"datasets": {"log": {"kind": "interactions"}}, "global_time": {"datasets": ["log"]}}}
+    quick = quicklook.quick_params(own)
+    assert quick["seeds"] == [1] and list(quick["datasets"]) == ["mine"]
+    assert list(quick["runs"]["mine"]) == ["mine-a", "mine-b"][: quicklook.QUICK_RUNS_PER_DATASET]
+    assert set(quick["hmspar_runs"]) <= set(quick["runs"]["mine"])
+    assert set(quick["ablation"]["runs"]) <= set(quick["runs"]["mine"])
+    assert list(quick["rec"]["datasets"]) == ["log"] and quick["rec"]["global_time"]["datasets"] == ["log"]
 
 
 def test_quick_profile_is_valid_params():
