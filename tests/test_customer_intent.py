@@ -1,8 +1,10 @@
-"""The customer simulators' intent at the window's end (retail, cdnow, instacart, tafeng): a cause of the
-labels that the series cannot show and that the description and the static attributes show in part.
+"""Modalities that complement the series: the customer simulators' intent at the window's end (retail, cdnow,
+instacart, tafeng), a cause of the labels that the series cannot show and that the description and the static
+attributes show in part, and sales_weekly's listing copy, which names part of the seasonal regime and of the
+end-of-life decline.
 
 The modality ceilings stated in docs/datasets.md ("What each modality shows") are measured here on the same
-sample (6,000 customers at the default settings) by 4-fold out-of-fold gradient boosting on each modality
+sample (6,000 entities at the default settings) by 4-fold out-of-fold gradient boosting on each modality
 alone, so the page and the simulators cannot drift apart."""
 
 from __future__ import annotations
@@ -26,7 +28,8 @@ CUSTOMERS = ("retail", "cdnow", "instacart", "tafeng")
 SAMPLE = 6000
 COLUMNS = ("series", "text", "static", "series+static", "all")
 #: The tasks the intent acts on (tafeng's ``risk`` is the latent state at the window's end, before it).
-CASES = [(name, task) for name in CUSTOMERS[:3] for task in ("churn", "engagement")] + [("tafeng", "repurchase")]
+CASES = ([(name, task) for name in CUSTOMERS[:3] for task in ("churn", "engagement")] + [("tafeng", "repurchase")]
+         + [("sales_weekly", "seasonality"), ("sales_weekly", "sales_risk")])
 
 
 def generate(name: str, n: int, **overrides):
@@ -40,9 +43,18 @@ def sample(name: str):
 
 
 def note_codes(texts: list[str]) -> np.ndarray:
-    """The note phrase each description carries (0: none), read back from the text."""
+    """The customer note phrase each description carries (0: none), read back from the text."""
     phrases = [p for group in _common.NOTE_PHRASES for p in group]
     return np.array([next((i + 1 for i, p in enumerate(phrases) if p in t), 0) for t in texts])
+
+
+def copy_codes(texts: list[str]) -> np.ndarray:
+    """sales_weekly's listing copy read back from the text: (season range 0-5, phase-out 0/1) per product."""
+    from hmspar.data.generators.sales_weekly import PHASE_OUT_WORDS, SEASON_WORDS
+
+    season = [next((i + 1 for i, words in enumerate(SEASON_WORDS) if any(w in t for w in words)), 0) for t in texts]
+    phased = [any(w in t for w in PHASE_OUT_WORDS) for t in texts]
+    return np.c_[season, phased].astype(np.float64)
 
 
 def out_of_fold_auc(x: np.ndarray, y: np.ndarray) -> float:
@@ -69,20 +81,22 @@ def modality_aucs(name: str, task: str) -> dict[str, float]:
     ds = sample(name)
     y = ds.labels[task].astype(int)
     series = np.nan_to_num(ds.series.astype(np.float64)).reshape(ds.n, -1)
-    static = pd.get_dummies(ds.static, columns=["region", "age_group"]).to_numpy(np.float64)
+    categorical = [c for c in ("region", "age_group", "category", "price_band") if c in ds.static.columns]
+    static = pd.get_dummies(ds.static, columns=categorical).to_numpy(np.float64)
     text = pd.Series(ds.text).astype("category").cat.codes.to_numpy()
+    read = copy_codes(ds.text) if name == "sales_weekly" else note_codes(ds.text)
     return {
         "series": out_of_fold_auc(series, y),
         "text": target_encoded_auc(text, y),
         "static": out_of_fold_auc(static, y),
         "series+static": out_of_fold_auc(np.c_[series, static], y),
-        "all": out_of_fold_auc(np.c_[series, static, note_codes(ds.text)], y),
+        "all": out_of_fold_auc(np.c_[series, static, read], y),
     }
 
 
 def docs_modality_table() -> dict[tuple[str, str], dict[str, float]]:
     lines = (ROOT / "docs" / "datasets.md").read_text(encoding="utf-8").splitlines()
-    start = next(i for i, line in enumerate(lines) if line.startswith("| customer run | series |"))
+    start = next(i for i, line in enumerate(lines) if line.startswith("| simulated run | series |"))
     header = [c.strip() for c in lines[start].strip().strip("|").split("|")]
     assert tuple(header[1:6]) == COLUMNS, header
     table = {}
@@ -97,7 +111,7 @@ def docs_modality_table() -> dict[tuple[str, str], dict[str, float]]:
 
 def test_docs_table_covers_every_customer_task():
     assert set(docs_modality_table()) == set(CASES)
-    assert {(n, t) for n in CUSTOMERS for t in sample(n).labels if t != "risk"} == set(CASES)
+    assert {(n, t) for n in CUSTOMERS for t in sample(n).labels if t != "risk"} == set(CASES[:-2])
 
 
 @pytest.mark.parametrize("name, task", CASES)
@@ -145,3 +159,23 @@ def test_intent_settings_are_validated(key, value):
     with pytest.raises(HmsparError, match=rf"datasets\.retail(\.|: ){key}"):
         dataset_config("retail", {**importlib.import_module("hmspar.data.generators.retail").DEFAULT_PARAMS,
                                   key: value})
+
+
+def test_listing_copy_leaves_series_and_labels_alone_and_copy_rate_zero_is_the_old_text():
+    new, old = generate("sales_weekly", 600), generate("sales_weekly", 600, copy_rate=0.0, copy_noise=0.0)
+    assert np.array_equal(new.series, old.series, equal_nan=True)
+    assert all((new.labels[t] == old.labels[t]).all() for t in new.labels)
+    assert not any("Listing copy" in t for t in old.text)
+    read = copy_codes(new.text)
+    seasonal = new.labels["seasonality"].astype(bool)
+    # the copy names a range for about copy_rate of the seasonal products and copy_noise of the others
+    assert 0.4 < (read[seasonal, 0] > 0).mean() < 0.62 and (read[~seasonal, 0] > 0).mean() < 0.1
+    # with the copy stripped, the descriptions are the old ones up to the wording variant
+    assert len({t.split(" Listing copy:")[0] for t in new.text}) >= 0.8 * len(set(old.text))
+
+
+@pytest.mark.parametrize("key, value", [("copy_rate", 1.5), ("copy_noise", -0.1)])
+def test_copy_settings_are_validated(key, value):
+    with pytest.raises(HmsparError, match=rf"datasets\.sales_weekly(\.|: ){key}"):
+        dataset_config("sales_weekly", {**importlib.import_module("hmspar.data.generators.sales_weekly").DEFAULT_PARAMS,
+                                        key: value})

@@ -15,8 +15,10 @@ Tasks:
   nothing fitted on data; expected positive rate 0.10-0.35).
 
 Descriptions use category, price band and bucketed activity, sales trend, week-to-week volatility and
-typical weekly volume (at most 6 x 3 x 5 x 3 x 3 x 4 = 3,240 distinct strings; a few hundred at 800
-products).
+typical weekly volume (at most 6 x 3 x 5 x 3 x 3 x 4 = 3,240 window codes), and listing copy that names a
+seasonal product's range and a coming phase-out, each half the time (``copy_rate``; a wrong one with
+probability ``copy_noise``), drawn from its own generator so that series and labels do not depend on it (x 12
+codes; a few hundred distinct strings at 800 products).
 """
 
 from __future__ import annotations
@@ -69,17 +71,28 @@ class Config(DatasetConfig):
     risk_drop : float
         A product is at risk when its mean weekly units over the horizon fall below this fraction of its
         observed mean.
+    copy_rate : float
+        Probability that the product's marketing copy (appended to its description) names its seasonal range,
+        for a seasonal product, and, separately, its phase-out, for a product whose end-of-life decline starts
+        before the horizon ends. 0 gives the descriptions of before (the same bytes).
+    copy_noise : float
+        Probability that the copy names a season or a phase-out that is not the product's (misleading copy).
     """
 
     horizon: int = 8
     missing_rate: float = 0.02
     risk_drop: float = 0.5
+    copy_rate: float = 0.5
+    copy_noise: float = 0.04
 
     def __post_init__(self) -> None:
         super().__post_init__()
         check_fields(self, min_length=8)
         if not 0.0 < self.risk_drop < 1.0:
             raise ValueError(f"risk_drop must lie in (0, 1), got {self.risk_drop!r}")
+        for name in ("copy_rate", "copy_noise"):
+            if not 0.0 <= getattr(self, name) <= 1.0:
+                raise ValueError(f"{name} must lie in [0, 1], got {getattr(self, name)!r}")
 
 
 #: Task -> one-sentence label definition (a template formatted with the config's fields).
@@ -126,7 +139,37 @@ def _simulate_block(rng: np.random.Generator, m: int, cfg: Config) -> dict[str, 
     return {
         "units": observed, "category": category, "band": band, "price": price,
         "seasonality": seasonal, "sales_risk": future_mean < cfg.risk_drop * obs_mean,
+        "peak": peak, "phasing_out": eol < periods,
     }
+
+
+#: Seasonal ranges the copy can name, by the week of the product's peak (start weeks of each range).
+SEASON_STARTS = (0, 9, 22, 35, 44)  # winter (also weeks 44-51), spring, summer, autumn, holidays
+SEASON_WORDS = (
+    ("part of the winter range", "a cold-weather line"),
+    ("part of the spring collection", "new for spring"),
+    ("a summer bestseller line", "part of the summer range"),
+    ("part of the autumn range", "back-to-school line"),
+    ("a holiday gift idea", "part of the festive range"),
+)
+PHASE_OUT_WORDS = ("being phased out", "successor model announced")
+
+
+def _copy_codes(seed: int, block: int, b: dict[str, np.ndarray], cfg: Config) -> np.ndarray:
+    """Marketing-copy codes of a block (its own generator ``default_rng([seed, block, 1])``, so the series and
+    labels are the same with or without copy): column 0 names a seasonal range (0 none, 1-5 a season),
+    column 1 a phase-out (0/1). A seasonal product's copy names its own range with probability ``copy_rate``;
+    any product's copy names a random range with probability ``copy_noise``. Likewise for the phase-out, which
+    is true when the product's end-of-life decline starts before the horizon ends."""
+    rng = np.random.default_rng([seed, block, 1])
+    m = len(b["peak"])
+    season = np.searchsorted(SEASON_STARTS, np.asarray(b["peak"]) % 52, side="right") - 1
+    named = b["seasonality"] & (rng.random(m) < cfg.copy_rate)
+    noise = rng.random(m) < cfg.copy_noise
+    random_season = rng.integers(0, len(SEASON_WORDS), m)
+    season_code = np.where(named, season + 1, np.where(noise, random_season + 1, 0))
+    phased = (b["phasing_out"] & (rng.random(m) < cfg.copy_rate)) | (rng.random(m) < cfg.copy_noise)
+    return np.stack([season_code, phased.astype(np.int64)], axis=1)
 
 
 def generate(cfg: Config, progress: bool = True) -> RawDataset:
@@ -150,16 +193,19 @@ def generate(cfg: Config, progress: bool = True) -> RawDataset:
     category = np.empty(n, dtype=np.int64)
     band = np.empty(n, dtype=np.int64)
     price = np.empty(n, dtype=np.float64)
-    codes = np.empty((n, 6), dtype=np.int64)
-    for start, stop, rng in iter_blocks(n, cfg.seed, progress, "generate sales_weekly"):
+    with_copy = cfg.copy_rate > 0 or cfg.copy_noise > 0
+    codes = np.empty((n, 8 if with_copy else 6), dtype=np.int64)
+    for block, (start, stop, rng) in enumerate(iter_blocks(n, cfg.seed, progress, "generate sales_weekly")):
         b = _simulate_block(rng, stop - start, cfg)
         series[start:stop, 0] = b["units"]
         for task in labels:
             labels[task][start:stop] = b[task]
         category[start:stop], band[start:stop], price[start:stop] = b["category"], b["band"], b["price"]
         x = b["units"]
-        codes[start:stop] = np.stack([b["category"], b["band"], activity_code(x), trend_code(x),
-                                      volatility_code(x), level_code(x, _LEVEL_CUTS)], axis=1)
+        codes[start:stop, :6] = np.stack([b["category"], b["band"], activity_code(x), trend_code(x),
+                                          volatility_code(x), level_code(x, _LEVEL_CUTS)], axis=1)
+        if with_copy:
+            codes[start:stop, 6:] = _copy_codes(cfg.seed, block, b, cfg)
 
     activity = (("no sales in the year", "no recorded sales"),
                 ("sold in few weeks", "rarely sold"),
@@ -171,6 +217,16 @@ def generate(cfg: Config, progress: bool = True) -> RawDataset:
     volume = ("low", "medium", "high")
 
     def fmt(parts: tuple[int, ...], variant: int) -> str:
+        text = fmt_window(parts[:6], variant)
+        if len(parts) > 6:
+            season, phased = parts[6:]
+            copy = ([SEASON_WORDS[season - 1][variant % 2]] if season else []) + (
+                [PHASE_OUT_WORDS[(variant // 2) % 2]] if phased else [])
+            if copy:
+                text += " Listing copy: " + "; ".join(copy) + "."
+        return text
+
+    def fmt_window(parts: tuple[int, ...], variant: int) -> str:
         cat, bd, act, trend, vol, lev = parts
         head = (f"{CATEGORIES[cat]} product, {PRICE_BANDS[bd]} price band",
                 f"A {PRICE_BANDS[bd]}-priced {CATEGORIES[cat]} item",
@@ -181,7 +237,8 @@ def generate(cfg: Config, progress: bool = True) -> RawDataset:
         return (f"{head}; {activity[act][w]}, sales {trends[trend][w]}, {volatility[vol][w]} week to week, "
                 f"{volume[lev - 1]} weekly volume when selling.")
 
-    texts, n_distinct = render_texts(codes, (6, 3, 5, 3, 3, 4), fmt)
+    radices = (6, 3, 5, 3, 3, 4) + ((len(SEASON_WORDS) + 1, 2) if with_copy else ())
+    texts, n_distinct = render_texts(codes, radices, fmt)
     static = pd.DataFrame({
         "category": np.asarray(CATEGORIES, dtype=object)[category],
         "price_band": np.asarray(PRICE_BANDS, dtype=object)[band],
