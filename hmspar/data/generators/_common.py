@@ -76,6 +76,13 @@ def check_fields(cfg: object, min_length: int = 2) -> None:
         raise ValueError(f"note_rate must lie in [0, 1], got {cfg.note_rate!r}")
 
 
+def side_rng(seed: int, block: int) -> np.random.Generator:
+    """Block ``block``'s second generator, ``np.random.default_rng([seed, block, 1])``: what a simulator draws
+    from it (a cause that text or static attributes show in part) leaves the block's main stream, and so the
+    stored window, as it is without it."""
+    return np.random.default_rng([seed, block, 1])
+
+
 def iter_blocks(n: int, seed: int, progress: bool, desc: str) -> Iterator[tuple[int, int, np.random.Generator]]:
     """Yield ``(start, stop, rng)`` for consecutive blocks of :data:`BLOCK_SIZE` entities.
 
@@ -168,7 +175,7 @@ class CustomerPaths:
     spend: np.ndarray
     alive: np.ndarray
     start: np.ndarray
-    base_spend: np.ndarray | None = None  # spend before the intent's effect (with ``intent`` only)
+    base_spend: np.ndarray  # spend before the intent's effect (``spend`` itself without an intent)
 
 
 def simulate_customers(
@@ -239,7 +246,7 @@ def simulate_customers(
     price = np.exp(basket[:, None] + noise)
     spend = counts * price
     return CustomerPaths(counts=counts, spend=spend, alive=alive, start=start,
-                         base_spend=None if intent is None else base_counts * price)
+                         base_spend=spend if intent is None else base_counts * price)
 
 
 # --------------------------------------------------------------------------------------------------------
@@ -282,7 +289,7 @@ class Intent:
 
 
 def draw_intent(seed: int, block: int, n: int, rate: float, note_rate: float) -> Intent:
-    """Draw the intent of a block's ``n`` customers from its own generator ``default_rng([seed, block, 1])``.
+    """Draw the intent of a block's ``n`` customers from the block's second generator (:func:`side_rng`).
 
     A share ``rate`` of customers reach the window's end with a non-neutral intent, half *leaving* (moving
     away, closing the account, lured by a competitor: they stop buying within a few periods) and half
@@ -293,7 +300,7 @@ def draw_intent(seed: int, block: int, n: int, rate: float, note_rate: float) ->
     :data:`NEUTRAL_NOTE_RATE` or a misleading one with probability :data:`FALSE_NOTE_RATE`), and the static
     attribute ``service_contacts`` is a Poisson count whose mean depends on the intent (:data:`CONTACTS_MEAN`).
     """
-    rng = np.random.default_rng([seed, block, 1])
+    rng = side_rng(seed, block)
     u = rng.random(n)
     code = np.where(u < rate / 2, LEAVING, np.where(u < rate, EXPANDING, NEUTRAL))
     rate_mult = np.where(code == EXPANDING, EXPANDING_RATE_MULT, 1.0)
@@ -404,9 +411,9 @@ def customer_dataset(cfg, spec: CustomerSpec, labels: LabelFn, definitions: dict
     region = np.empty(n, dtype=np.int64)
     age = np.empty(n, dtype=np.int64)
     numeric = np.empty(n, dtype=np.float64)
-    codes = np.empty((n, 6 if cfg.intent_rate > 0 else 5), dtype=np.int64)
-    out_labels = {task: np.empty(n, dtype=np.int8) for task in definitions}
     with_intent = cfg.intent_rate > 0
+    codes = np.empty((n, 6 if with_intent else 5), dtype=np.int64)
+    out_labels = {task: np.empty(n, dtype=np.int8) for task in definitions}
     contacts = np.zeros(n, dtype=np.int64)
     for b, (start, stop, rng) in enumerate(iter_blocks(n, cfg.seed, progress, f"generate {spec.name}")):
         m = stop - start
@@ -424,10 +431,9 @@ def customer_dataset(cfg, spec: CustomerSpec, labels: LabelFn, definitions: dict
         amount = paths.spend
         if spec.integer_amount:
             # drawn from the spend before the intent, so the block's stream (and the window) stay the same
-            base = paths.spend if intent is None else paths.base_spend
-            amount = rng.poisson(base).astype(np.float64)
+            amount = rng.poisson(paths.base_spend).astype(np.float64)
             if intent is not None:
-                changed = paths.spend != base
+                changed = paths.spend != paths.base_spend
                 amount[changed] = intent.rng.poisson(paths.spend[changed])
             amount[(paths.counts > 0) & (amount == 0)] = 1.0
         gaps = gap_mask(rng, m, length, cfg.missing_rate)

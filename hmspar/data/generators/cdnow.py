@@ -13,10 +13,8 @@ future window of ``horizon`` months that is simulated but never stored:
   on data; expected positive rate 0.15-0.45).
 
 Descriptions use region, age group and bucketed activity, spend trend and typical monthly spend (at most
-5 x 5 x 5 x 3 x 4 window codes), and a service note of 9 codes
-(13,500 distinct strings at most). The note and the static attribute ``service_contacts`` show part of the
-customer's *intent* at the window's end (leaving, expanding or neutral: ``intent_rate``, ``note_rate``), which
-acts on the labels' window only, so the series cannot show it (:func:`~hmspar.data.generators._common.draw_intent`).
+5 x 5 x 5 x 3 x 4 window codes) and a service note (x 9 codes: 13,500 distinct strings at most); see
+:class:`~hmspar.data.generators._common.CustomerConfig` for the intent it shows in part.
 """
 
 from __future__ import annotations
@@ -25,13 +23,7 @@ import dataclasses
 
 import numpy as np
 
-from hmspar.data.generators._common import (
-    CustomerConfig,
-    CustomerProcess,
-    CustomerSpec,
-    check_fields,
-    customer_dataset,
-)
+from hmspar.data.generators._common import CustomerConfig, CustomerProcess, CustomerSpec, check_fields, customer_dataset
 from hmspar.data.schema import RawDataset
 
 #: Expected positive rate per task at default settings (checked by the tests on a 2,000-customer sample).

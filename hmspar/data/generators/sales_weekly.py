@@ -38,6 +38,7 @@ from hmspar.data.generators._common import (
     level_code,
     make_ids,
     render_texts,
+    side_rng,
     trend_code,
     volatility_code,
 )
@@ -156,12 +157,12 @@ PHASE_OUT_WORDS = ("being phased out", "successor model announced")
 
 
 def _copy_codes(seed: int, block: int, b: dict[str, np.ndarray], cfg: Config) -> np.ndarray:
-    """Marketing-copy codes of a block (its own generator ``default_rng([seed, block, 1])``, so the series and
-    labels are the same with or without copy): column 0 names a seasonal range (0 none, 1-5 a season),
+    """Marketing-copy codes of a block (from its second generator, :func:`side_rng`, so the series and labels
+    are the same with or without copy): column 0 names a seasonal range (0 none, 1-5 a season),
     column 1 a phase-out (0/1). A seasonal product's copy names its own range with probability ``copy_rate``;
     any product's copy names a random range with probability ``copy_noise``. Likewise for the phase-out, which
     is true when the product's end-of-life decline starts before the horizon ends."""
-    rng = np.random.default_rng([seed, block, 1])
+    rng = side_rng(seed, block)
     m = len(b["peak"])
     season = np.searchsorted(SEASON_STARTS, np.asarray(b["peak"]) % 52, side="right") - 1
     named = b["seasonality"] & (rng.random(m) < cfg.copy_rate)

@@ -14,10 +14,8 @@ store lowers the visit rate and raises the dropout probability. Labels:
   since active customers also skip months (expected positive rate 0.15-0.40).
 
 Descriptions use zone, age group and bucketed activity, spend trend and typical monthly spend (at most
-6 x 6 x 5 x 3 x 4 window codes), and a service note of 9 codes
-(19,440 distinct strings at most). The note and the static attribute ``service_contacts`` show part of the
-customer's *intent* at the window's end (leaving, expanding or neutral: ``intent_rate``, ``note_rate``), which
-acts on the labels' window only, so the series cannot show it (:func:`~hmspar.data.generators._common.draw_intent`).
+6 x 6 x 5 x 3 x 4 window codes) and a service note (x 9 codes: 19,440 distinct strings at most); see
+:class:`~hmspar.data.generators._common.CustomerConfig` for the intent it shows in part.
 """
 
 from __future__ import annotations
@@ -26,13 +24,7 @@ import dataclasses
 
 import numpy as np
 
-from hmspar.data.generators._common import (
-    CustomerConfig,
-    CustomerProcess,
-    CustomerSpec,
-    check_fields,
-    customer_dataset,
-)
+from hmspar.data.generators._common import CustomerConfig, CustomerProcess, CustomerSpec, check_fields, customer_dataset
 from hmspar.data.schema import RawDataset
 
 #: Expected positive rate per task at default settings (checked by the tests on a 2,000-customer sample).
