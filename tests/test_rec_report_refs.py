@@ -70,7 +70,7 @@ def test_the_tables_show_per_seed_values_and_differences(board):
     assert "paired bootstrap over users and seeds" in text
     assert "| per-seed differences | their std |" in text
     c = board["comparisons"]["mostpop"]
-    row = next(line for line in text.splitlines() if line.startswith("| mostpop | ") and "[" in line)
+    row = next(line for line in text.splitlines() if line.startswith("| mostpop | ") and "[" in line and "0: " in line)
     assert f"0: {c['per_seed_differences']['0']:+.4f}" in row and f"{c['per_seed_difference_std']:.4f}" in row
     json.dumps(board)                                                      # the leaderboard stays JSON
 
@@ -88,3 +88,29 @@ def test_a_reference_fitted_on_validation_is_not_eligible_as_the_best(root, tmp_
     assert entry["models"]["ranker"]["val_ndcg@10"]["mean"] > entry["models"]["ease"]["val_ndcg@10"]["mean"]
     assert entry["optimistic_references"] == ["ranker"] and entry["best_reference"] == "ease"
     assert set(entry["comparisons"]) == {"ranker"}
+
+
+def test_slices_partition_the_targets_and_carry_intervals(root, board):
+    """new + tail = cold, cold + warm = all, short + long = all; each slice's mean equals the per-user mean of
+    its targets, inside its bootstrap interval; the table prints the interval."""
+    from hmspar.rec.data import load
+    data = load(root / "features" / "small", ProtocolConfig(**PROTOCOL))
+    counts = data.train_counts()[data.test.targets]
+    sizes = board["slice_sizes"]
+    n = board["n_users"]
+    assert sizes["new_items"] == int((counts == 0).sum()) and sizes["cold_items"] == board["n_cold_targets"]
+    assert sizes["new_items"] + sizes["tail_items"] == sizes["cold_items"]
+    assert sizes["cold_items"] + sizes["warm_items"] == n == sizes["short_users"] + sizes["long_users"]
+    for m in MODELS:
+        for name, st in board["models"][m]["slices"].items():
+            if sizes[name.split("/")[0]] == 0:
+                assert st["mean"] is None and st["ci_low"] is None
+                continue
+            assert st["n_targets"] == sizes[name.split("/")[0]]
+            assert st["ci_low"] - 1e-12 <= st["mean"] <= st["ci_high"] + 1e-12
+    warm = board["models"]["mostpop"]["slices"]["warm_items/ndcg@10"]
+    ranks = np.load(root / "results" / "small" / "mostpop" / "seed_0" / "test_rank.npy")
+    nd = np.where(ranks < 10, 1.0 / np.log2(ranks + 2.0), 0.0)
+    assert warm["per_seed"][0] == pytest.approx(float(nd[counts >= 5].mean()))
+    table = render_table({"small": board})
+    assert "| new items | tail items |" in table and f"new items {sizes['new_items']}" in table

@@ -5,7 +5,8 @@ The log is CSV, TSV or Parquet with a user, an item and a timestamp column (name
 as ISO dates or Unix seconds) and optionally a rating column kept when ``rating >= rating_threshold``.
 The optional item table adds a text, an image-path, a category and a price column. Exact duplicate rows
 (or, with ``dedup: user_item``, every repeat of a user-item pair) are dropped, then a k-core filter keeps
-users and items with at least ``k_core`` interactions. Every problem is an :class:`HmsparError` naming the
+users and items with at least ``k_core`` interactions. Items get no arrival date (``first_time`` NaN): a
+date read off the log itself would leak the validation and test windows. Every problem is an :class:`HmsparError` naming the
 file, the column or the row.
 """
 
@@ -202,8 +203,10 @@ def generate(cfg: Config, out_dir: Path, progress: bool = False) -> dict[str, An
     user_ids, user = np.unique(frame[cols.user].to_numpy(), return_inverse=True)
     item_ids, item = np.unique(frame[cols.item].to_numpy(), return_inverse=True)
     time = frame["_t"].to_numpy(dtype=np.float64)
-    first_time = np.full(item_ids.size, np.inf)
-    np.minimum.at(first_time, item, time)
+    # a log carries no catalogue dates: an item's first interaction in the whole log would tell a model
+    # which items are first bought in the validation or test window, so the arrival is left unknown (NaN);
+    # the item-age input falls back to an item's first *training* interaction (models/common.item_arrivals)
+    first_time = np.full(item_ids.size, np.nan)
 
     n_items = item_ids.size
     text = [f"item {i}" for i in item_ids]

@@ -91,6 +91,22 @@ def _stat(values: list[float]) -> dict[str, Any]:
             "per_seed": [float(v) for v in arr]}
 
 
+#: The statistics of a slice without targets (JSON null rather than NaN).
+_EMPTY_SLICE = {"mean": None, "std": None, "per_seed": [], "ci_low": None, "ci_high": None, "n_targets": 0}
+
+
+def _slice_interval(per_user: np.ndarray, seeds: list[int], cfg: "RecEvaluateConfig", dataset: str, model: str,
+                    key: str) -> dict[str, Any]:
+    """Bootstrap interval of a slice's mean test NDCG@10 over its users and the model's seeds: the paired
+    bootstrap of the slice's (S, U) values against zero, so the interval carries seed variance exactly as
+    the leaderboard's comparisons do (the slice must hold at least one target)."""
+    rng = np.random.default_rng([cfg.seed, zlib.crc32(dataset.encode()), zlib.crc32(model.encode()),
+                                 zlib.crc32(key.encode())])
+    res = ev.paired_bootstrap(per_user, np.zeros((1, per_user.shape[1])), cfg.bootstrap_samples, cfg.confidence,
+                              rng, seeds, [0])
+    return {"ci_low": res["ci_low"], "ci_high": res["ci_high"], "n_targets": int(per_user.shape[1])}
+
+
 def _load_run(run_dir: Path) -> dict[str, Any]:
     meta = json.loads((run_dir / "meta.json").read_text())
     seeds = {}
@@ -115,15 +131,19 @@ def evaluate_dataset(dataset: str, models: list[str], features_dir: Path, result
     """
     data = load(features_dir, protocol)
     counts = data.train_counts()
-    cold = counts[data.test.targets] < cfg.cold_item_threshold
+    target_counts = counts[data.test.targets]
+    cold = target_counts < cfg.cold_item_threshold
     short = data.test_train_lengths() <= cfg.short_history   # test rows need not align with training rows
+    slice_masks = {"new_items": target_counts == 0, "tail_items": (target_counts > 0) & cold,
+                   "cold_items": cold, "warm_items": ~cold, "short_users": short, "long_users": ~short}
     has_text = bool(data.meta.get("has_text", True))
     has_pictures = bool(data.meta.get("has_pictures", True))
     pictures = ev.picture_vectors(data.items.image) if has_pictures else None
     text = data.items.text if has_text else None
     top_ks = sorted(protocol.top_k)
     entry: dict[str, Any] = {"n_users": len(data.test), "n_items": data.n_items, "exclude_seen": data.exclude_seen,
-                             "n_cold_targets": int(cold.sum()), "n_short_users": int(short.sum()), "models": {}}
+                             "n_cold_targets": int(cold.sum()), "n_short_users": int(short.sum()),
+                             "slice_sizes": {k: int(v.sum()) for k, v in slice_masks.items()}, "models": {}}
     if protocol.split != "leave_one_out":
         entry["split"] = data.split
     per_user_test: dict[str, np.ndarray] = {}
@@ -151,8 +171,7 @@ def evaluate_dataset(dataset: str, models: list[str], features_dir: Path, result
             for key, value in ev.beyond_accuracy(lists, counts, text, pictures).items():
                 beyond.setdefault(key, []).append(value)
             nd = ev.ndcg(r["test_rank"], 10)
-            for name, mask in (("cold_items", cold), ("warm_items", ~cold), ("short_users", short),
-                               ("long_users", ~short)):
+            for name, mask in slice_masks.items():
                 slices.setdefault(f"{name}/ndcg@10", []).append(float(nd[mask].mean()) if mask.any() else float("nan"))
             vals.append(float(ev.ndcg(r["val_rank"], 10).mean()))
         per_user_test[model] = np.stack([ev.ndcg(r["test_rank"], 10) for r in run["seeds"].values()])
@@ -174,7 +193,10 @@ def evaluate_dataset(dataset: str, models: list[str], features_dir: Path, result
             "full": {k: _stat(v) for k, v in full.items()},
             "sampled": {k: _stat(v) for k, v in sampled.items()},
             "beyond": {k: _stat(v) for k, v in beyond.items()},
-            "slices": {k: _stat(v) for k, v in slices.items()},
+            "slices": {k: ({**_stat(v), **_slice_interval(per_user_test[model][:, slice_masks[k.split("/")[0]]],
+                                                           seeds_of[model], cfg, dataset, model, k)}
+                           if slice_masks[k.split("/")[0]].any() else _EMPTY_SLICE)
+                       for k, v in slices.items()},
             "val_ndcg@10": _stat(vals),
             "seeds": list(run["seeds"]),
         }
@@ -237,6 +259,13 @@ def _fmt(stat: dict[str, Any] | None, digits: int) -> str:
     return f"{stat['mean']:.{digits}f} ± {stat['std']:.{digits}f}"
 
 
+def _fmt_ci(stat: dict[str, Any] | None, digits: int) -> str:
+    """``mean [low, high]`` of a slice entry (``–`` for an empty slice)."""
+    if not stat or stat.get("mean") is None or stat.get("ci_low") is None or not np.isfinite(stat["mean"]):
+        return "–"
+    return f"{stat['mean']:.{digits}f} [{stat['ci_low']:.{digits}f}, {stat['ci_high']:.{digits}f}]"
+
+
 def _per_seed(model_entry: dict[str, Any], digits: int) -> str:
     """The per-seed test NDCG@10 of a leaderboard entry, ``seed: value`` joined by commas."""
     values = model_entry["full"]["ndcg@10"].get("per_seed") or []
@@ -276,15 +305,26 @@ def render_table(leaderboard: dict[str, Any], digits: int = 4) -> str:
         lines.append("")
         bkeys = list(any_model["beyond"])
         skeys = list(any_model["slices"])
-        lines.append("Beyond accuracy (top-10 lists) and slices (test NDCG@10; cold items: "
-                     f"{entry['n_cold_targets']} targets, short histories: {entry['n_short_users']} users):")
+        lines.append("Beyond accuracy (top-10 lists):")
         lines.append("")
-        lines.append("| model | " + " | ".join(bkeys + skeys) + " |")
-        lines.append("|---|" + "---|" * (len(bkeys) + len(skeys)))
+        lines.append("| model | " + " | ".join(bkeys) + " |")
+        lines.append("|---|" + "---|" * len(bkeys))
         for m in models:
             e = entry["models"][m]
-            lines.append(f"| {m} | " + " | ".join([_fmt(e["beyond"][k], 3) for k in bkeys]
-                                                  + [_fmt(e["slices"][k], 3) for k in skeys]) + " |")
+            lines.append(f"| {m} | " + " | ".join(_fmt(e["beyond"][k], 3) for k in bkeys) + " |")
+        lines.append("")
+        sizes = entry.get("slice_sizes") or {}
+        lines.append("Slices (test NDCG@10, mean over seeds with the 95 % bootstrap interval over the slice's users "
+                     "and the seeds): new items have no training interaction, tail items fewer than the cold-item "
+                     "threshold, cold items are both, warm items the rest; short users have short training "
+                     "histories. Targets per slice: "
+                     + ", ".join(f"{k.replace('_', ' ')} {v}" for k, v in sizes.items()) + ".")
+        lines.append("")
+        lines.append("| model | " + " | ".join(k.split("/")[0].replace("_", " ") for k in skeys) + " |")
+        lines.append("|---|" + "---|" * len(skeys))
+        for m in models:
+            e = entry["models"][m]
+            lines.append(f"| {m} | " + " | ".join(_fmt_ci(e["slices"][k], 3) for k in skeys) + " |")
         lines.append("")
         if entry["comparisons"]:
             lines.append(f"Test NDCG@10 minus the best reference on validation (`{entry['best_reference']}`): paired "
@@ -320,6 +360,8 @@ def write_csv(path: Path, leaderboard: dict[str, Any]) -> None:
         for m, e in entry["models"].items():
             for group in ("full", "sampled", "beyond", "slices"):
                 for k, st in e[group].items():
+                    if st["mean"] is None:  # an empty slice
+                        continue
                     w.writerow([ds, m, group, k, f"{st['mean']:.6f}", "" if st["std"] is None else f"{st['std']:.6f}"])
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(buf.getvalue())

@@ -19,6 +19,11 @@ only with ``train.request_time: true`` is the gap to it added to the final state
 Switch-style balance loss keeps every routed expert in use. The InfoNCE loss pairs the modality encoders'
 states of the same user at its last position, with the other users of the batch as negatives (no mask
 drops the positives).
+
+Candidates are scored by ``output`` (:class:`common.CandidateScorer`): by default ``weighted``, the paper's
+softmax-weighted sum of the ID, text and picture scores, so an item without any training interaction is
+ranked by its content; ``id`` keeps the former ID-only head. ``item_age`` adds a learned score of each
+candidate's age at the last history interaction (:class:`common.ItemAge`).
 """
 
 from __future__ import annotations
@@ -36,8 +41,11 @@ from torch import nn
 from hmspar.errors import HmsparError
 from hmspar.rec.base import Histories, ItemFeatures
 from hmspar.rec.models.common import (
+    CandidateScorer,
     ItemEmbedder,
     MultiStreamBlock,
+    check_output,
+    item_age_module,
     add_request_gap,
     gap_bucket,
     gaps,
@@ -46,7 +54,7 @@ from hmspar.rec.models.common import (
     small_embedding,
     train_items,
 )
-from hmspar.rec.train import RecTrainConfig, TorchSeqRecommender, full_softmax_loss
+from hmspar.rec.train import RecTrainConfig, TorchSeqRecommender
 
 
 # ----------------------------------------------------------------------------------------------------
@@ -177,9 +185,13 @@ class Config:
         Weight and temperature of the InfoNCE loss between modalities (0 disables it).
     balance_weight : float
         Weight of the expert load-balancing loss.
-    output : {"id", "sum"}
-        Item vectors scored against the user state: ID embeddings (needs ``id`` in ``inputs``) or the
-        sum of the item's modality embeddings.
+    output : {"weighted", "id", "sum", "heads"}
+        How the user state scores candidates (:data:`common.OUTPUTS`): ``weighted`` (the default, the
+        paper's softmax-weighted sum of the ID, text and picture scores), the ID embedding alone (needs
+        ``id`` in ``inputs``), the summed modality embeddings, or per-modality heads.
+    item_age : bool
+        Add a learned score of each candidate's age at the last history interaction
+        (:class:`common.ItemAge`).
     train : RecTrainConfig
     """
 
@@ -198,14 +210,14 @@ class Config:
     infonce_weight: float = 0.1
     temperature: float = 0.2
     balance_weight: float = 0.01
-    output: Literal["id", "sum"] = "id"
+    output: Literal["weighted", "id", "sum", "heads"] = "weighted"
+    item_age: bool = False
     train: RecTrainConfig = dataclasses.field(default_factory=RecTrainConfig)
 
     def __post_init__(self) -> None:
         if not self.inputs:
             raise ValueError("inputs must name at least one item modality")
-        if self.output == "id" and "id" not in self.inputs:
-            raise ValueError("output 'id' needs id in inputs; use output: sum without it")
+        check_output(self.output, tuple(dict.fromkeys(self.inputs)))
         if self.levels < 1 or self.d % (2 ** self.levels):
             raise ValueError(f"levels must be >= 1 with d={self.d} divisible by 2**levels, got {self.levels!r}")
         if self.n_routed_experts < 1 or not 1 <= self.top_k <= self.n_routed_experts:
@@ -311,7 +323,7 @@ class TimeAwareMoE(nn.Module):
 class ATHWENet(nn.Module):
     """The ATHWE network (see the module docstring)."""
 
-    def __init__(self, embedder: ItemEmbedder, cfg: Config) -> None:
+    def __init__(self, embedder: ItemEmbedder, cfg: Config, age: nn.Module | None = None) -> None:
         super().__init__()
         self.embedder = embedder
         self.mods = tuple(dict.fromkeys(cfg.inputs))
@@ -327,8 +339,8 @@ class ATHWENet(nn.Module):
         self.nce_proj = nn.ModuleList(nn.Linear(d, d) for _ in range(M))
         self.infonce_weight, self.temperature = cfg.infonce_weight, cfg.temperature
         self.balance_weight = cfg.balance_weight
-        self.output = cfg.output
         self.request_gap = request_gap_module(cfg, d)                       # None unless train.request_time
+        self.scorer = CandidateScorer(cfg.output, self.mods, d, age)        # last: the other inits keep their draws
 
     def encode(self, items: torch.Tensor, times: torch.Tensor,
                table: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
@@ -364,12 +376,6 @@ class ATHWENet(nn.Module):
         out = self.moe(fused, gap_bucket(prev, self.edges), valid)          # (B, L, d)
         return out, per_mod
 
-    def item_table(self, table: dict[str, torch.Tensor]) -> torch.Tensor:
-        """(n_items + 1, d) output embeddings: ID embeddings, or the sum of the item's modality embeddings."""
-        if self.output == "id":
-            return table["id"]
-        return torch.stack([table[m] for m in self.mods], 0).sum(0)
-
     def nce_loss(self, per_mod: torch.Tensor) -> torch.Tensor:
         """Mean InfoNCE over modality pairs at each user's last position ((B, M, L, d) states)."""
         last = per_mod[:, :, -1]                                            # (B, M, d)
@@ -385,7 +391,7 @@ class ATHWENet(nn.Module):
         table = self.embedder.catalogue()                                   # m -> (n_items + 1, d), once
         h, per_mod = self.encode(items, times, table)
         h = add_request_gap(self.request_gap, h, items, times, next_times)  # (B, L, d)
-        loss = full_softmax_loss(h, self.item_table(table), next_items)
+        loss = self.scorer.loss(h, table, next_items, times)
         if self.infonce_weight > 0:
             loss = loss + self.infonce_weight * self.nce_loss(per_mod)
         return loss + self.balance_weight * self.moe.balance_loss
@@ -396,7 +402,7 @@ class ATHWENet(nn.Module):
         table = self.embedder.catalogue()
         h, _ = self.encode(items, times, table)
         last = add_request_gap(self.request_gap, h[:, -1], items[:, -1], times[:, -1], target_times)  # (B, d)
-        return last @ self.item_table(table).T
+        return self.scorer(last, table, times[:, -1])
 
 
 class ATHWE(TorchSeqRecommender):
@@ -410,4 +416,5 @@ class ATHWE(TorchSeqRecommender):
         if fit_rows.size == 0:
             raise HmsparError("athwe: the training histories hold no item")
         mods = tuple(dict.fromkeys(self.cfg.inputs))
-        return ATHWENet(ItemEmbedder(items, mods, self.cfg.d, fit_rows), self.cfg)
+        return ATHWENet(ItemEmbedder(items, mods, self.cfg.d, fit_rows), self.cfg,
+                        item_age_module(self.cfg.item_age, train, items))

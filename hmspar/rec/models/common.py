@@ -83,6 +83,14 @@ def train_items(train: Histories, n_items: int) -> np.ndarray:
     return seen
 
 
+def standardised_text(items: ItemFeatures, fit_rows: np.ndarray) -> np.ndarray:
+    """(n_items + 1, D) float32 text embeddings standardised per dimension on the training items ``fit_rows``
+    (MiniLM's dimensions have a standard deviation near 0.04: unscaled, a text branch starts almost
+    silent); row 0 (padding) zero. As the classification track scales its text features on the training
+    split only."""
+    return standardise_rows(np.asarray(items.text, dtype=np.float32), fit_rows)
+
+
 class ItemEmbedder(nn.Module):
     """Per-modality item embeddings of dimension ``d`` from fixed item tables held as buffers.
 
@@ -112,8 +120,7 @@ class ItemEmbedder(nn.Module):
             self.register_buffer("style", torch.from_numpy(style))
             self.image_proj = nn.Sequential(nn.Linear(style.shape[1], d), nn.GELU(), nn.Linear(d, d))
         if "text" in self.modalities:
-            text = np.asarray(items.text, dtype=np.float32).copy()
-            text[0] = 0.0
+            text = standardised_text(items, fit_rows)
             self.register_buffer("text", torch.from_numpy(text))
             self.text_proj = nn.Sequential(nn.Linear(text.shape[1], d), nn.GELU(), nn.Linear(d, d))
         if "price" in self.modalities:
@@ -156,6 +163,165 @@ class ItemEmbedder(nn.Module):
         """Embeddings of every item (row 0 = padding) per modality, each (n_items + 1, d)."""
         device = next(self.parameters()).device
         return self(torch.arange(self.n_items + 1, device=device))
+
+
+# ----------------------------------------------------------------------------------------------------
+# Item age (the ``item_age`` input of the multimodal models)
+# ----------------------------------------------------------------------------------------------------
+#: Edges (days) of the item-age buckets: an item's age at the time of the interaction a state has seen last.
+#: Negative ages are items that arrive after that interaction (the catalogue knows its arrival dates; the
+#: next interaction, whose time no model reads, may fall after it): "within a week", "within a month"...
+ITEM_AGE_EDGES = (-90.0, -30.0, -7.0, 0.0, 3.0, 14.0, 60.0, 180.0)
+
+
+def item_arrivals(train: Histories, items: ItemFeatures) -> np.ndarray:
+    """(n_items + 1,) float64 day each item is known to exist from: its catalogue date ``first_time`` where
+    the dataset gives one (finite), else its first interaction in the *training* histories, else +inf
+    (neither dated nor seen in training). An imported log has no catalogue dates (its ``first_time`` is
+    NaN): a date taken from the whole log would tell a model which items are first bought in the
+    validation or test window. Row 0 (padding) is +inf.
+    """
+    n = items.n_items
+    first = np.asarray(items.first_time, dtype=np.float64).copy()
+    if first.shape != (n + 1,):
+        raise HmsparError(f"item first_time must have shape ({n + 1},), got {first.shape}")
+    whole = train.whole()
+    seen = np.full(n + 1, np.inf)
+    np.minimum.at(seen, whole.items, whole.times)
+    out = np.where(np.isfinite(first), first, seen)
+    out[0] = np.inf
+    return out
+
+
+class ItemAge(nn.Module):
+    """Additive score of an item's age: ``w[bucket(t - arrival)]`` for every candidate, where ``t`` is the
+    time of the last interaction a user state has seen (never the time of the interaction it predicts) and
+    the buckets are "unknown or far in the future" (no arrival date and not seen in training, or arriving
+    more than 90 days later) and one per :data:`ITEM_AGE_EDGES` interval. The weights start at zero, so a model with this input starts as
+    without it; it learns, for example, that fresh arrivals sell (the fashion shop's freshness bonus),
+    which an ID embedding cannot express for an item that has no training interaction.
+
+    Parameters
+    ----------
+    arrival : np.ndarray
+        (n_items + 1,) arrival days (:func:`item_arrivals`).
+    """
+
+    def __init__(self, arrival: np.ndarray, edges: tuple[float, ...] = ITEM_AGE_EDGES) -> None:
+        super().__init__()
+        arr = np.asarray(arrival, dtype=np.float64)
+        # +inf (unknown) as a day no history reaches: its age falls in the first bucket
+        arr = np.where(np.isfinite(arr), arr, 1e12).astype(np.float32)
+        self.register_buffer("arrival", torch.from_numpy(arr))
+        self.register_buffer("edges", torch.tensor(edges, dtype=torch.float32), persistent=False)
+        self.weight = nn.Parameter(torch.zeros(len(edges) + 1))
+
+    def forward(self, ref_times: torch.Tensor, idx: torch.Tensor | None = None) -> torch.Tensor:
+        """Age scores.
+
+        Parameters
+        ----------
+        ref_times : Tensor
+            (P,) days: the time of the last interaction each state has seen.
+        idx : Tensor or None
+            Candidate items: None = the whole catalogue, or (K,) items shared by all rows, or (P, K).
+
+        Returns
+        -------
+        Tensor
+            (P, n_items + 1) or (P, K) additive scores.
+        """
+        arr = self.arrival if idx is None else self.arrival[idx]
+        age = ref_times.float()[:, None] - (arr[None, :] if arr.dim() == 1 else arr)  # (P, N)
+        return self.weight[torch.bucketize(age, self.edges, right=True)]
+
+
+def item_age_module(on: bool, train: Histories, items: ItemFeatures) -> ItemAge | None:
+    """An :class:`ItemAge` when the model's ``item_age`` switch is on, else None (no parameter, no buffer)."""
+    return ItemAge(item_arrivals(train, items)) if on else None
+
+
+# ----------------------------------------------------------------------------------------------------
+# Scoring candidates (``output``)
+# ----------------------------------------------------------------------------------------------------
+#: How a user state scores the catalogue: ``id`` = its ID embedding alone (content never reaches a
+#: candidate); ``sum`` = the sum of the item's modality embeddings; ``heads`` = one linear head of the user
+#: state per modality, each scoring that modality's item embedding, the scores summed (MTSTRec's
+#: per-modality heads); ``weighted`` = the per-modality scores weighted by a learned softmax (ATHWE's
+#: weighted sum of ID, text and picture scores).
+OUTPUTS = ("id", "sum", "heads", "weighted")
+
+
+def check_output(output: str, modalities: tuple[str, ...]) -> None:
+    """Raise ValueError for an unknown ``output`` or ``id`` without an ID stream (config validation)."""
+    if output not in OUTPUTS:
+        raise ValueError(f"output must be one of {', '.join(OUTPUTS)}, got {output!r}")
+    if output == "id" and "id" not in modalities:
+        raise ValueError("output 'id' needs id among the item modalities; use sum, heads or weighted without it")
+
+
+class CandidateScorer(nn.Module):
+    """Scores of every catalogue item for user states, by the model's ``output`` rule (:data:`OUTPUTS`),
+    plus the item-age score when the model has that input.
+
+    Parameters
+    ----------
+    output : str
+        One of :data:`OUTPUTS`.
+    modalities : tuple of str
+        The item modalities of the model's catalogue table, in order.
+    d : int
+        State and embedding width.
+    age : ItemAge or None
+        The ``item_age`` input (None: off).
+    """
+
+    def __init__(self, output: str, modalities: tuple[str, ...], d: int, age: ItemAge | None = None) -> None:
+        super().__init__()
+        try:
+            check_output(output, tuple(modalities))
+        except ValueError as exc:
+            raise HmsparError(str(exc)) from None
+        self.output, self.modalities = output, tuple(modalities)
+        if output == "heads":  # identity at the start: the heads begin as ``sum``
+            self.heads = nn.Parameter(torch.eye(d).repeat(len(self.modalities), 1, 1))     # (M, d, d)
+        elif output == "weighted":
+            self.mix = nn.Parameter(torch.zeros(len(self.modalities)))                     # softmax logits
+        self.age = age
+
+    def modality_weights(self) -> torch.Tensor | None:
+        """(M,) softmax weights of the per-modality scores under ``weighted``, else None."""
+        return torch.softmax(self.mix, 0) if self.output == "weighted" else None
+
+    def forward(self, h: torch.Tensor, table: dict[str, torch.Tensor],
+                ref_times: torch.Tensor | None = None) -> torch.Tensor:
+        """(P, d) user states -> (P, n_items + 1) scores; ``table`` maps modality -> (n_items + 1, d);
+        ``ref_times`` (P,) is the time of the last interaction each state has seen (needed with the age
+        input only)."""
+        if self.output == "id":
+            s = h @ table["id"].T
+        elif self.output == "sum":
+            s = h @ torch.stack([table[m] for m in self.modalities], 0).sum(0).T
+        elif self.output == "heads":
+            u = torch.einsum("pd,mde->pme", h, self.heads).reshape(h.shape[0], -1)        # (P, M*d)
+            s = u @ torch.cat([table[m] for m in self.modalities], 1).T                    # (P, n_items + 1)
+        else:
+            w = torch.softmax(self.mix, 0)
+            s = h @ sum(w[i] * table[m] for i, m in enumerate(self.modalities)).T
+        if self.age is not None:
+            if ref_times is None:
+                raise HmsparError("the item-age score needs the time of each state's last interaction")
+            s = s + self.age(ref_times)
+        return s
+
+    def loss(self, h: torch.Tensor, table: dict[str, torch.Tensor], next_items: torch.Tensor,
+             times: torch.Tensor) -> torch.Tensor:
+        """Full-catalogue cross-entropy of the next item at every position with a target (h (B, L, d),
+        next_items and times (B, L)); the same computation as :func:`~hmspar.rec.train.full_softmax_loss`."""
+        m = next_items > 0
+        logits = self(h[m], table, times[m])                                # (P, n_items + 1)
+        logits[:, 0] = -1e9
+        return F.cross_entropy(logits, next_items[m])
 
 
 # ----------------------------------------------------------------------------------------------------

@@ -8,9 +8,14 @@ modality tokens keep attending causally within their stream, and the shared toke
 attends to the ``M`` modality tokens of position ``t`` and to itself, never to another position. The
 layers compute exactly this mask's attention in factorised form (per-stream causal attention plus a
 small attention per position), which a test checks against the explicit (T, T) mask. The shared token
-at the last position is the user state; every catalogue item is scored by a dot product with its ID
-embedding (``output: id``, as the original's ID head) or with its summed modality embeddings
-(``output: sum``).
+at the last position is the user state. How it scores the catalogue is ``output``
+(:class:`common.CandidateScorer`): ``heads`` (the default) gives the state one linear head per stream, each
+scoring that stream's item embedding, and sums the scores, as the paper scores candidates by per-modality
+heads, so an item without any training interaction is ranked by its picture, text and price; ``id``
+scores by the ID embedding alone (the original code's ID head: content never reaches a candidate);
+``sum`` by the summed stream embeddings; ``weighted`` by a learned softmax mix of the per-stream scores.
+With ``item_age`` the score of each item adds a learned weight of its age at the last history
+interaction (:class:`common.ItemAge`).
 
 Time enters only as the bucketed gap to the *previous* interaction, embedded into every token of a
 position; the time of the interaction being predicted is never read. With ``train.request_time: true``
@@ -36,8 +41,11 @@ from torch import nn
 from hmspar.errors import HmsparError
 from hmspar.rec.base import Histories, ItemFeatures
 from hmspar.rec.models.common import (
+    CandidateScorer,
     ItemEmbedder,
     MultiStreamBlock,
+    check_output,
+    item_age_module,
     add_request_gap,
     gap_bucket,
     gaps,
@@ -45,7 +53,7 @@ from hmspar.rec.models.common import (
     small_embedding,
     train_items,
 )
-from hmspar.rec.train import RecTrainConfig, TorchSeqRecommender, full_softmax_loss
+from hmspar.rec.train import RecTrainConfig, TorchSeqRecommender
 
 #: MTSTRec's modality switches and the item modality each one controls.
 SWITCHES = {"use_style": "image", "use_text": "text", "use_price": "price"}
@@ -72,9 +80,13 @@ class Config:
     gap_edges : list of float
         Edges (days) of the buckets of the time since the previous interaction, embedded into every
         token of a position.
-    output : {"id", "sum"}
-        Item vectors the user state is scored against: the ID embeddings (the original's ID head;
-        needs ``id`` among the streams) or the sum of every stream's item embedding.
+    output : {"heads", "id", "sum", "weighted"}
+        How the user state scores candidates (:data:`common.OUTPUTS`): per-stream heads (the paper's), the
+        ID embedding alone (the original code's; needs the ``id`` stream), the summed stream embeddings, or
+        a learned softmax mix of the per-stream scores.
+    item_age : bool
+        Add a learned score of each candidate's age at the last history interaction
+        (:class:`common.ItemAge`; arrival = the catalogue date, else the first training interaction).
     train : RecTrainConfig
     """
 
@@ -89,14 +101,14 @@ class Config:
     fusion_layers: int = 1
     dropout: float = 0.2
     gap_edges: list[float] = dataclasses.field(default_factory=lambda: [0.04, 1.0, 7.0, 30.0])
-    output: Literal["id", "sum"] = "id"
+    output: Literal["heads", "id", "sum", "weighted"] = "heads"
+    item_age: bool = False
     train: RecTrainConfig = dataclasses.field(default_factory=RecTrainConfig)
 
     def __post_init__(self) -> None:
         if not self.streams:
             raise ValueError("inputs leave no stream switched on")
-        if self.output == "id" and "id" not in self.streams:
-            raise ValueError("output 'id' needs the id stream; use output: sum without it")
+        check_output(self.output, self.streams)
         if self.stream_layers < 0 or self.fusion_layers < 0 or self.stream_layers + self.fusion_layers == 0:
             raise ValueError("fusion_layers and stream_layers must be >= 0 with at least one layer")
         if list(self.gap_edges) != sorted(self.gap_edges):
@@ -146,12 +158,11 @@ def mtst_attention_mask(valid: torch.Tensor, n_streams: int, use_token: bool) ->
 class MTSTRecNet(nn.Module):
     """The MTSTRec network (see the module docstring)."""
 
-    def __init__(self, embedder: ItemEmbedder, cfg: Config) -> None:
+    def __init__(self, embedder: ItemEmbedder, cfg: Config, age: nn.Module | None = None) -> None:
         super().__init__()
         self.embedder = embedder
         self.streams = cfg.streams
         self.use_token = cfg.use_token
-        self.output = cfg.output
         self.edges = tuple(float(e) for e in cfg.gap_edges)
         d, M = cfg.d, len(self.streams)
         self.pos = small_embedding(cfg.train.max_len, d)
@@ -166,6 +177,7 @@ class MTSTRecNet(nn.Module):
                                            for _ in range(cfg.fusion_layers))
         self.ln_out = nn.LayerNorm(d)
         self.request_gap = request_gap_module(cfg, d)                       # None unless train.request_time
+        self.scorer = CandidateScorer(cfg.output, self.streams, d, age)      # last: the other inits keep their draws
 
     def inputs(self, items: torch.Tensor, times: torch.Tensor,
                table: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor]:
@@ -224,13 +236,6 @@ class MTSTRecNet(nn.Module):
             out = h.view(B, M, L, d).mean(1)                                # (B, L, d)
         return self.ln_out(out)
 
-    def item_table(self, table: dict[str, torch.Tensor]) -> torch.Tensor:
-        """(n_items + 1, d) output embedding of every item: its ID embedding, or the sum of its stream
-        embeddings (``output``)."""
-        if self.output == "id":
-            return table["id"]
-        return torch.stack([table[m] for m in self.streams], 0).sum(0)
-
     def loss(self, items, times, next_items, next_times, generator) -> torch.Tensor:
         """Full-catalogue cross-entropy of the next item at every position (items (B, L)); ``next_times``
         is read only with ``train.request_time``."""
@@ -238,7 +243,7 @@ class MTSTRecNet(nn.Module):
         x, shared, valid = self.inputs(items, times, table)
         h = self.encode(x, shared, valid)                                   # (B, L, d)
         h = add_request_gap(self.request_gap, h, items, times, next_times)
-        return full_softmax_loss(h, self.item_table(table), next_items)
+        return self.scorer.loss(h, table, next_items, times)
 
     def score(self, items, times, target_times) -> torch.Tensor:
         """(B, n_items + 1) scores of the next item after the last position (``target_times`` read only
@@ -247,7 +252,7 @@ class MTSTRecNet(nn.Module):
         x, shared, valid = self.inputs(items, times, table)
         h = self.encode(x, shared, valid)[:, -1]                            # (B, d)
         h = add_request_gap(self.request_gap, h, items[:, -1], times[:, -1], target_times)
-        return h @ self.item_table(table).T
+        return self.scorer(h, table, times[:, -1])
 
 
 class MTSTRec(TorchSeqRecommender):
@@ -267,4 +272,5 @@ class MTSTRec(TorchSeqRecommender):
         fit_rows = np.flatnonzero(train_items(train, items.n_items))
         if fit_rows.size == 0:
             raise HmsparError("mtstrec: the training histories hold no item")
-        return MTSTRecNet(ItemEmbedder(items, self.cfg.streams, self.cfg.d, fit_rows), self.cfg)
+        return MTSTRecNet(ItemEmbedder(items, self.cfg.streams, self.cfg.d, fit_rows), self.cfg,
+                          item_age_module(self.cfg.item_age, train, items))

@@ -6,7 +6,9 @@ zero ID vector), items that never occur in training, cold items, are scored from
 Training uses binary cross-entropy of the next item against sampled negatives (drawn from a seeded
 ``torch.Generator``, accidental hits ignored) plus an optional picture-text InfoNCE loss over the items
 of the batch. The picture CNN may start from a local state-dict file (``image_weights``); nothing is
-downloaded. Re-ranking (MMR) is not part of the model: see :mod:`hmspar.rec.rerank`.
+downloaded. Text embeddings are standardised per dimension on the training items. With ``item_age`` every
+candidate's score adds a learned weight of its age at the last history interaction
+(:class:`common.ItemAge`). Re-ranking (MMR) is not part of the model: see :mod:`hmspar.rec.rerank`.
 
 The user tower reads item vectors and positions only, no time. With ``train.request_time: true`` the
 loop-wide :class:`~hmspar.rec.train.RequestGap` adds the gap to the predicted interaction to the user
@@ -30,10 +32,12 @@ from hmspar.rec.models.common import (
     MultiStreamBlock,
     add_request_gap,
     info_nce,
+    item_age_module,
     request_gap_module,
     request_time_on,
     small_embedding,
     standardise_rows,
+    standardised_text,
     train_items,
 )
 from hmspar.rec.train import RecTrainConfig, TorchSeqRecommender, init_embedding_, trim_left
@@ -63,6 +67,9 @@ class Config:
         Negatives sampled uniformly from the catalogue per training step (shared by its positions).
     contrastive_weight, temperature : float
         Weight (0 disables) and temperature of the picture-text InfoNCE loss.
+    item_age : bool
+        Add a learned score of each candidate's age at the last history interaction
+        (:class:`common.ItemAge`).
     train : RecTrainConfig
     """
 
@@ -77,6 +84,7 @@ class Config:
     n_negatives: int = 128
     contrastive_weight: float = 0.1
     temperature: float = 0.2
+    item_age: bool = False
     train: RecTrainConfig = dataclasses.field(default_factory=RecTrainConfig)
 
     def __post_init__(self) -> None:
@@ -137,7 +145,7 @@ class ItemTower(nn.Module):
             if cfg.image_weights:
                 load_picture_weights(self.cnn, cfg.image_weights)
         if "text" in self.mods:
-            text = np.asarray(items.text, dtype=np.float32).copy()
+            text = standardised_text(items, fit_rows)
             self.register_buffer("text", torch.from_numpy(text))
             self.text_mlp = nn.Sequential(nn.Linear(text.shape[1], d), nn.GELU(), nn.Linear(d, d))
         if "price" in self.mods:
@@ -215,7 +223,7 @@ class ItemTower(nn.Module):
 class TwoTowerNet(nn.Module):
     """User tower (causal transformer over item vectors) and item tower."""
 
-    def __init__(self, tower: ItemTower, cfg: Config) -> None:
+    def __init__(self, tower: ItemTower, cfg: Config, age: nn.Module | None = None) -> None:
         super().__init__()
         self.tower = tower
         d = cfg.d
@@ -229,6 +237,7 @@ class TwoTowerNet(nn.Module):
         if self.contrast:
             self.proj_img, self.proj_txt = nn.Linear(d, d), nn.Linear(d, d)
         self.request_gap = request_gap_module(cfg, d)                       # None unless train.request_time
+        self.age = age                                                      # None unless item_age
 
     def user(self, vec: torch.Tensor, items: torch.Tensor) -> torch.Tensor:
         """(B, L, d) history item vectors, (B, L) items -> (B, L, d) user states."""
@@ -262,6 +271,10 @@ class TwoTowerNet(nn.Module):
         hp = h[m]                                                           # (P, d)
         lp = (hp * pos[m]).sum(-1)                                          # (P,)
         ln = hp @ negv.T                                                    # (P, K)
+        if self.age is not None:
+            ref = times[m]                                                  # last interaction each state saw
+            lp = lp + self.age(ref, next_items[m][:, None])[:, 0]
+            ln = ln + self.age(ref, neg)
         keep = (neg[None, :] != next_items[m][:, None]).float()             # accidental hits ignored
         loss = F.softplus(-lp).mean() + (F.softplus(ln) * keep).sum() / keep.sum().clamp(min=1)
         if self.contrast:
@@ -279,7 +292,13 @@ class TwoTowerNet(nn.Module):
     def score(self, items, times, target_times) -> torch.Tensor:
         """(B, n_items + 1) scores of every item as the next one."""
         cat = self.catalogue()
-        return self.last_state(cat, items, times, target_times) @ cat.T
+        return self.scores(self.last_state(cat, items, times, target_times), cat, times[:, -1])
+
+    def scores(self, h: torch.Tensor, cat: torch.Tensor, ref_times: torch.Tensor) -> torch.Tensor:
+        """(B, d) user states, (n_items + 1, d) catalogue vectors, (B,) time of each state's last interaction
+        -> (B, n_items + 1) scores (plus the item-age score with ``item_age``)."""
+        s = h @ cat.T
+        return s if self.age is None else s + self.age(ref_times)
 
 
 class PixelRecTwoTower(TorchSeqRecommender):
@@ -293,7 +312,8 @@ class PixelRecTwoTower(TorchSeqRecommender):
         fit_rows = np.flatnonzero(known)
         if fit_rows.size == 0:
             raise HmsparError("pixelrec: the training histories hold no item")
-        return TwoTowerNet(ItemTower(items, self.cfg, fit_rows, known), self.cfg)
+        return TwoTowerNet(ItemTower(items, self.cfg, fit_rows, known), self.cfg,
+                           item_age_module(self.cfg.item_age, train, items))
 
     def _score(self, histories: Histories, device: torch.device) -> np.ndarray:
         # the catalogue vectors are computed once per scoring call, not once per batch
@@ -315,9 +335,9 @@ class PixelRecTwoTower(TorchSeqRecommender):
                 rows = order[a:a + cfg.eval_batch_size]
                 it, tm = trim_left(items[rows], times[rows])
                 it_t = torch.from_numpy(it).to(device)
-                h = module.last_state(cat, it_t, torch.from_numpy(tm.astype(np.float32)).to(device),
-                                      torch.from_numpy(tt[rows].astype(np.float32)).to(device))
-                out[rows] = (h @ cat.T).float().cpu().numpy()
+                tm_t = torch.from_numpy(tm.astype(np.float32)).to(device)
+                h = module.last_state(cat, it_t, tm_t, torch.from_numpy(tt[rows].astype(np.float32)).to(device))
+                out[rows] = module.scores(h, cat, tm_t[:, -1]).float().cpu().numpy()
         out[:, 0] = -np.inf
         return out
 
