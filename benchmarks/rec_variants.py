@@ -8,8 +8,12 @@ variant through the recommend stage's own code path (:func:`hmspar.rec.runner.re
 results folder, so nothing under ``results/`` changes) and compares its test NDCG@10 with the main run's
 stored ranks of the same model and seeds (``results/rec/<dataset>/<model>/``; fitted here too when the main run
 has none): per-seed values, the
-difference variant minus main with the track's paired bootstrap over users and seeds, and fit seconds.
-Run after ``dvc repro rec_evaluate``; the defaults are the jobs behind the issue-22 closing note.
+difference variant minus main with the track's paired bootstrap over users and seeds, and fit seconds; the
+same on the new-item slice (test targets without a training interaction), with the variant's own interval.
+Run after ``dvc repro rec_evaluate``; the defaults are the jobs behind the issue-22 closing note; the issue-24
+figures came from ``--jobs fashion:mtstrec:item_age:0,1,2 fashion:athwe:item_age:0,1,2
+fashion:pixelrec:item_age:0,1,2 fashion:mtstrec:id_output:0 fashion:athwe:id_output:0 --out
+benchmarks/results/rec_variants_fashion.json``.
 """
 
 from __future__ import annotations
@@ -27,6 +31,8 @@ import numpy as np
 VARIANTS = {
     "one_window": {"train": {"windows": "last"}},      # the former loop: each user's last max_len + 1 items
     "request_time": {"train": {"request_time": True}},  # the gap from the last interaction to the request
+    "item_age": {"item_age": True},                     # the multimodal models' item-age input (issue 24)
+    "id_output": {"output": "id"},                      # MTSTRec/ATHWE scoring candidates by ID only (the former head)
 }
 
 DEFAULT_JOBS = ["shop_dense:sasrec:one_window:0,1,2", "shop:athwe:request_time:0", "shop:sasrec:request_time:0",
@@ -70,13 +76,25 @@ def run_job(job: str, params: dict, tmp: Path) -> dict:
                                seeds, seeds)
     fits = json.loads((tmp / "timings" / f"{dataset}-{model}.json").read_text())
     steps = [json.loads((out / f"seed_{s}" / "fit.json").read_text()).get("steps_run") for s in seeds]
-    n_users = len(load(Path("data/rec/features") / dataset, build(ProtocolConfig, p["rec"]["protocol"],
-                                                                   "rec.protocol")).test)
+    data = load(Path("data/rec/features") / dataset, build(ProtocolConfig, p["rec"]["protocol"], "rec.protocol"))
+    n_users = len(data.test)
+    new = data.train_counts()[data.test.targets] == 0
+    slice_new = {"n_targets": int(new.sum())}
+    if new.any():
+        rng = np.random.default_rng([cfg.seed, 1])
+        d_new = ev.paired_bootstrap(var[:, new], base[:, new], cfg.bootstrap_samples, cfg.confidence, rng, seeds, seeds)
+        own = ev.paired_bootstrap(var[:, new], np.zeros((1, int(new.sum()))), cfg.bootstrap_samples, cfg.confidence,
+                                  rng, seeds, [0])
+        slice_new.update({"variant_ndcg@10": [float(v) for v in var[:, new].mean(1)],
+                          "main_ndcg@10": [float(v) for v in base[:, new].mean(1)],
+                          "variant_ci": [own["ci_low"], own["ci_high"]], "difference": d_new["difference"],
+                          "ci_low": d_new["ci_low"], "ci_high": d_new["ci_high"]})
     return {"job": job, "dataset": dataset, "model": model, "variant": variant, "overrides": VARIANTS[variant],
             "seeds": seeds, "n_users": n_users, "variant_ndcg@10": [float(v) for v in var.mean(1)],
             "main_ndcg@10": [float(v) for v in base.mean(1)], "steps_run": steps,
             "fit_s": [fits[str(s)]["fit_s"] for s in seeds], "wall_s": round(wall, 1),
-            "difference": boot["difference"], "ci_low": boot["ci_low"], "ci_high": boot["ci_high"]}
+            "difference": boot["difference"], "ci_low": boot["ci_low"], "ci_high": boot["ci_high"],
+            "new_items": slice_new}
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -95,6 +113,11 @@ def main(argv: list[str] | None = None) -> None:
             print(f"{job}: variant {np.mean(r['variant_ndcg@10']):.4f} {r['variant_ndcg@10']} vs main "
                   f"{np.mean(r['main_ndcg@10']):.4f}; diff {r['difference']:+.4f} [{r['ci_low']:+.4f}, "
                   f"{r['ci_high']:+.4f}]; fit s {r['fit_s']}", flush=True)
+            nw = r["new_items"]
+            if "difference" in nw:
+                print(f"  new items ({nw['n_targets']}): variant {np.mean(nw['variant_ndcg@10']):.4f} "
+                      f"[{nw['variant_ci'][0]:.4f}, {nw['variant_ci'][1]:.4f}] vs main {np.mean(nw['main_ndcg@10']):.4f}; "
+                      f"diff {nw['difference']:+.4f} [{nw['ci_low']:+.4f}, {nw['ci_high']:+.4f}]", flush=True)
             Path(args.out).write_text(json.dumps(rows, indent=1) + "\n")
 
 

@@ -121,6 +121,12 @@ def test_rec_ablation_variant_really_drops_text(tmp_path):
     table = json.loads(written["json"].read_text())["tiny"]["models"]["mtstrec"]
     assert table["no_text"]["delta"]["ndcg@10"] == pytest.approx(table["no_text"]["ndcg@10"] - table["full"]["ndcg@10"])
     assert table["no_text"]["bootstrap"]["ci_low"] <= table["no_text"]["bootstrap"]["ci_high"]
+    entry = json.loads(written["json"].read_text())["tiny"]
+    data = load(feats / "tiny", ProtocolConfig(**PROTOCOL))
+    new = data.train_counts()[data.test.targets] == 0
+    assert entry["n_new_targets"] == int(new.sum())
+    assert (table["full"]["new_ndcg@10"] is None) == (not new.any())
     md = written["table"].read_text()
+    assert "| cold NDCG@10 | Δ cold | new NDCG@10 | Δ new |" in md
     assert "| mtstrec | no_price | skipped: use_price already false |" in md
     assert (written["plots"] / "rec_ablation.png").stat().st_size > 0

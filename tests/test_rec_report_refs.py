@@ -114,3 +114,25 @@ def test_slices_partition_the_targets_and_carry_intervals(root, board):
     assert warm["per_seed"][0] == pytest.approx(float(nd[counts >= 5].mean()))
     table = render_table({"small": board})
     assert "| new items | tail items |" in table and f"new items {sizes['new_items']}" in table
+
+
+def test_the_oracle_table_reaches_the_sanity_section(tmp_path, board):
+    """A simulator's oracle table (raw meta.json) is read into ``sanity.oracle`` and printed; a dataset without
+    one (the shop, an imported log) gets none."""
+    from hmspar.rec.report import oracle_figures
+    terms = {"full": 0.3, "no_style": 0.2, "items_by_content": 0.21}
+    meta = {"oracle": {"test": {"n_targets": 10, "n_new_item_targets": 2, "ndcg@10": terms,
+                                "new_item_ndcg@10": {k: v / 3 for k, v in terms.items()},
+                                "warm_item_ndcg@10": {k: v * 1.1 for k, v in terms.items()}}},
+            "content": {"style_r2_from_content": 0.82}}
+    (tmp_path / "meta.json").write_text(json.dumps(meta))
+    oracle = oracle_figures(tmp_path)
+    assert oracle["test"]["ndcg@10"] == terms and oracle["content"] == meta["content"]
+    assert oracle_figures(tmp_path / "absent") is None
+    (tmp_path / "meta.json").write_text(json.dumps({"name": "shop"}))
+    assert oracle_figures(tmp_path) is None
+    entry = {**board, "sanity": {**board["sanity"], "oracle": oracle}}
+    text = render_table({"small": entry})
+    assert "| oracle | all targets | new items | warm items |" in text
+    assert "| no_style | 0.200 | 0.067 | 0.220 |" in text and "style R² 0.82" in text
+    assert "Oracle" not in render_table({"small": board})

@@ -1,7 +1,7 @@
 """The ``rec_ablation_evaluate`` stage's library side: the modality-ablation table and figure from the
 ``rec_ablation@<dataset>-<model>`` results (no model is re-run).
 
-Per dataset, model and variant: test NDCG@10, HR@10 and cold-item NDCG@10 (full ranking, mean over
+Per dataset, model and variant: test NDCG@10, HR@10, cold-item and new-item NDCG@10 (full ranking, mean over
 ``rec.ablation.seeds``), each with its difference to the model's full configuration refitted at the same
 seeds, and a paired bootstrap over users (and seeds, when there are several) of the NDCG@10 difference
 (``rec.evaluate``'s bootstrap settings and cold-item threshold). Skipped variants are listed with their reason.
@@ -27,7 +27,7 @@ from hmspar.rec.ablation_config import FULL, AblationConfig
 from hmspar.rec.data import ProtocolConfig, load
 from hmspar.rec.report import RecEvaluateConfig, rec_dataset_list
 
-METRICS = ("ndcg@10", "hr@10", "cold_ndcg@10")
+METRICS = ("ndcg@10", "hr@10", "cold_ndcg@10", "new_ndcg@10")
 
 
 def _per_user(run_dir: Path, seeds: list[int], cold: np.ndarray) -> dict[str, np.ndarray]:
@@ -46,10 +46,22 @@ def _per_user(run_dir: Path, seeds: list[int], cold: np.ndarray) -> dict[str, np
     return {"ndcg": np.stack([ev.ndcg(r, 10) for r in ranks]), "hr": np.stack([ev.hit(r, 10) for r in ranks])}
 
 
-def _metrics(per_user: dict[str, np.ndarray], cold: np.ndarray) -> dict[str, float]:
+def _metrics(per_user: dict[str, np.ndarray], cold: np.ndarray, new: np.ndarray) -> dict[str, float | None]:
+    """Means over seeds and users; a slice without targets gives None (JSON null)."""
     nd = per_user["ndcg"]
     return {"ndcg@10": float(nd.mean()), "hr@10": float(per_user["hr"].mean()),
-            "cold_ndcg@10": float(nd[:, cold].mean()) if cold.any() else float("nan")}
+            "cold_ndcg@10": float(nd[:, cold].mean()) if cold.any() else None,
+            "new_ndcg@10": float(nd[:, new].mean()) if new.any() else None}
+
+
+def _delta(a: float | None, b: float | None) -> float | None:
+    return None if a is None or b is None else a - b
+
+
+def _num(value: float | None, digits: int, signed: bool = False) -> str:
+    if value is None:
+        return "–"
+    return f"{value:+.{digits}f}" if signed else f"{value:.{digits}f}"
 
 
 def evaluate_ablation(dataset: str, models: list[str], features_dir: Path, results_dir: Path,
@@ -58,9 +70,10 @@ def evaluate_ablation(dataset: str, models: list[str], features_dir: Path, resul
     {variant: row}}}``; a fitted row holds the metrics, ``delta`` (variant minus full) and ``bootstrap``
     (of the NDCG@10 delta), a skipped one ``status: skipped`` and its ``reason``."""
     data = load(features_dir, protocol)
-    cold = data.train_counts()[data.test.targets] < cfg.cold_item_threshold
-    entry: dict[str, Any] = {"n_users": len(data.test), "n_cold_targets": int(cold.sum()), "seeds": list(seeds),
-                             "models": {}}
+    counts = data.train_counts()[data.test.targets]
+    cold, new = counts < cfg.cold_item_threshold, counts == 0
+    entry: dict[str, Any] = {"n_users": len(data.test), "n_cold_targets": int(cold.sum()),
+                             "n_new_targets": int(new.sum()), "seeds": list(seeds), "models": {}}
     for model in models:
         model_dir = results_dir / dataset / model
         plan_path = model_dir / "variants.json"
@@ -68,7 +81,7 @@ def evaluate_ablation(dataset: str, models: list[str], features_dir: Path, resul
             raise HmsparError(f"{model_dir}: no ablation results (run rec_ablation@{dataset}-{model} first)")
         plan = json.loads(plan_path.read_text())
         full = _per_user(model_dir / FULL, seeds, cold)
-        full_m = _metrics(full, cold)
+        full_m = _metrics(full, cold, new)
         rows: dict[str, Any] = {FULL: {"status": "fitted", "drops": None, "how": "full model", **full_m}}
         for name, p in plan.items():
             if name == FULL:
@@ -77,12 +90,12 @@ def evaluate_ablation(dataset: str, models: list[str], features_dir: Path, resul
                 rows[name] = {"status": "skipped", "drops": p["drops"], "reason": p["reason"]}
                 continue
             per = _per_user(model_dir / name, seeds, cold)
-            m = _metrics(per, cold)
+            m = _metrics(per, cold, new)
             rng = np.random.default_rng([cfg.seed, zlib.crc32(dataset.encode()), zlib.crc32(model.encode()),
                                          zlib.crc32(name.encode())])
             boot = ev.paired_bootstrap(per["ndcg"], full["ndcg"], cfg.bootstrap_samples, cfg.confidence, rng)
             rows[name] = {"status": "fitted", "drops": p["drops"], "how": p["reason"], **m,
-                          "delta": {k: m[k] - full_m[k] for k in METRICS},
+                          "delta": {k: _delta(m[k], full_m[k]) for k in METRICS},
                           "bootstrap": {"metric": "ndcg@10", "versus": FULL, **boot}}
         entry["models"][model] = rows
     return entry
@@ -93,32 +106,39 @@ def render_ablation(table: dict[str, Any], digits: int = 4) -> str:
     lines = []
     for ds, entry in table.items():
         seeds = ", ".join(str(s) for s in entry["seeds"])
-        lines.append(f"#### `{ds}`: modality ablation (test, full ranking; seed{'s' if len(entry['seeds']) > 1 else ''} "
-                     f"{seeds}; {entry['n_users']} users, {entry['n_cold_targets']} cold-item targets)")
+        several = len(entry["seeds"]) > 1
+        lines.append(f"#### `{ds}`: modality ablation (test, full ranking; seed{'s' if several else ''} "
+                     f"{seeds}; {entry['n_users']} users, {entry['n_cold_targets']} cold-item targets, "
+                     f"{entry.get('n_new_targets', 0)} of them new items)")
         lines.append("")
+        over = "users and seeds" if several else "users"
         lines.append("Δ = variant minus the full model refitted at the same seed(s); CI: paired bootstrap over "
-                     f"users of the NDCG@10 Δ ({int(100 * entry['confidence'])}%).")
+                     f"{over} of the NDCG@10 Δ ({int(100 * entry['confidence'])}%). Cold items have fewer than "
+                     "5 training interactions, new items none.")
         lines.append("")
         if not entry["models"]:
             lines.append("No model ablated (`rec.ablation.models` is empty).")
             lines.append("")
             continue
         lines.append("| model | variant | dropped via | NDCG@10 | Δ NDCG@10 | CI of Δ | HR@10 | Δ HR@10 | "
-                     "cold NDCG@10 | Δ cold |")
-        lines.append("|---|---|---|---|---|---|---|---|---|---|")
+                     "cold NDCG@10 | Δ cold | new NDCG@10 | Δ new |")
+        lines.append("|---|---|---|---|---|---|---|---|---|---|---|---|")
         for model, rows in entry["models"].items():
             for name, r in rows.items():
                 if r["status"] == "skipped":
-                    lines.append(f"| {model} | {name} | skipped: {r['reason']} | – | – | – | – | – | – | – |")
+                    lines.append(f"| {model} | {name} | skipped: {r['reason']} | – | – | – | – | – | – | – | – | – |")
                     continue
                 if name == FULL:
                     lines.append(f"| {model} | **full** | – | {r['ndcg@10']:.{digits}f} | – | – | {r['hr@10']:.{digits}f} "
-                                 f"| – | {r['cold_ndcg@10']:.{digits}f} | – |")
+                                 f"| – | {_num(r['cold_ndcg@10'], digits)} | – | {_num(r.get('new_ndcg@10'), digits)} "
+                                 "| – |")
                     continue
                 d, b = r["delta"], r["bootstrap"]
                 lines.append(f"| {model} | {name} | `{r['how']}` | {r['ndcg@10']:.{digits}f} | {d['ndcg@10']:+.{digits}f} "
                              f"| [{b['ci_low']:+.{digits}f}, {b['ci_high']:+.{digits}f}] | {r['hr@10']:.{digits}f} "
-                             f"| {d['hr@10']:+.{digits}f} | {r['cold_ndcg@10']:.{digits}f} | {d['cold_ndcg@10']:+.{digits}f} |")
+                             f"| {d['hr@10']:+.{digits}f} | {_num(r['cold_ndcg@10'], digits)} "
+                             f"| {_num(d['cold_ndcg@10'], digits, True)} | {_num(r.get('new_ndcg@10'), digits)} "
+                             f"| {_num(d.get('new_ndcg@10'), digits, True)} |")
         lines.append("")
     return "\n".join(lines)
 
@@ -160,7 +180,7 @@ def plot_ablation(table: dict[str, Any], path: Path) -> None:
                     if not r or r["status"] != "fitted":
                         continue
                     xs.append(x)
-                    ys.append(r["delta"][key])
+                    ys.append(r["delta"][key] if r["delta"][key] is not None else 0.0)
                     if key == "ndcg@10":
                         lo.append(r["delta"][key] - r["bootstrap"]["ci_low"])
                         hi.append(r["bootstrap"]["ci_high"] - r["delta"][key])
