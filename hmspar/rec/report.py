@@ -348,6 +348,24 @@ def render_table(leaderboard: dict[str, Any], digits: int = 4) -> str:
                      f"{100 * s['same_category_rate']:.1f}% of test targets share the last item's category, "
                      f"{100 * s['repeat_rate']:.1f}% were bought before.")
         lines.append("")
+        if s.get("oracle"):
+            o = s["oracle"]["test"]
+            lines.append(f"Oracle (the simulator's latent state, test targets; {o['n_new_item_targets']} of "
+                         f"{o['n_targets']} are new items): NDCG@10 of a ranking that knows every latent variable, "
+                         "without one term each, and knowing items only by their content (`data/rec/raw/<dataset>/"
+                         "meta.json`); what each modality could be worth.")
+            lines.append("")
+            lines.append("| oracle | all targets | new items | warm items |")
+            lines.append("|---|---|---|---|")
+            for term, v in o["ndcg@10"].items():
+                lines.append(f"| {term} | {v:.3f} | {o['new_item_ndcg@10'][term]:.3f} | "
+                             f"{o['warm_item_ndcg@10'][term]:.3f} |")
+            content = s["oracle"].get("content") or {}
+            if content:
+                lines.append("")
+                lines.append("Content explains " + ", ".join(f"{k.replace('_r2_from_content', '')} R² {v:.2f}"
+                                                             for k, v in content.items()) + ".")
+            lines.append("")
     return "\n".join(lines)
 
 
@@ -501,10 +519,24 @@ def rec_headline(leaderboard: dict[str, Any], digits: int) -> dict[str, Any]:
     return {"ndcg@10": best}
 
 
+def oracle_figures(raw_dir: Path) -> dict[str, Any] | None:
+    """The simulator's oracle table from ``<raw_dir>/meta.json`` (``oracle``, the test split, and ``content``):
+    what ranking with the latent state reaches, without each term, and with items known only by their content;
+    None when the dataset has none (the shop, an imported log)."""
+    path = Path(raw_dir) / "meta.json"
+    if not path.is_file():
+        return None
+    meta = json.loads(path.read_text())
+    oracle = (meta.get("oracle") or {}).get("test")
+    if not oracle:
+        return None
+    return {"test": oracle, "content": meta.get("content")}
+
+
 def rec_evaluate(params: dict[str, Any], features_root: Path = Path("data/rec/features"),
                  results_root: Path = Path("results/rec"), metrics_dir: Path = Path("metrics"),
-                 plots_dir: Path = Path("plots_rec"), global_root: Path = Path("results/rec_global")
-                 ) -> dict[str, Path]:
+                 plots_dir: Path = Path("plots_rec"), global_root: Path = Path("results/rec_global"),
+                 raw_root: Path = Path("data/rec/raw")) -> dict[str, Path]:
     """``rec_evaluate``: every ``rec.datasets`` x its models (:func:`dataset_models`) -> leaderboard, table,
     plots; and the ID and classic models on ``rec.global_time.datasets`` under the global-time split
     (``global_root``) -> the secondary leaderboard ``rec_global_leaderboard.json``, a table section beside
@@ -522,6 +554,9 @@ def rec_evaluate(params: dict[str, Any], features_root: Path = Path("data/rec/fe
         leaderboard[ds], curves[ds] = evaluate_dataset(ds, dataset_models(rec, ds), Path(features_root) / ds,
                                                        Path(results_root), protocol, cfg)
         leaderboard[ds]["n_negatives"] = protocol.n_negatives
+        oracle = oracle_figures(Path(raw_root) / ds)
+        if oracle is not None:
+            leaderboard[ds]["sanity"]["oracle"] = oracle
     secondary = {}
     global_protocol = dataclasses.replace(protocol, split="global_time")
     for ds in rec_dataset_list(rec, "global_time.datasets"):
