@@ -413,8 +413,8 @@ def write_plots(plots_dir: Path, leaderboard: dict[str, Any], curves: dict[str, 
         n = len(curves)
         fig, axes = plt.subplots(1, n, figsize=(5 * n, 3.6), squeeze=False)
         for ax, (ds, per) in zip(axes[0], curves.items()):
-            for m, c in per.items():
-                ax.plot(curve_ks, c, marker="o", label=m)
+            for i, (m, c) in enumerate(per.items()):  # past ten models the colours repeat: change the line
+                ax.plot(curve_ks, c, marker="os^"[i // 10 % 3], linestyle=("-", "--", ":")[i // 10 % 3], label=m)
             ax.set_xscale("log")
             ax.set_xlabel("k")
             ax.set_ylabel("test NDCG@k (full ranking)")
