@@ -12,7 +12,7 @@ difference variant minus main with the track's paired bootstrap over users and s
 same on the new-item slice (test targets without a training interaction), with the variant's own interval.
 Run after ``dvc repro rec_evaluate``; the defaults are the jobs behind the issue-22 closing note; the issue-24
 figures came from ``--jobs fashion:mtstrec:item_age:0,1,2 fashion:athwe:item_age:0,1,2
-fashion:pixelrec:item_age:0,1,2 fashion:mtstrec:id_output:0 fashion:athwe:id_output:0 --out
+fashion:pixelrec:item_age:0,1,2 --out
 benchmarks/results/rec_variants_fashion.json``.
 """
 
