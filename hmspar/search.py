@@ -29,6 +29,7 @@ from __future__ import annotations
 import argparse
 import copy
 import dataclasses
+import json
 import math
 import sys
 import time
@@ -105,6 +106,10 @@ def _check_range(rng: Any, where: str) -> None:
     if "choices" in rng:
         if set(rng) != {"choices"} or not isinstance(rng["choices"], list) or not rng["choices"]:
             raise ValueError(f"{where}: 'choices' must be a non-empty list and the only key")
+        try:
+            choice_labels(rng["choices"])
+        except ValueError as exc:
+            raise ValueError(f"{where}.{exc}") from None
         return
     unknown = sorted(set(rng) - {"low", "high", "log"})
     if unknown:
@@ -116,10 +121,38 @@ def _check_range(rng: Any, where: str) -> None:
         raise ValueError(f"{where}: a log range needs low > 0, got {low!r}")
 
 
+def choice_labels(choices: list[Any]) -> dict[Any, Any]:
+    """``label -> choice`` for a ``choices`` range. Optuna's categorical choices must be scalars, so a list
+    or mapping choice (e.g. a modality subset ``[series, static]``) is drawn by its label: ``series+static``
+    for a list of names, its JSON text otherwise. Scalars are their own labels."""
+    labels: dict[Any, Any] = {}
+    for choice in choices:
+        if choice is None or isinstance(choice, (bool, int, float, str)):
+            label = choice
+        elif isinstance(choice, list) and choice and all(isinstance(c, str) and "+" not in c for c in choice):
+            label = "+".join(choice)
+        else:
+            label = json.dumps(choice, sort_keys=True)
+        if label in labels:
+            raise ValueError(f"choices: {choice!r} is listed twice")
+        labels[label] = choice
+    return labels
+
+
+def decode(params: dict[str, Any], space: dict[str, Any]) -> dict[str, Any]:
+    """Trial params (labels for list or mapping choices) as the settings they stand for."""
+    out = {}
+    for key, value in params.items():
+        rng = space.get(key) or {}
+        out[key] = copy.deepcopy(choice_labels(rng["choices"])[value]) if "choices" in rng else value
+    return out
+
+
 def suggest(trial: Any, key: str, rng: dict[str, Any]) -> Any:
     """One value for ``key`` from an Optuna trial, following a range of ``search.spaces``."""
     if "choices" in rng:
-        return trial.suggest_categorical(key, rng["choices"])
+        labels = choice_labels(rng["choices"])
+        return copy.deepcopy(labels[trial.suggest_categorical(key, list(labels))])
     low, high, log = rng["low"], rng["high"], bool(rng.get("log", False))
     if isinstance(low, int) and isinstance(high, int):
         return trial.suggest_int(key, low, high, log=log)
@@ -254,7 +287,7 @@ def search_run_model(params: dict[str, Any], cfg: SearchConfig, run: str, model:
         return value, {"regime": regime}
 
     _optimise(study, trials, base, space, fit, f"search {run} {model}", cfg.objective, progress)
-    summary = _summary(study)
+    summary = _summary(study, space)
     return {"model": model, "run": run, "objective": cfg.objective, "direction": OBJECTIVES[cfg.objective],
             "trials": summary.pop("trials"), "failed": summary.pop("failed"),
             "regime": summary.pop("regime"), **summary}
@@ -302,9 +335,10 @@ def _optimise(study: Any, trials: int, base: dict[str, Any], space: dict[str, An
         study.optimize(objective, n_trials=trials - done)
 
 
-def _summary(study: Any) -> dict[str, Any]:
+def _summary(study: Any, space: dict[str, Any]) -> dict[str, Any]:
     """Complete and failed trial counts, the first complete trial's ``regime``, the best value and settings,
-    seconds per trial and in total, and the trial log of a finished study."""
+    seconds per trial and in total, the trial log of a finished study, and the ``space`` it searched (the
+    settings decoded from choice labels, :func:`decode`)."""
     import optuna
 
     complete = [t for t in study.trials if t.state == optuna.trial.TrialState.COMPLETE]
@@ -314,11 +348,12 @@ def _summary(study: Any) -> dict[str, Any]:
         "trials": len(complete), "failed": len(study.trials) - len(complete),
         "regime": complete[0].user_attrs.get("regime") if complete else None,
         "best_value": None if best is None else best.value,
-        "best_params": {} if best is None else dict(best.params),
+        "best_params": {} if best is None else decode(best.params, space),
         "seconds_per_trial": float(np.mean(seconds)) if seconds else None,
         "seconds_total": float(np.sum(seconds)) if seconds else None,
-        "trial_log": [{"number": t.number, "value": t.value, "params": dict(t.params),
+        "trial_log": [{"number": t.number, "value": t.value, "params": decode(t.params, space),
                        "seconds": t.user_attrs.get("seconds")} for t in complete],
+        "space": copy.deepcopy(space),
     }
 
 
@@ -370,7 +405,7 @@ def search_rec_model(params: dict[str, Any], cfg: SearchConfig, dataset: str, mo
     study = _open_study(storage_dir, f"rec_{dataset}.db", model, resume, "maximize", cfg.seed)
     _optimise(study, trials, base, space, lambda section: (rec_validation_fit(model, section, cfg.seed, cache[dataset]),
                                                          {}), f"search rec {dataset} {model}", REC_OBJECTIVE, progress)
-    summary = _summary(study)
+    summary = _summary(study, space)
     summary.pop("regime")
     return {"track": "rec", "model": model, "run": dataset, "objective": REC_OBJECTIVE, "direction": "maximize",
             "trials": summary.pop("trials"), "failed": summary.pop("failed"), "regime": "validation", **summary}

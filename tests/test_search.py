@@ -166,3 +166,33 @@ def test_bad_search_section_names_the_key():
     params["search"]["objective"] = "accuracy"
     with pytest.raises(HmsparError, match="objective"):
         hsearch.search(params, progress=False, report_dir=None)
+    params = tiny_params()
+    params["search"]["spaces"]["hmspar"]["modalities"] = {"choices": [["series"], ["series"]]}
+    with pytest.raises(HmsparError, match=r"spaces.hmspar.modalities.choices: \['series'\] is listed twice"):
+        hsearch.search(params, progress=False, report_dir=None)
+
+
+def test_a_modality_subset_is_a_choice_of_the_search(project, monkeypatch):
+    """A list choice (a modality subset) is drawn by its label, fitted as that list, and reported and written
+    back as the list."""
+    root, _, _ = project
+    params = tiny_params()
+    subsets = [["series"], ["series", "static"], ["series", "image", "text", "static"]]
+    params["search"]["spaces"]["hmspar"] = {"modalities": {"choices": subsets}}
+    fitted: list[list[str]] = []
+    original = hsearch.validation_fit
+
+    def recording_fit(name, section, *args, **kwargs):
+        fitted.append(list(section["modalities"]))
+        return original(name, section, *args, **kwargs)
+
+    monkeypatch.setattr(hsearch, "validation_fit", recording_fit)
+    res = hsearch.search(params, models=["hmspar"], trials=4, storage_dir=root / "search", report_dir=None,
+                         progress=False)[0]
+    assert fitted and all(f in subsets for f in fitted)
+    assert [t["params"]["modalities"] for t in res["trial_log"]] == fitted
+    assert res["best_params"]["modalities"] in subsets and res["space"] == params["search"]["spaces"]["hmspar"]
+    frag = hsearch.snippet(params, [res])
+    assert frag["hmspar_runs"]["toy-churn"]["model"]["modalities"] == res["best_params"]["modalities"]
+    labels = hsearch.choice_labels([["series", "static"], 3, None, {"a": 1}])
+    assert list(labels) == ["series+static", 3, None, '{"a": 1}']
