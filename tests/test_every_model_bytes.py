@@ -1,7 +1,7 @@
 """Same params, same bytes, for every model of the default lists of both tracks.
 
-The tiny profile's two-clone test (``tests/test_pipeline.py``) trains only lightgbm and lstm. This test
-builds a profile from the tiny one with **every** model the default ``params.yaml`` lists (its
+The default suite checks that a forced rerun in the same clone gives the same bytes
+(``tests/test_pipeline.py``); two clones are compared here only. This test builds a profile from the tiny one with **every** model the default ``params.yaml`` lists (its
 ``baseline_models`` lists, HMSPAR, and ``rec.models``, ``rec.sequential_models``,
 ``rec.multimodal_models``, the global-time stages too), each at a test-sized setting (the registry's
 ``test_params()`` for the classification baselines, a few optimiser steps for the torch recommenders),

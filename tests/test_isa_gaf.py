@@ -159,13 +159,21 @@ def test_isa_gaf_rejects_bad_chunk_size():
 # ---------------------------------------------------------------- equality with pyts
 @pytest.fixture(scope="module")
 def pyts_image():
-    """pyts, imported only here: its first import compiles numba kernels (about 30 s, once)."""
-    return pytest.importorskip("pyts.image")
+    """pyts, imported only here, with numba's JIT off while it imports: its kernels then run as plain Python
+    (the same arithmetic, on the tiny arrays below) instead of compiling at import (about 25 s, once)."""
+    numba = pytest.importorskip("numba")
+    jit_was_off = numba.config.DISABLE_JIT
+    numba.config.DISABLE_JIT = True
+    try:
+        pytest.importorskip("pyts.approximation")
+        return pytest.importorskip("pyts.image")
+    finally:
+        numba.config.DISABLE_JIT = jit_was_off
 
 
 @pytest.mark.parametrize("length, size", [(4, 4), (12, 4), (18, 16), (35, 16), (10, 3), (7, 7), (5, 1)])
 def test_isa_gaf_matches_pyts(pyts_image, length, size):
-    """Slow on first use (pyts import). Both images of both channels against GramianAngularField."""
+    """Both images of both channels against pyts's GramianAngularField."""
     rng = np.random.default_rng(length * 100 + size)
     values = rng.lognormal(1.0, 1.0, (40, 2, length))
     keep = rng.random((40, 2, length)) < 0.4
