@@ -128,5 +128,8 @@ def test_rec_ablation_variant_really_drops_text(tmp_path):
     assert (table["full"]["new_ndcg@10"] is None) == (not new.any())
     md = written["table"].read_text()
     assert "| cold NDCG@10 | Δ cold | new NDCG@10 | Δ new |" in md
+    threshold = entry["cold_item_threshold"]  # the header states the threshold the counts used
+    assert f"Cold items have fewer than {threshold} training interactions" in md
+    assert entry["n_cold_targets"] == int((data.train_counts()[data.test.targets] < threshold).sum())
     assert "| mtstrec | no_price | skipped: use_price already false |" in md
     assert (written["plots"] / "rec_ablation.png").stat().st_size > 0

@@ -25,7 +25,7 @@ from hmspar.io import atomic_dir, write_json
 from hmspar.rec import evaluate as ev
 from hmspar.rec.ablation_config import FULL, AblationConfig
 from hmspar.rec.data import ProtocolConfig, load
-from hmspar.rec.report import RecEvaluateConfig, rec_dataset_list
+from hmspar.rec.report import RecEvaluateConfig, rec_dataset_list, target_slices
 
 METRICS = ("ndcg@10", "hr@10", "cold_ndcg@10", "new_ndcg@10")
 
@@ -69,11 +69,11 @@ def evaluate_ablation(dataset: str, models: list[str], features_dir: Path, resul
     """The ablation entry of one dataset: ``{"n_users", "n_cold_targets", "seeds", "models": {model:
     {variant: row}}}``; a fitted row holds the metrics, ``delta`` (variant minus full) and ``bootstrap``
     (of the NDCG@10 delta), a skipped one ``status: skipped`` and its ``reason``."""
-    data = load(features_dir, protocol)
-    counts = data.train_counts()[data.test.targets]
-    cold, new = counts < cfg.cold_item_threshold, counts == 0
-    entry: dict[str, Any] = {"n_users": len(data.test), "n_cold_targets": int(cold.sum()),
-                             "n_new_targets": int(new.sum()), "seeds": list(seeds), "models": {}}
+    slices = target_slices(load(features_dir, protocol), cfg)
+    cold, new = slices["cold_items"], slices["new_items"]
+    entry: dict[str, Any] = {"n_users": int(cold.size), "n_cold_targets": int(cold.sum()),
+                             "n_new_targets": int(new.sum()), "cold_item_threshold": cfg.cold_item_threshold,
+                             "seeds": list(seeds), "models": {}}
     for model in models:
         model_dir = results_dir / dataset / model
         plan_path = model_dir / "variants.json"
@@ -114,7 +114,7 @@ def render_ablation(table: dict[str, Any], digits: int = 4) -> str:
         over = "users and seeds" if several else "users"
         lines.append("Δ = variant minus the full model refitted at the same seed(s); CI: paired bootstrap over "
                      f"{over} of the NDCG@10 Δ ({int(100 * entry['confidence'])}%). Cold items have fewer than "
-                     "5 training interactions, new items none.")
+                     f"{entry.get('cold_item_threshold', 5)} training interactions, new items none.")
         lines.append("")
         if not entry["models"]:
             lines.append("No model ablated (`rec.ablation.models` is empty).")

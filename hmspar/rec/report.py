@@ -95,16 +95,32 @@ def _stat(values: list[float]) -> dict[str, Any]:
 _EMPTY_SLICE = {"mean": None, "std": None, "per_seed": [], "ci_low": None, "ci_high": None, "n_targets": 0}
 
 
-def _slice_interval(per_user: np.ndarray, seeds: list[int], cfg: "RecEvaluateConfig", dataset: str, model: str,
-                    key: str) -> dict[str, Any]:
-    """Bootstrap interval of a slice's mean test NDCG@10 over its users and the model's seeds: the paired
-    bootstrap of the slice's (S, U) values against zero, so the interval carries seed variance exactly as
-    the leaderboard's comparisons do (the slice must hold at least one target)."""
+def _slice_stat(per_user: np.ndarray, seeds: list[int], cfg: "RecEvaluateConfig", dataset: str, model: str,
+                key: str) -> dict[str, Any]:
+    """A slice's test NDCG@10 from its (S, U) per-seed, per-target values: mean, std and per-seed means, and
+    the bootstrap interval over its users and the model's seeds (the paired bootstrap against zero, so the
+    interval carries seed variance exactly as the leaderboard's comparisons do). A slice without targets
+    gives :data:`_EMPTY_SLICE`."""
+    if per_user.shape[1] == 0:
+        return dict(_EMPTY_SLICE)
     rng = np.random.default_rng([cfg.seed, zlib.crc32(dataset.encode()), zlib.crc32(model.encode()),
                                  zlib.crc32(key.encode())])
     res = ev.paired_bootstrap(per_user, np.zeros((1, per_user.shape[1])), cfg.bootstrap_samples, cfg.confidence,
                               rng, seeds, [0])
-    return {"ci_low": res["ci_low"], "ci_high": res["ci_high"], "n_targets": int(per_user.shape[1])}
+    return {**_stat(per_user.mean(axis=1)), "ci_low": res["ci_low"], "ci_high": res["ci_high"],
+            "n_targets": int(per_user.shape[1])}
+
+
+def target_slices(data: Any, cfg: RecEvaluateConfig) -> dict[str, np.ndarray]:
+    """Boolean masks over the test targets of a loaded dataset (:func:`hmspar.rec.data.load`): new items (no
+    training interaction), tail items (1 to ``cold_item_threshold - 1``), cold items (both), warm items, and
+    users with at most ``short_history`` training interactions or more. Shared by the leaderboard and the
+    modality ablation, so both count the same targets."""
+    target_counts = data.train_counts()[data.test.targets]
+    cold = target_counts < cfg.cold_item_threshold
+    short = data.test_train_lengths() <= cfg.short_history   # test rows need not align with training rows
+    return {"new_items": target_counts == 0, "tail_items": (target_counts > 0) & cold, "cold_items": cold,
+            "warm_items": ~cold, "short_users": short, "long_users": ~short}
 
 
 def _load_run(run_dir: Path) -> dict[str, Any]:
@@ -131,11 +147,8 @@ def evaluate_dataset(dataset: str, models: list[str], features_dir: Path, result
     """
     data = load(features_dir, protocol)
     counts = data.train_counts()
-    target_counts = counts[data.test.targets]
-    cold = target_counts < cfg.cold_item_threshold
-    short = data.test_train_lengths() <= cfg.short_history   # test rows need not align with training rows
-    slice_masks = {"new_items": target_counts == 0, "tail_items": (target_counts > 0) & cold,
-                   "cold_items": cold, "warm_items": ~cold, "short_users": short, "long_users": ~short}
+    slice_masks = target_slices(data, cfg)
+    cold, short = slice_masks["cold_items"], slice_masks["short_users"]
     has_text = bool(data.meta.get("has_text", True))
     has_pictures = bool(data.meta.get("has_pictures", True))
     pictures = ev.picture_vectors(data.items.image) if has_pictures else None
@@ -161,7 +174,7 @@ def evaluate_dataset(dataset: str, models: list[str], features_dir: Path, result
         if run["meta"]["n_users"] != len(data.test):
             raise HmsparError(f"{run_dir}: ranked {run['meta']['n_users']} users, the protocol keeps "
                               f"{len(data.test)} (stale results? rerun recommend@{dataset}-{model})")
-        full, sampled, beyond, slices, vals = {}, {}, {}, {}, []
+        full, sampled, beyond, vals = {}, {}, {}, []
         for seed, r in run["seeds"].items():
             for key, value in ev.accuracy(r["test_rank"], top_ks).items():
                 full.setdefault(key, []).append(value)
@@ -170,9 +183,6 @@ def evaluate_dataset(dataset: str, models: list[str], features_dir: Path, result
             lists = r["test_topk"][:, :cfg.list_k].astype(np.int64)
             for key, value in ev.beyond_accuracy(lists, counts, text, pictures).items():
                 beyond.setdefault(key, []).append(value)
-            nd = ev.ndcg(r["test_rank"], 10)
-            for name, mask in slice_masks.items():
-                slices.setdefault(f"{name}/ndcg@10", []).append(float(nd[mask].mean()) if mask.any() else float("nan"))
             vals.append(float(ev.ndcg(r["val_rank"], 10).mean()))
         per_user_test[model] = np.stack([ev.ndcg(r["test_rank"], 10) for r in run["seeds"].values()])
         seeds_of[model] = [int(s) for s in run["seeds"]]
@@ -193,10 +203,9 @@ def evaluate_dataset(dataset: str, models: list[str], features_dir: Path, result
             "full": {k: _stat(v) for k, v in full.items()},
             "sampled": {k: _stat(v) for k, v in sampled.items()},
             "beyond": {k: _stat(v) for k, v in beyond.items()},
-            "slices": {k: ({**_stat(v), **_slice_interval(per_user_test[model][:, slice_masks[k.split("/")[0]]],
-                                                           seeds_of[model], cfg, dataset, model, k)}
-                           if slice_masks[k.split("/")[0]].any() else _EMPTY_SLICE)
-                       for k, v in slices.items()},
+            "slices": {f"{name}/ndcg@10": _slice_stat(per_user_test[model][:, mask], seeds_of[model], cfg, dataset,
+                                                      model, f"{name}/ndcg@10")
+                       for name, mask in slice_masks.items()},
             "val_ndcg@10": _stat(vals),
             "seeds": list(run["seeds"]),
         }
@@ -261,7 +270,7 @@ def _fmt(stat: dict[str, Any] | None, digits: int) -> str:
 
 def _fmt_ci(stat: dict[str, Any] | None, digits: int) -> str:
     """``mean [low, high]`` of a slice entry (``–`` for an empty slice)."""
-    if not stat or stat.get("mean") is None or stat.get("ci_low") is None or not np.isfinite(stat["mean"]):
+    if not stat or stat.get("mean") is None or stat.get("ci_low") is None:
         return "–"
     return f"{stat['mean']:.{digits}f} [{stat['ci_low']:.{digits}f}, {stat['ci_high']:.{digits}f}]"
 
