@@ -140,11 +140,12 @@ def choice_labels(choices: list[Any]) -> dict[Any, Any]:
 
 
 def decode(params: dict[str, Any], space: dict[str, Any]) -> dict[str, Any]:
-    """Trial params (labels for list or mapping choices) as the settings they stand for."""
+    """Trial params (labels for list or mapping choices) as the settings they stand for; a value the space
+    no longer lists (a study resumed under an edited space) is kept as stored."""
     out = {}
     for key, value in params.items():
-        rng = space.get(key) or {}
-        out[key] = copy.deepcopy(choice_labels(rng["choices"])[value]) if "choices" in rng else value
+        labels = choice_labels((space.get(key) or {})["choices"]) if "choices" in (space.get(key) or {}) else {}
+        out[key] = copy.deepcopy(labels.get(value, value))
     return out
 
 
