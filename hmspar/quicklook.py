@@ -129,9 +129,14 @@ def quick_params(params: dict[str, Any]) -> dict[str, Any]:
             _cap(section, "steps", QUICK_TLOSS_STEPS)
     for runs in (p.get("runs") or {}).values():  # searched settings: runs.<dataset>.<run>.baselines.<model>
         for run in runs.values():
-            for override in (run.get("baselines") or {}).values():
-                if "n_kernels" in override:
+            for model, override in (run.get("baselines") or {}).items():
+                kind = (p.get("baselines", {}).get(model) or {}).get("model", model)
+                if kind == "minirocket" and "n_kernels" in override:
                     _cap(override, "n_kernels", QUICK_KERNELS)
+                if kind == "tloss" and "steps" in override:
+                    _cap(override, "steps", QUICK_TLOSS_STEPS)
+                if isinstance(override.get("train"), dict) and "max_steps" in override["train"]:
+                    _shrink_train(override["train"], QUICK_STEPS)
     if "evaluate" in p:
         _cap(p["evaluate"], "bootstrap_samples", QUICK_BOOTSTRAP)
     rec = p.get("rec", {})

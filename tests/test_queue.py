@@ -28,7 +28,7 @@ def queue_status(project) -> str:
     return run(["dvc", "queue", "status"], project).stdout
 
 
-def test_lr_sweep_through_dvc_queue(tiny_project, monkeypatch):
+def test_lr_sweep_through_dvc_queue(tiny_project):
     project = tiny_project
     run(["git", "add", "-A"], project)  # dvc.lock, DVC's .gitignore files and the cache: false outputs
     run(["git", "commit", "-q", "--allow-empty", "-m", "reproduced tiny profile"], project)
@@ -36,8 +36,10 @@ def test_lr_sweep_through_dvc_queue(tiny_project, monkeypatch):
     for name, lr in names.items():
         run(["dvc", "exp", "run", "--queue", "-n", name, *TARGETS, "-S", f"train.lr={lr}"], project)
     assert queue_status(project).count("Queued") == 2
-    monkeypatch.setenv("OMP_NUM_THREADS", "1")  # two workers share the cores
-    run(["dvc", "queue", "start", "-j", "2"], project)
+    # one worker: with two, DVCLive 3's `Live.end()` in both workers removes the same VS Code signal file
+    # (.dvc/tmp/exps/run/DVCLIVE_STEP_COMPLETED) after checking that it exists, and the one that loses the race
+    # fails its experiment with FileNotFoundError (seen in CI; docs/experiment.md)
+    run(["dvc", "queue", "start", "-j", "1"], project)
     try:
         deadline = time.monotonic() + 240
         while True:
