@@ -53,7 +53,7 @@ def run_job(job: str, params: dict, tmp: Path) -> dict:
     from hmspar.config import build
     from hmspar.rec import evaluate as ev
     from hmspar.rec.data import ProtocolConfig, load
-    from hmspar.rec.report import RecEvaluateConfig
+    from hmspar.rec.report import RecEvaluateConfig, target_slices
     from hmspar.rec.runner import recommend
 
     dataset, model, variant, seed_list = job.split(":")
@@ -78,7 +78,7 @@ def run_job(job: str, params: dict, tmp: Path) -> dict:
     steps = [json.loads((out / f"seed_{s}" / "fit.json").read_text()).get("steps_run") for s in seeds]
     data = load(Path("data/rec/features") / dataset, build(ProtocolConfig, p["rec"]["protocol"], "rec.protocol"))
     n_users = len(data.test)
-    new = data.train_counts()[data.test.targets] == 0
+    new = target_slices(data, cfg)["new_items"]
     slice_new = {"n_targets": int(new.sum())}
     if new.any():
         rng = np.random.default_rng([cfg.seed, 1])

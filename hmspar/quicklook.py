@@ -95,6 +95,23 @@ def _keep_subset(p: dict[str, Any]) -> None:
             rec["global_time"]["datasets"] = [d for d in rec["global_time"]["datasets"] if d in rec_keep]
 
 
+#: Quick caps by baseline model: (params key, cap).
+QUICK_BASELINE_CAPS = {"minirocket": ("n_kernels", QUICK_KERNELS), "tloss": ("steps", QUICK_TLOSS_STEPS)}
+
+
+def _shrink_baseline(section: dict[str, Any], kind: str, override: bool = False) -> None:
+    """The quick budgets of a baseline's params section in place (``kind``: its registry model): the step
+    budget of its ``train`` section, and MiniRocket's kernels or T-Loss's encoder steps. A shared
+    ``baselines.<model>`` section gets the cap where it leaves the key to the model's default; a run's
+    searched ``override`` only has the keys it sets capped, so it still overrides nothing else."""
+    if isinstance(section.get("train"), dict) and "max_steps" in section["train"]:
+        _shrink_train(section["train"], QUICK_STEPS)
+    if kind in QUICK_BASELINE_CAPS:
+        key, cap = QUICK_BASELINE_CAPS[kind]
+        if not override or key in section:
+            _cap(section, key, cap)
+
+
 def quick_params(params: dict[str, Any]) -> dict[str, Any]:
     """The quick-look profile of ``params`` (a parsed params.yaml); ``params`` is not modified.
 
@@ -120,23 +137,13 @@ def quick_params(params: dict[str, Any]) -> dict[str, Any]:
     for run in p.get("hmspar_runs", {}).values():
         if isinstance(run.get("train"), dict):
             _shrink_train(run["train"], QUICK_STEPS)
-    for name, section in p.get("baselines", {}).items():
-        if isinstance(section.get("train"), dict) and "max_steps" in section["train"]:
-            _shrink_train(section["train"], QUICK_STEPS)
-        if name == "minirocket" or section.get("model") == "minirocket":
-            _cap(section, "n_kernels", QUICK_KERNELS)
-        if name == "tloss" or section.get("model") == "tloss":
-            _cap(section, "steps", QUICK_TLOSS_STEPS)
+    baselines = p.get("baselines", {})
+    for name, section in baselines.items():
+        _shrink_baseline(section, section.get("model", name))
     for runs in (p.get("runs") or {}).values():  # searched settings: runs.<dataset>.<run>.baselines.<model>
         for run in runs.values():
-            for model, override in (run.get("baselines") or {}).items():
-                kind = (p.get("baselines", {}).get(model) or {}).get("model", model)
-                if kind == "minirocket" and "n_kernels" in override:
-                    _cap(override, "n_kernels", QUICK_KERNELS)
-                if kind == "tloss" and "steps" in override:
-                    _cap(override, "steps", QUICK_TLOSS_STEPS)
-                if isinstance(override.get("train"), dict) and "max_steps" in override["train"]:
-                    _shrink_train(override["train"], QUICK_STEPS)
+            for name, override in (run.get("baselines") or {}).items():
+                _shrink_baseline(override, (baselines.get(name) or {}).get("model", name), override=True)
     if "evaluate" in p:
         _cap(p["evaluate"], "bootstrap_samples", QUICK_BOOTSTRAP)
     rec = p.get("rec", {})

@@ -144,7 +144,8 @@ def decode(params: dict[str, Any], space: dict[str, Any]) -> dict[str, Any]:
     no longer lists (a study resumed under an edited space) is kept as stored."""
     out = {}
     for key, value in params.items():
-        labels = choice_labels((space.get(key) or {})["choices"]) if "choices" in (space.get(key) or {}) else {}
+        rng = space.get(key) or {}
+        labels = choice_labels(rng["choices"]) if "choices" in rng else {}
         out[key] = copy.deepcopy(labels.get(value, value))
     return out
 
