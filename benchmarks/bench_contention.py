@@ -1,12 +1,16 @@
-"""One training process alone and beside a neighbour it does not know about, under three thread settings.
+"""One training process alone and beside a neighbour it does not know about, under several thread and OpenMP wait settings.
 
 ``python -m benchmarks.bench_contention [--model hmspar|cnn1d]`` fits one model in fresh processes and times
 it alone and beside a neighbour that is another such fit, already running (what two stages, a stage and the
 test suite, or two experiments do to each other when ``HMSPAR_PARALLEL_JOBS`` is not set), under
 
-* ``spin``: threads ``auto`` (both cores of an idle 2-core machine), OpenMP's default wait (a waiting thread
-  spins before it sleeps): the lab's setting;
+* ``spin``: threads ``auto`` (both cores of an idle 2-core machine), GNU OpenMP's default wait (a waiting
+  thread spins 300,000 times before it sleeps; set explicitly, since importing :mod:`hmspar` otherwise bounds
+  it, see below): the lab's setting until 2026-12-06;
 * ``passive``: the same threads with ``OMP_WAIT_POLICY=PASSIVE`` (waiting threads sleep at once);
+* ``spin 10k``, ``spin 3k`` and ``spin 1k``: the same threads, a waiting thread spinning for
+  ``GOMP_SPINCOUNT`` = 10,000, 3,000 or 1,000 iterations before it sleeps; ``spin 10k`` is what importing
+  :mod:`hmspar` sets when the user set no wait policy (:data:`hmspar.OPENMP_SPINCOUNT`);
 * ``one thread``: one intra-op thread, so no thread ever waits for another.
 
 ``hmspar`` is HMSPAR at the default ``model``/``train`` settings on a synthetic set (800 training rows, 2
@@ -28,14 +32,18 @@ from pathlib import Path
 
 from benchmarks._measure import record_run, worker_result
 
-SETTINGS = ("spin", "passive", "one thread")
+SETTINGS = ("spin", "passive", "spin 10k", "spin 3k", "spin 1k", "one thread")
+#: OpenMP environment of each setting (anything else is removed from the workers' environment).
+OMP_ENV = {"spin": {"GOMP_SPINCOUNT": "300000"}, "passive": {"OMP_WAIT_POLICY": "PASSIVE"},
+           "spin 10k": {"GOMP_SPINCOUNT": "10000"},
+           "spin 3k": {"GOMP_SPINCOUNT": "3000"},
+           "spin 1k": {"GOMP_SPINCOUNT": "1000"}}
 
 
 def _spawn(model: str, setting: str, steps: int, image_size: int) -> subprocess.Popen:
     env = {k: v for k, v in os.environ.items()
            if k not in ("OMP_NUM_THREADS", "HMSPAR_PARALLEL_JOBS", "OMP_WAIT_POLICY", "GOMP_SPINCOUNT")}
-    if setting == "passive":
-        env["OMP_WAIT_POLICY"] = "PASSIVE"
+    env.update(OMP_ENV.get(setting, {}))
     cmd = [sys.executable, "-m", "benchmarks.bench_contention", "--worker", setting, "--model", model,
            "--steps", str(steps), "--image-size", str(image_size)]
     return subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
@@ -70,9 +78,9 @@ def _worker(model: str, setting: str, steps: int, image_size: int) -> dict:
     return {"fit_s": time.perf_counter() - t0, "cpu_s": time.process_time() - c0, "threads": str(threads)}
 
 
-def run(model: str, steps: int, image_size: int) -> list[dict]:
+def run(model: str, steps: int, image_size: int, settings=SETTINGS) -> list[dict]:
     results = []
-    for setting in SETTINGS:
+    for setting in settings:
         alone = worker_result(_spawn(model, setting, steps, image_size))
         neighbour = _spawn(model, setting, steps * 6, image_size)
         time.sleep(5.0)  # let it start training
@@ -93,6 +101,8 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--model", default="hmspar", choices=["hmspar", "cnn1d"])
     ap.add_argument("--steps", type=int, default=150)
     ap.add_argument("--image-size", type=int, default=24)
+    ap.add_argument("--settings", nargs="+", choices=SETTINGS, default=list(SETTINGS), metavar="SETTING",
+                    help=f"settings to time (default: all of {', '.join(SETTINGS)})")
     ap.add_argument("--worker", choices=SETTINGS, help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
     if args.worker:
@@ -100,7 +110,7 @@ def main(argv: list[str] | None = None) -> None:
         return
     record_run(Path(f"benchmarks/results/contention_{args.model}.json"),
                {"model": args.model, "steps": args.steps, "image_size": args.image_size},
-               lambda: run(args.model, args.steps, args.image_size), ["setting", "mode", "fit_s", "cpu_s", "vs_alone"])
+               lambda: run(args.model, args.steps, args.image_size, args.settings), ["setting", "mode", "fit_s", "cpu_s", "vs_alone"])
 
 
 if __name__ == "__main__":

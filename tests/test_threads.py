@@ -161,3 +161,16 @@ def test_the_trainer_fits_with_the_resolved_count_and_restores_it(monkeypatch):
     with pytest.raises(HmsparError, match="HMSPAR_PARALLEL_JOBS: must be a positive integer"):
         Trainer(cfg, seed=0).fit(Probe(), {"static": X[:30]}, y[:30], {"static": X[30:]}, y[30:])
 
+
+
+@pytest.mark.parametrize("env, expected", [({}, "10000"), ({"GOMP_SPINCOUNT": "500"}, "500"),
+                                           ({"OMP_WAIT_POLICY": "PASSIVE"}, None)])
+def test_importing_hmspar_bounds_openmp_spinning_unless_the_user_chose(env, expected):
+    """GNU OpenMP reads GOMP_SPINCOUNT when it loads: importing hmspar sets it before torch or LightGBM load,
+    unless the user set a wait policy of their own."""
+    base = {k: v for k, v in os.environ.items() if k not in ("GOMP_SPINCOUNT", "OMP_WAIT_POLICY")}
+    code = ("import sys, os, hmspar; assert 'torch' not in sys.modules; "
+            "print(os.environ.get('GOMP_SPINCOUNT'))")
+    out = subprocess.run([sys.executable, "-c", code], env={**base, **env}, capture_output=True, text=True,
+                         check=True, cwd=ROOT).stdout.strip()
+    assert out == str(expected)
