@@ -20,6 +20,9 @@ REGISTRY: dict[str, str] = {
     "samecat": "hmspar.rec.peers.samecat:SameCategory",
     "itemknn": "hmspar.rec.peers.itemknn:ItemKNN",
     "ease": "hmspar.rec.peers.ease:EASE",
+    # the chance level and user-based collaborative filtering (seed 004's baselines)
+    "random": "hmspar.rec.peers.random:Random",
+    "userknn": "hmspar.rec.peers.userknn:UserKNN",
     # repeat- and session-aware peers over the shared features of hmspar/rec/peers/features.py (numpy only)
     "recent": "hmspar.rec.peers.recent:Recent",
     "ranker": "hmspar.rec.peers.ranker:Ranker",
@@ -30,6 +33,8 @@ REGISTRY: dict[str, str] = {
     "mtstrec": "hmspar.rec.models.mtstrec:MTSTRec",
     "athwe": "hmspar.rec.models.athwe:ATHWE",
     "pixelrec": "hmspar.rec.models.pixelrec:PixelRecTwoTower",
+    # the seed-004 recommender as its source describes it: a pointwise user-item scorer (same loop settings)
+    "pixelrec_paper": "hmspar.rec.models.pixelrec_paper:PixelRecPaper",
 }
 
 #: Models run by the ``recommend_seq`` stage (listed in ``rec.sequential_models``): their stage also depends
@@ -41,7 +46,7 @@ SEQUENTIAL = ("gru4rec", "sasrec")
 #: ``hmspar/rec/models/``: their stage also depends on the torch loop ``hmspar/rec/train.py`` (and
 #: ``hmspar/device.py``) and on the model parts ``hmspar/rec/models/common.py``, which the peers'
 #: ``recommend`` stage must not.
-MULTIMODAL = ("mtstrec", "athwe", "pixelrec")
+MULTIMODAL = ("mtstrec", "athwe", "pixelrec", "pixelrec_paper")
 
 
 RECOMMENDERS = Registry("recommender", "rec.recommenders.{name}", REGISTRY)
