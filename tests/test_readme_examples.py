@@ -84,6 +84,7 @@ COMMANDS: dict[str, tuple[str, object]] = {
     "python -m hmspar.search --track rec": ("search", None),
     "python -m benchmarks.bench_rec_models": ("module", None),
     "python -m benchmarks.rec_variants": ("module", None),
+    "python -m benchmarks.rec_partial --dataset fashion": ("module", None),
     "dvc exp run -S rec.ablation.models=[mtstrec,athwe,pixelrec]": ("exp-run", None),
     "dvc exp run -S rec.recommenders.mtstrec.use_token=false": ("exp-run", None),
     "dvc exp run -S rec.recommenders.sasrec.train.request_time=true": ("exp-run", None),
