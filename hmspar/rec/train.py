@@ -392,13 +392,33 @@ class TorchSeqRecommender(Recommender):
         module = module.to(device)
         gen = torch.Generator().manual_seed(self.seed)
         neg_gen = torch.Generator(device=device).manual_seed(self.seed + 1)
+
+        def losses():
+            lengths = (windows.items > 0).sum(1)
+            for rows in self._stream(lengths, gen):
+                it, tm, tg = windows.batch(rows)
+                it_t = torch.from_numpy(it).to(device)
+                tm_t = torch.from_numpy(tm).to(device)
+                nt_t = tm_t[:, 1:] if cfg.request_time else torch.full_like(tm_t[:, 1:], float("nan"))
+                yield module.loss(it_t[:, :-1], tm_t[:, :-1], torch.from_numpy(tg[:, 1:]).to(device), nt_t, neg_gen)
+
+        self._run_steps(module, losses(), math.ceil(len(windows) / cfg.batch_size), val, device)
+
+    def _run_steps(self, module: nn.Module, losses, per_pass: int, val: Histories | None, device: torch.device,
+                   scheduler_factory=None) -> None:
+        """The step loop every torch recommender shares: AdamW on the losses ``losses`` yields (one scalar per
+        step, computed with the module in training mode), gradient clipping, validation NDCG@10 every
+        ``eval_every`` steps and at the last, early stopping after ``patience`` evaluations without a gain
+        once ``min_steps`` ran, the best state restored; fills ``module_``, ``history_``, ``best_step_`` and
+        ``report_``. ``scheduler_factory(optimiser)``, when given, returns a learning-rate scheduler stepped
+        with each validation NDCG@10 (``ReduceLROnPlateau``); its learning rate is logged in the history."""
+        cfg = self.train_cfg
         optimiser = torch.optim.AdamW(param_groups(module, cfg.weight_decay), lr=cfg.lr)
+        scheduler = None if scheduler_factory is None else scheduler_factory(optimiser)
         if val is not None and cfg.val_max_users and len(val) > cfg.val_max_users:
             pick = np.sort(torch.randperm(len(val), generator=torch.Generator().manual_seed(self.seed + 2))
                            .numpy()[:cfg.val_max_users])
             val = val.subset(pick)
-        lengths = (windows.items > 0).sum(1)
-        per_pass = math.ceil(len(windows) / cfg.batch_size)
         min_steps = min(cfg.min_steps, cfg.max_steps)
         best, best_se, best_state, bad = -math.inf, None, None, 0
         self.history_ = []
@@ -406,12 +426,7 @@ class TorchSeqRecommender(Recommender):
         self.best_step_ = 0
         total, n_loss, step = 0.0, 0, 0
         module.train()
-        for rows in self._stream(lengths, gen):
-            it, tm, tg = windows.batch(rows)
-            it_t = torch.from_numpy(it).to(device)
-            tm_t = torch.from_numpy(tm).to(device)
-            nt_t = tm_t[:, 1:] if cfg.request_time else torch.full_like(tm_t[:, 1:], float("nan"))
-            loss = module.loss(it_t[:, :-1], tm_t[:, :-1], torch.from_numpy(tg[:, 1:]).to(device), nt_t, neg_gen)
+        for loss in losses:
             optimiser.zero_grad(set_to_none=True)
             loss.backward()
             if cfg.grad_clip > 0:
@@ -423,11 +438,15 @@ class TorchSeqRecommender(Recommender):
             if step % cfg.eval_every and step < cfg.max_steps:
                 continue
             row: dict[str, float] = {"step": step, "pass": step / per_pass, "loss": total / n_loss}
+            if scheduler is not None:
+                row["lr"] = optimiser.param_groups[0]["lr"]
             total, n_loss = 0.0, 0
             if val is not None:
                 per_user = validation_ndcgs(lambda h: self._score(h, device), val, cfg.eval_batch_size)
                 module.train()
                 row["val_ndcg@10"] = float(per_user.mean())
+                if scheduler is not None:
+                    scheduler.step(row["val_ndcg@10"])
                 if row["val_ndcg@10"] > best:
                     best, bad, self.best_step_ = row["val_ndcg@10"], 0, step
                     best_se = float(per_user.std(ddof=1) / math.sqrt(per_user.size)) if per_user.size > 1 else None

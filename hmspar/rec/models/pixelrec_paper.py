@@ -42,7 +42,6 @@ the lab's defaults (``params.yaml``) may be smaller, to fit the 2-core budget of
 
 from __future__ import annotations
 
-import copy
 import dataclasses
 import math
 import os
@@ -58,8 +57,7 @@ from hmspar.device import resolve_device
 from hmspar.errors import HmsparError
 from hmspar.rec.base import Histories, ItemFeatures
 from hmspar.rec.models.common import standardise_rows, standardised_text, style_descriptor, train_items
-from hmspar.rec.train import RecTrainConfig, TorchSeqRecommender, validation_ndcgs
-from hmspar.training.optim import param_groups
+from hmspar.rec.train import RecTrainConfig, TorchSeqRecommender
 
 CONTENT = ("image", "text", "price")
 
@@ -378,85 +376,38 @@ class PixelRecPaper(TorchSeqRecommender):
         id_drop = self.cfg.id_dropout
         gen = torch.Generator().manual_seed(self.seed)
         neg_gen = torch.Generator(device=device).manual_seed(self.seed + 1)
-        optimiser = torch.optim.AdamW(param_groups(module, cfg.weight_decay), lr=cfg.lr)
-        plateau = torch.optim.lr_scheduler.ReduceLROnPlateau(optimiser, mode="max", factor=0.5,
-                                                             patience=self.cfg.lr_patience)
-        if val is not None and cfg.val_max_users and len(val) > cfg.val_max_users:
-            pick = np.sort(torch.randperm(len(val), generator=torch.Generator().manual_seed(self.seed + 2))
-                           .numpy()[:cfg.val_max_users])
-            val = val.subset(pick)
         u_all, i_all = torch.from_numpy(pos_users), torch.from_numpy(pos_items)
         n, bs = u_all.numel(), cfg.batch_size
-        per_pass = math.ceil(n / bs)
-        min_steps = min(cfg.min_steps, cfg.max_steps)
-        best, best_se, best_state, bad = -math.inf, None, None, 0
-        self.history_, self.module_, self.best_step_ = [], module, 0
-        total, n_loss, step = 0.0, 0, 0
-        module.train()
-        while True:
-            perm = torch.randperm(n, generator=gen)
-            stop = False
-            for a in range(0, n, bs):
-                rows = perm[a:a + bs]
-                u = u_all[rows].to(device)
-                i = i_all[rows].to(device)
-                if pool is None:
-                    neg = torch.randint(1, self.n_items + 1, (rows.numel(), K), generator=neg_gen, device=device)
-                else:
-                    neg = pool[torch.randint(0, pool.numel(), (rows.numel(), K), generator=neg_gen, device=device)]
-                users = torch.cat([u, u.repeat_interleave(K)])
-                cand = torch.cat([i, neg.reshape(-1)])
-                labels = torch.cat([torch.ones_like(i, dtype=torch.float32),
-                                    torch.zeros(neg.numel(), dtype=torch.float32, device=device)])
-                weight = torch.cat([torch.ones_like(labels[:i.numel()]),
-                                    (neg != i[:, None]).reshape(-1).float()])  # accidental hits ignored
-                ids = item_ids[cand]
-                if id_drop > 0:
-                    ids = torch.where(torch.rand(ids.shape, generator=neg_gen, device=device) < id_drop,
-                                      torch.zeros_like(ids), ids)
-                logits = module(users, cand, ids)
-                loss = (F.binary_cross_entropy_with_logits(logits, labels, reduction="none") * weight).sum() \
-                    / weight.sum()
-                optimiser.zero_grad(set_to_none=True)
-                loss.backward()
-                if cfg.grad_clip > 0:
-                    torch.nn.utils.clip_grad_norm_(module.parameters(), cfg.grad_clip)
-                optimiser.step()
-                total += float(loss.detach())
-                n_loss += 1
-                step += 1
-                if step % cfg.eval_every and step < cfg.max_steps:
-                    continue
-                row: dict[str, float] = {"step": step, "pass": step / per_pass, "loss": total / n_loss,
-                                         "lr": optimiser.param_groups[0]["lr"]}
-                total, n_loss = 0.0, 0
-                if val is not None:
-                    per_user = validation_ndcgs(lambda h: self._score(h, device), val, cfg.eval_batch_size)
-                    module.train()
-                    row["val_ndcg@10"] = float(per_user.mean())
-                    plateau.step(row["val_ndcg@10"])
-                    if row["val_ndcg@10"] > best:
-                        best, bad, self.best_step_ = row["val_ndcg@10"], 0, step
-                        best_se = float(per_user.std(ddof=1) / math.sqrt(per_user.size)) if per_user.size > 1 else None
-                        best_state = copy.deepcopy(module.state_dict())
+
+        def losses():
+            """One BCE per step: a batch of positives (a seeded permutation per pass) and K negatives each."""
+            while True:
+                perm = torch.randperm(n, generator=gen)
+                for a in range(0, n, bs):
+                    rows = perm[a:a + bs]
+                    u = u_all[rows].to(device)
+                    i = i_all[rows].to(device)
+                    if pool is None:
+                        neg = torch.randint(1, self.n_items + 1, (rows.numel(), K), generator=neg_gen, device=device)
                     else:
-                        bad += 1
-                self.history_.append(row)
-                if self.callback is not None:
-                    self.callback(step, row)
-                if step >= cfg.max_steps or (val is not None and bad >= cfg.patience and step >= min_steps):
-                    stop = True
-                    break
-            if stop:
-                break
-        if best_state is not None:
-            module.load_state_dict(best_state)
-        else:
-            self.best_step_ = step
-        self.module_ = module.cpu().eval()
-        self.report_ = {"best_step": self.best_step_, "best_val_ndcg@10": best if val is not None else None,
-                        "steps_run": step, "val_users": len(val) if val is not None else None,
-                        "val_ndcg_se": best_se, "history": self.history_}
+                        neg = pool[torch.randint(0, pool.numel(), (rows.numel(), K), generator=neg_gen, device=device)]
+                    users = torch.cat([u, u.repeat_interleave(K)])
+                    cand = torch.cat([i, neg.reshape(-1)])
+                    labels = torch.cat([torch.ones_like(i, dtype=torch.float32),
+                                        torch.zeros(neg.numel(), dtype=torch.float32, device=device)])
+                    weight = torch.cat([torch.ones_like(labels[:i.numel()]),
+                                        (neg != i[:, None]).reshape(-1).float()])  # accidental hits ignored
+                    ids = item_ids[cand]
+                    if id_drop > 0:
+                        ids = torch.where(torch.rand(ids.shape, generator=neg_gen, device=device) < id_drop,
+                                          torch.zeros_like(ids), ids)
+                    logits = module(users, cand, ids)
+                    bce = F.binary_cross_entropy_with_logits(logits, labels, reduction="none")
+                    yield (bce * weight).sum() / weight.sum()
+
+        plateau = (lambda opt: torch.optim.lr_scheduler.ReduceLROnPlateau(opt, mode="max", factor=0.5,
+                                                                          patience=self.cfg.lr_patience))
+        self._run_steps(module, losses(), math.ceil(n / bs), val, device, scheduler_factory=plateau)
 
     # -- score --------------------------------------------------------------------------------------
     def _score(self, histories: Histories, device: torch.device) -> np.ndarray:
