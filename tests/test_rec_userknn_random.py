@@ -62,3 +62,11 @@ def test_random_is_per_user_reproducible_and_seeded():
     assert not np.array_equal(Random(RandomConfig(), seed=1).fit(train, items).score(h), s)
     with pytest.raises(HmsparError, match="before fit"):
         Random(RandomConfig(), seed=0).score(h)
+
+
+def test_user_rows_finds_users_in_any_order_and_marks_the_absent():
+    from hmspar.rec.base import user_rows
+
+    known = np.array([40, 7, 19, 3])
+    np.testing.assert_array_equal(user_rows(known, np.array([3, 40, 5, 19, 100, 7])), [3, 0, -1, 2, -1, 1])
+    np.testing.assert_array_equal(user_rows(np.array([], dtype=np.int64), np.array([1, 2])), [-1, -1])

@@ -150,6 +150,19 @@ class Sequences:
         return cls(items[real], np.asarray(times, dtype=np.float64)[real], offsets)
 
 
+def user_rows(known: np.ndarray, query: np.ndarray) -> np.ndarray:
+    """(len(query),) int64 position of each ``query`` user in ``known`` (user indices, any order), -1 where
+    absent: how a model or a report finds a user's training row through ``users``, never by row position."""
+    known = np.asarray(known, dtype=np.int64)
+    query = np.asarray(query, dtype=np.int64)
+    if known.size == 0:
+        return np.full(query.shape, -1, dtype=np.int64)
+    order = np.argsort(known, kind="stable")
+    pos = np.minimum(np.searchsorted(known, query, sorter=order), order.size - 1)
+    row = order[pos]
+    return np.where(known[row] == query, row, -1).astype(np.int64)
+
+
 class Recommender(abc.ABC):
     """Base class of every recommender (classic peers and the multimodal systems alike).
 

@@ -56,7 +56,7 @@ from typing import Any
 import numpy as np
 
 from hmspar.errors import HmsparError
-from hmspar.rec.base import Histories, ItemFeatures, Sequences
+from hmspar.rec.base import Histories, ItemFeatures, Sequences, user_rows
 from hmspar.rec.schema import read_meta
 
 #: The protocol's splits (``rec.protocol.split``; see the module docstring).
@@ -184,11 +184,8 @@ class RecData:
             return lengths
         if len(self.train) == 0:
             return np.zeros(len(self.test), dtype=np.int64)
-        order = np.argsort(self.train.users, kind="stable")
-        pos = np.searchsorted(self.train.users, self.test.users, sorter=order)
-        row = order[np.minimum(pos, order.size - 1)]
-        found = (pos < order.size) & (self.train.users[row] == self.test.users)
-        return np.where(found, lengths[row], 0)
+        row = user_rows(self.train.users, self.test.users)
+        return np.where(row >= 0, lengths[np.maximum(row, 0)], 0)
 
 
 def resolve_exclude_seen(cfg: ProtocolConfig, meta: dict[str, Any]) -> bool:

@@ -371,21 +371,26 @@ class TorchSeqRecommender(Recommender):
 
         Without ``val`` the model trains for ``train.max_steps`` steps and keeps the last weights.
         """
-        cfg = self.train_cfg
         self.n_items = items.n_items
         if val is not None and val.targets is None:
             raise HmsparError(f"{type(self).__name__}.fit: validation histories carry no targets")
         windows = self._examples(train)
         if len(windows) == 0:
             raise HmsparError(f"{type(self).__name__}.fit: no training user has two or more interactions")
+        self._fit_with(train, items, lambda module, device: self._fit_loop(module, windows, val, device))
+        return self
+
+    def _fit_with(self, train: Histories, items: ItemFeatures, body) -> None:
+        """Build the module and run ``body(module, device)`` on the configured device, under the thread
+        policy and inside ``torch.random.fork_rng`` seeded from the run seed (initialisation and dropout; the
+        caller's global random state is restored on leaving)."""
+        cfg = self.train_cfg
         device = resolve_device(cfg.device)
         n_threads = threads.resolve(cfg.num_threads, "train.num_threads", allow_zero=True)
         devices = [device.index or 0] if device.type == "cuda" else []
         with threads.limited(n_threads), torch.random.fork_rng(devices=devices):
-            torch.manual_seed(self.seed)  # initialisation and dropout; restored on leaving fork_rng
-            module = self.build_module(train, items)
-            self._fit_loop(module, windows, val, device)
-        return self
+            torch.manual_seed(self.seed)
+            body(self.build_module(train, items), device)
 
     def _fit_loop(self, module: nn.Module, windows: Windows, val: Histories | None, device: torch.device) -> None:
         cfg = self.train_cfg

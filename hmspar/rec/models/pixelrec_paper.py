@@ -52,10 +52,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from hmspar import threads
-from hmspar.device import resolve_device
 from hmspar.errors import HmsparError
-from hmspar.rec.base import Histories, ItemFeatures
+from hmspar.rec.base import Histories, ItemFeatures, user_rows
 from hmspar.rec.models.common import standardise_rows, standardised_text, style_descriptor, train_items
 from hmspar.rec.train import RecTrainConfig, TorchSeqRecommender
 
@@ -335,15 +333,11 @@ class PixelRecPaper(TorchSeqRecommender):
         users = np.asarray(users, dtype=np.int64)
         if users.shape != (n,):
             raise HmsparError(f"pixelrec_paper: expected {n} user indices, got shape {users.shape}")
-        pos = np.searchsorted(self.users_, users)
-        found = (pos < self.users_.size) & (self.users_[np.minimum(pos, max(self.users_.size - 1, 0))] == users) \
-            if self.users_.size else np.zeros(n, dtype=bool)
-        return np.where(found, pos + 1, 0).astype(np.int64)
+        return user_rows(self.users_, users) + 1                           # row 0: no training interaction
 
     def fit(self, train: Histories, items: ItemFeatures, val: Histories | None = None) -> "PixelRecPaper":
         """Train on every training interaction as a positive against sampled negatives; ``val`` (validation
         targets) drives the learning-rate schedule, early stopping and the choice of the kept state only."""
-        cfg = self.train_cfg
         self.n_items = items.n_items
         if val is not None and val.targets is None:
             raise HmsparError("pixelrec_paper.fit: validation histories carry no targets")
@@ -356,13 +350,7 @@ class PixelRecPaper(TorchSeqRecommender):
         pos_items = np.asarray(seqs.items, dtype=np.int64)
         if pos_items.size == 0:
             raise HmsparError("pixelrec_paper.fit: the training histories hold no interaction")
-        device = resolve_device(cfg.device)
-        n_threads = threads.resolve(cfg.num_threads, "train.num_threads", allow_zero=True)
-        devices = [device.index or 0] if device.type == "cuda" else []
-        with threads.limited(n_threads), torch.random.fork_rng(devices=devices):
-            torch.manual_seed(self.seed)  # initialisation and dropout; restored on leaving fork_rng
-            module = self.build_module(train, items)
-            self._fit_pairs(module, pos_users, pos_items, val, device)
+        self._fit_with(train, items, lambda module, device: self._fit_pairs(module, pos_users, pos_items, val, device))
         return self
 
     def _fit_pairs(self, module: PointwiseNet, pos_users: np.ndarray, pos_items: np.ndarray,

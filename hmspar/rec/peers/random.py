@@ -18,9 +18,9 @@ class RandomConfig:
 
 
 class Random(Recommender):
-    """Scores drawn uniformly at random, per user: row ``u`` comes from ``numpy.random.default_rng([seed, u])``,
-    so a user's ranking depends on the run seed and the user only (the same in every scoring batch); rows
-    without a user index draw from ``[seed, -1 - row]``."""
+    """Scores drawn uniformly at random, per user: user ``u`` draws from ``numpy.random.default_rng([seed, u, 0])``,
+    so a user's ranking depends on the run seed and the user only (the same in every scoring batch); without
+    user indices, row ``r`` draws from ``[seed, (-1 - r) & 0x7FFFFFFF, 1]``."""
 
     Config = RandomConfig
     name = "random"

@@ -7,7 +7,7 @@ import dataclasses
 import numpy as np
 
 from hmspar.errors import HmsparError
-from hmspar.rec.base import Histories, ItemFeatures, Recommender
+from hmspar.rec.base import Histories, ItemFeatures, Recommender, user_rows
 
 
 @dataclasses.dataclass(frozen=True)
@@ -76,10 +76,7 @@ class UserKNN(Recommender):
         U = self.matrix_.shape[0]
         own = None
         if histories.users is not None and self.users_ is not None:
-            order = np.argsort(self.users_, kind="stable")
-            pos = np.searchsorted(self.users_, histories.users, sorter=order)
-            pos = np.minimum(pos, max(order.size - 1, 0))
-            own = np.where((order.size > 0) & (self.users_[order[pos]] == histories.users), order[pos], -1)
+            own = user_rows(self.users_, histories.users)                  # the query's own training row, or -1
         for a in range(0, B, self.cfg.batch_users):
             it = items[a:a + self.cfg.batch_users]
             b = it.shape[0]
