@@ -14,7 +14,7 @@ from hmspar.config import build  # noqa: E402
 from hmspar.errors import HmsparError  # noqa: E402
 from hmspar.rec.base import Histories, Recommender  # noqa: E402
 from hmspar.rec.models import athwe, common, mtstrec, pixelrec  # noqa: E402
-from hmspar.rec.models.athwe import DWT, band_index, dwt_matrix  # noqa: E402
+from hmspar.rec.models.common import DWT, band_index, dwt_matrix  # noqa: E402
 from hmspar.rec.rerank import intra_list_diversity, mmr, mmr_tradeoff, plot_mmr_tradeoff, top_k  # noqa: E402
 from hmspar.rec.toy import leave_one_out, toy_log  # noqa: E402
 from hmspar.rec.train import validation_ndcg  # noqa: E402

@@ -31,7 +31,9 @@ REGISTRY: dict[str, str] = {
     "sasrec": "hmspar.rec.peers.sasrec:SASRec",
     # the multimodal reference systems (torch, the same loop; shared model parts in hmspar/rec/models/common.py)
     "mtstrec": "hmspar.rec.models.mtstrec:MTSTRec",
+    "mtstrec_paper": "hmspar.rec.models.mtstrec_paper:MTSTRecPaper",
     "athwe": "hmspar.rec.models.athwe:ATHWE",
+    "athwe_paper": "hmspar.rec.models.athwe_paper:ATHWEPaper",
     "pixelrec": "hmspar.rec.models.pixelrec:PixelRecTwoTower",
     # the seed-004 recommender as its source describes it: a pointwise user-item scorer (same loop settings)
     "pixelrec_paper": "hmspar.rec.models.pixelrec_paper:PixelRecPaper",
@@ -46,7 +48,7 @@ SEQUENTIAL = ("gru4rec", "sasrec")
 #: ``hmspar/rec/models/``: their stage also depends on the torch loop ``hmspar/rec/train.py`` (and
 #: ``hmspar/device.py``) and on the model parts ``hmspar/rec/models/common.py``, which the peers'
 #: ``recommend`` stage must not.
-MULTIMODAL = ("mtstrec", "athwe", "pixelrec", "pixelrec_paper")
+MULTIMODAL = ("mtstrec", "mtstrec_paper", "athwe", "athwe_paper", "pixelrec", "pixelrec_paper")
 
 
 RECOMMENDERS = Registry("recommender", "rec.recommenders.{name}", REGISTRY)

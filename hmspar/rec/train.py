@@ -11,8 +11,10 @@ What the loop does, identically for every model:
   pass. A smaller stride gives the early targets of a window more context: a target that an older window
   holds at a later position (with a longer history before it) is trained there only, so each transition
   still counts once per pass, at the cost of more windows. ``windows: last`` keeps one window per user, the
-  last ``max_len + 1`` items (the former behaviour, kept for comparison). Users with fewer than two
-  interactions give no window.
+  last ``max_len + 1`` items (the former behaviour, kept for comparison). ``windows: prefixes`` is
+  RecBole's augmentation (:class:`Prefixes`): one example per transition, the up to ``max_len`` items before
+  it, only its last position a target; a model whose positions see later items of their window (ATHWE's
+  wavelet along time) needs it. Users with fewer than two interactions give no window.
 
   Why sliding windows rather than RecBole's augmentation (one example per prefix of every history, each
   predicting its last item): a prefix example costs one forward pass per target, whereas a causal model
@@ -83,10 +85,12 @@ class RecTrainConfig:
     patience : int
         Evaluations in a row without a better validation NDCG@10 after which training stops (once
         ``min_steps`` have run).
-    windows : {"all", "last"}
+    windows : {"all", "last", "prefixes"}
         Training examples: ``all`` = sliding windows over each user's whole training history, every
         transition a target once per pass; ``last`` = one window per user, its last ``max_len + 1`` items
-        (the former behaviour, kept for comparison).
+        (the former behaviour, kept for comparison); ``prefixes`` = one example per transition, the
+        ``max_len`` items before it with only the last position a target (RecBole's prefix augmentation,
+        :class:`Prefixes`; about ``max_len`` times the cost of ``all`` per target).
     window_stride : int
         Items between the ends of a user's consecutive windows; 0 = ``max_len`` (windows share one item).
         Smaller strides give the early targets of a window longer context (a target is trained in the
@@ -122,7 +126,7 @@ class RecTrainConfig:
     min_steps: int = 200
     eval_every: int = 100
     patience: int = 3
-    windows: Literal["all", "last"] = "all"
+    windows: Literal["all", "last", "prefixes"] = "all"
     window_stride: int = 0
     request_time: bool = False
     batch_size: int = 128
@@ -148,8 +152,8 @@ class RecTrainConfig:
             raise ValueError(f"lr must be positive, got {self.lr!r}")
         if self.patience < 1:
             raise ValueError(f"patience must be at least 1, got {self.patience!r}")
-        if self.windows not in ("all", "last"):
-            raise ValueError(f"windows must be 'all' or 'last', got {self.windows!r}")
+        if self.windows not in ("all", "last", "prefixes"):
+            raise ValueError(f"windows must be 'all', 'last' or 'prefixes', got {self.windows!r}")
         if not 0 <= self.window_stride <= self.max_len:
             raise ValueError(f"window_stride must be 0 (= max_len) or between 1 and max_len={self.max_len}, "
                              f"got {self.window_stride!r}")
@@ -220,12 +224,76 @@ class Windows:
     def __len__(self) -> int:
         return int(self.items.shape[0])
 
+    @property
+    def lengths(self) -> np.ndarray:
+        """(W,) items per window (padding excluded)."""
+        return (self.items > 0).sum(1)
+
     def batch(self, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """int64 items, float32 times and int64 targets (items with 0 before ``first``) of ``rows``, their
         leading all-padding columns cut."""
         items = self.items[rows].astype(np.int64)
         targets = np.where(np.arange(items.shape[1])[None, :] >= self.first[rows, None], items, 0)
         return trim_left(items, self.times[rows], targets)
+
+
+@dataclasses.dataclass
+class Prefixes:
+    """RecBole's prefix augmentation, gathered lazily: example ``j`` is the history of ``user[j]`` up to and
+    including its item ``stop[j] - 1`` (a flat position), cut to the last ``max_len + 1`` items; only that
+    last item is a target. Holds two integers per example, so a log of millions of interactions does not
+    materialise a (N, max_len + 1) matrix.
+
+    Attributes
+    ----------
+    seqs : Sequences
+        The whole training histories.
+    stop : np.ndarray
+        (N,) int64 exclusive end of each example in the flat arrays of ``seqs``.
+    start : np.ndarray
+        (N,) int64 first flat position of each example (``stop - start`` items, at most ``max_len + 1``).
+    user : np.ndarray
+        (N,) int64 row of ``seqs`` the example comes from.
+    """
+
+    seqs: Sequences
+    stop: np.ndarray
+    start: np.ndarray
+    user: np.ndarray
+
+    def __len__(self) -> int:
+        return int(self.stop.shape[0])
+
+    @property
+    def lengths(self) -> np.ndarray:
+        """(N,) items per example."""
+        return self.stop - self.start
+
+    def batch(self, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """int64 items, float32 times and int64 targets (the last column only) of ``rows``, right-aligned and
+        left-padded to the batch's longest example."""
+        n = self.lengths[rows]
+        width = int(n.max())
+        pos = self.stop[rows, None] - width + np.arange(width)[None, :]     # (b, width) flat positions
+        real = pos >= self.start[rows, None]
+        pos = np.where(real, pos, 0)
+        items = np.where(real, np.asarray(self.seqs.items)[pos], 0).astype(np.int64)
+        times = np.where(real, np.asarray(self.seqs.times)[pos], 0.0).astype(np.float32)
+        targets = np.zeros_like(items)
+        targets[:, -1] = items[:, -1]
+        return items, times, targets
+
+
+def training_prefixes(seqs: Sequences, max_len: int) -> Prefixes:
+    """One example per transition of every history (:class:`Prefixes`), ordered by user, newest first."""
+    n = seqs.lengths.astype(np.int64)
+    count = np.maximum(n - 1, 0)                                              # transitions per user
+    user = np.repeat(np.arange(n.size), count)
+    k = np.arange(user.size) - np.repeat(np.cumsum(count) - count, count)     # 0 = the last transition
+    base = seqs.offsets[user]
+    stop = base + n[user] - k
+    start = np.maximum(stop - (max_len + 1), base)
+    return Prefixes(seqs, stop.astype(np.int64), start.astype(np.int64), user.astype(np.int64))
 
 
 def training_windows(seqs: Sequences, max_len: int, windows: str = "all", stride: int = 0,
@@ -341,9 +409,12 @@ class TorchSeqRecommender(Recommender):
         """Build the network for this catalogue (sizes read from ``items``, statistics from ``train``)."""
 
     # -- data ---------------------------------------------------------------------------------------
-    def _examples(self, train: Histories) -> Windows:
-        """Training windows of ``train.whole()`` under ``windows`` / ``window_stride``."""
+    def _examples(self, train: Histories) -> "Windows | Prefixes":
+        """Training windows of ``train.whole()`` under ``windows`` / ``window_stride`` (prefixes under
+        ``windows: prefixes``)."""
         cfg = self.train_cfg
+        if cfg.windows == "prefixes":
+            return training_prefixes(train.whole(), cfg.max_len)
         return training_windows(train.whole(), cfg.max_len, cfg.windows, cfg.window_stride)
 
     def _batches(self, lengths: np.ndarray, generator: torch.Generator) -> list[np.ndarray]:
@@ -392,14 +463,15 @@ class TorchSeqRecommender(Recommender):
             torch.manual_seed(self.seed)
             body(self.build_module(train, items), device)
 
-    def _fit_loop(self, module: nn.Module, windows: Windows, val: Histories | None, device: torch.device) -> None:
+    def _fit_loop(self, module: nn.Module, windows: "Windows | Prefixes", val: Histories | None,
+                  device: torch.device) -> None:
         cfg = self.train_cfg
         module = module.to(device)
         gen = torch.Generator().manual_seed(self.seed)
         neg_gen = torch.Generator(device=device).manual_seed(self.seed + 1)
 
         def losses():
-            lengths = (windows.items > 0).sum(1)
+            lengths = windows.lengths
             for rows in self._stream(lengths, gen):
                 it, tm, tg = windows.batch(rows)
                 it_t = torch.from_numpy(it).to(device)

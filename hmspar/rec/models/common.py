@@ -1,6 +1,6 @@
 """Model parts shared by the multimodal recommenders: item modality encoders (with the fixed picture
-style descriptor), time-gap buckets, the optional ``request_time`` input, transformer blocks driven by
-attention masks and InfoNCE.
+style descriptor), time-gap buckets, the optional ``request_time`` input, the orthogonal wavelet transform
+of both ATHWE models, transformer blocks driven by attention masks and InfoNCE.
 
 Every ``nn.Embedding`` of these models (item IDs, categories, positions, gap buckets, modality types) starts
 from :func:`hmspar.rec.train.init_embedding_`: truncated N(0, 0.02) on [-0.04, 0.04], padding row zero, as
@@ -13,6 +13,7 @@ module level here: this module is only imported by the torch recommenders.
 from __future__ import annotations
 
 import math
+import os
 
 import numpy as np
 import torch
@@ -61,6 +62,30 @@ def style_descriptor(images: np.ndarray) -> np.ndarray:
     thumb = x.reshape(n, c, 4, h // 4, 4, w // 4).mean(axis=(3, 5)).reshape(n, -1)
     feats.append(thumb)
     return np.concatenate(feats, axis=1).astype(np.float32)
+
+
+def load_vision_features(path: str, n_rows: int) -> np.ndarray:
+    """A local ``(n_rows, D)`` array of frozen picture features, with a clear error when absent or mis-shaped
+    (``vision: weights`` of the seed-004 model and ATHWE as published; nothing is ever downloaded)."""
+    if not os.path.isfile(path):
+        raise HmsparError(f"vision_features: no file at {path!r} (give a local (n_items + 1, D) .npy array of "
+                          "frozen picture features, or vision: descriptor; nothing is downloaded)")
+    try:
+        arr = np.load(path, allow_pickle=False)
+    except Exception as exc:  # not a .npy array
+        raise HmsparError(f"vision_features: {path!r} is not a .npy array: {exc}") from None
+    if arr.ndim != 2 or arr.shape[0] != n_rows or not np.issubdtype(arr.dtype, np.number):
+        raise HmsparError(f"vision_features: {path!r} must be a numeric ({n_rows}, D) array (one row per item "
+                          f"and the padding row 0), got {arr.dtype} {arr.shape}")
+    return arr.astype(np.float32)
+
+
+def picture_features(items: ItemFeatures, vision: str, path: str | None) -> np.ndarray:
+    """(n_items + 1, D) raw picture features: the fixed :func:`style_descriptor` (``vision: descriptor``) or
+    the local array at ``path`` (``vision: weights``)."""
+    if vision == "descriptor":
+        return style_descriptor(items.image)
+    return load_vision_features(path, items.n_items + 1)
 
 
 def standardise_rows(values: np.ndarray, fit_rows: np.ndarray) -> np.ndarray:
@@ -412,6 +437,112 @@ def add_request_gap(rg: RequestGap | None, h: torch.Tensor, items: torch.Tensor,
 
 
 # ----------------------------------------------------------------------------------------------------
+# A differentiable discrete wavelet transform (Haar, db2, db4) as an orthogonal matrix.
+# With periodic extension, a multi-level DWT of a length-n signal is an orthogonal n x n linear map:
+# dwt_matrix builds it once in numpy, DWT applies it along the last axis (forward x @ W.T, inverse
+# c @ W), so gradients flow through both directions at the cost of one matmul. Coefficients are ordered
+# like PyWavelets' wavedec, [cA_J, cD_J, ..., cD_1] (Haar values equal PyWavelets' "periodization"
+# ones; db2 and db4 may differ from them by circular shifts). No new dependency: the filters are written out.
+# ----------------------------------------------------------------------------------------------------
+_S3 = math.sqrt(3.0)
+#: Decomposition low-pass filters (orthonormal: sum of squares 1, sum sqrt 2).
+LOWPASS = {
+    "haar": np.array([1.0, 1.0]) / math.sqrt(2.0),
+    "db2": np.array([1 + _S3, 3 + _S3, 3 - _S3, 1 - _S3]) / (4 * math.sqrt(2.0)),
+    # PyWavelets' db4 rec_lo (ATHWE's published wavelet; four vanishing moments)
+    "db4": np.array([0.2303778133088965, 0.7148465705529157, 0.6308807679298589, -0.027983769416859854,
+                     -0.18703481171909309, 0.030841381835560764, 0.0328830116668852, -0.010597401785069032]),
+}
+
+
+def _one_level(n: int, wavelet: str) -> np.ndarray:
+    """(n, n) orthogonal single-level analysis matrix: rows 0..n/2-1 approximation, then detail."""
+    h = LOWPASS[wavelet]
+    # quadrature mirror high-pass, sign chosen to match PyWavelets (haar: cD = (x0 - x1) / sqrt 2)
+    g = np.array([(-1) ** k * h[len(h) - 1 - k] for k in range(len(h))])
+    half = n // 2
+    W = np.zeros((n, n))
+    for i in range(half):
+        for k in range(len(h)):
+            W[i, (2 * i + k) % n] += h[k]
+            W[half + i, (2 * i + k) % n] += g[k]
+    return W
+
+
+def dwt_matrix(n: int, wavelet: str = "haar", levels: int = 1) -> np.ndarray:
+    """Orthogonal (n, n) matrix of a ``levels``-level periodised DWT.
+
+    Parameters
+    ----------
+    n : int
+        Signal length, divisible by ``2 ** levels``.
+    wavelet : {"haar", "db2", "db4"}
+    levels : int
+        Decomposition levels (>= 1).
+
+    Returns
+    -------
+    np.ndarray
+        ``W`` with ``coeffs = W @ x`` ordered ``[cA_J, cD_J, ..., cD_1]`` and ``x = W.T @ coeffs``.
+
+    Raises
+    ------
+    HmsparError
+        On an unknown wavelet or a length not divisible by ``2 ** levels``.
+    """
+    if wavelet not in LOWPASS:
+        raise HmsparError(f"wavelet: unknown wavelet {wavelet!r} (known: {', '.join(LOWPASS)})")
+    if levels < 1 or n % (2 ** levels):
+        raise HmsparError(f"wavelet levels: length {n} is not divisible by 2**{levels}")
+    W = np.eye(n)
+    m = n
+    for _ in range(levels):
+        step = np.eye(n)
+        step[:m, :m] = _one_level(m, wavelet)
+        W = step @ W
+        m //= 2
+    return W
+
+
+def band_index(n: int, levels: int) -> np.ndarray:
+    """(n,) band of each coefficient: 0 = approximation cA_J, j = detail cD_{J-j+1} (coarse to fine)."""
+    out = np.zeros(n, dtype=np.int64)
+    start = n // (2 ** levels)
+    size = start
+    for j in range(1, levels + 1):
+        out[start:start + size] = j
+        start += size
+        size *= 2
+    return out
+
+
+class DWT(nn.Module):
+    """Multi-level DWT along the last axis of a tensor (differentiable, exact inverse).
+
+    Parameters
+    ----------
+    n : int
+        Length of the last axis.
+    wavelet : {"haar", "db2", "db4"}
+    levels : int
+    """
+
+    def __init__(self, n: int, wavelet: str = "haar", levels: int = 1) -> None:
+        super().__init__()
+        self.register_buffer("W", torch.from_numpy(dwt_matrix(n, wavelet, levels)).float())
+        self.register_buffer("bands", torch.from_numpy(band_index(n, levels)))
+        self.n_bands = levels + 1
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """(..., n) signal -> (..., n) coefficients ``[cA_J, cD_J, ..., cD_1]``."""
+        return x @ self.W.T
+
+    def inverse(self, c: torch.Tensor) -> torch.Tensor:
+        """(..., n) coefficients -> (..., n) signal."""
+        return c @ self.W
+
+
+# ----------------------------------------------------------------------------------------------------
 # Transformer blocks
 # ----------------------------------------------------------------------------------------------------
 def small_embedding(n: int, d: int, std: float = 0.02) -> nn.Embedding:
@@ -454,9 +585,11 @@ class MultiStreamBlock(nn.Module):
         Width and attention heads (``d % heads == 0``).
     dropout : float
         Dropout on the attention branch before the residual sum.
+    ff_mult : int
+        Width of the feed-forward layer in multiples of ``d`` (2 by default; RecBole's SASRec uses 4).
     """
 
-    def __init__(self, n_streams: int, d: int, heads: int, dropout: float) -> None:
+    def __init__(self, n_streams: int, d: int, heads: int, dropout: float, ff_mult: int = 2) -> None:
         super().__init__()
         if d % heads:
             raise HmsparError(f"embedding size {d} is not divisible by heads={heads}")
@@ -471,8 +604,8 @@ class MultiStreamBlock(nn.Module):
         self.ln2_w, self.ln2_b = nn.Parameter(torch.ones(n_streams, 1, d)), nn.Parameter(torch.zeros(n_streams, 1, d))
         self.w_qkv, self.b_qkv = weight(d, 3 * d), nn.Parameter(torch.zeros(n_streams, 1, 3 * d))
         self.w_out, self.b_out = weight(d, d), nn.Parameter(torch.zeros(n_streams, 1, d))
-        self.w_ff1, self.b_ff1 = weight(d, 2 * d), nn.Parameter(torch.zeros(n_streams, 1, 2 * d))
-        self.w_ff2, self.b_ff2 = weight(2 * d, d), nn.Parameter(torch.zeros(n_streams, 1, d))
+        self.w_ff1, self.b_ff1 = weight(d, ff_mult * d), nn.Parameter(torch.zeros(n_streams, 1, ff_mult * d))
+        self.w_ff2, self.b_ff2 = weight(ff_mult * d, d), nn.Parameter(torch.zeros(n_streams, 1, d))
         self.drop = nn.Dropout(dropout)
 
     @staticmethod
@@ -525,7 +658,7 @@ class MultiStreamBlock(nn.Module):
                 a = torch.cat([a, at.view(B, 1, h, L, dh)], 1)              # (B, n, h, L, dh)
         a = a.permute(1, 0, 3, 2, 4).reshape(n, B * L, d)                   # (n, B*L, d)
         y = xs + self.drop(torch.baddbmm(self.b_out, a, self.w_out))        # (n, B*L, d)
-        f = F.gelu(torch.baddbmm(self.b_ff1, self._ln(y, self.ln2_w, self.ln2_b), self.w_ff1))  # (n, B*L, 2d)
+        f = F.gelu(torch.baddbmm(self.b_ff1, self._ln(y, self.ln2_w, self.ln2_b), self.w_ff1))  # (n, B*L, ff_mult*d)
         y = y + torch.baddbmm(self.b_ff2, f, self.w_ff2)
         return y.view(n, B, L, d).transpose(0, 1).reshape(B, T, d)
 

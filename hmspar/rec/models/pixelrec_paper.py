@@ -44,7 +44,6 @@ from __future__ import annotations
 
 import dataclasses
 import math
-import os
 from typing import Any, Literal
 
 import numpy as np
@@ -54,7 +53,12 @@ from torch import nn
 
 from hmspar.errors import HmsparError
 from hmspar.rec.base import Histories, ItemFeatures, user_rows
-from hmspar.rec.models.common import standardise_rows, standardised_text, style_descriptor, train_items
+from hmspar.rec.models.common import (
+    picture_features,
+    standardise_rows,
+    standardised_text,
+    train_items,
+)
 from hmspar.rec.train import RecTrainConfig, TorchSeqRecommender
 
 CONTENT = ("image", "text", "price")
@@ -141,21 +145,6 @@ class Config:
         for name in ("n_negatives", "lr_patience", "score_chunk"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be a positive integer, got {getattr(self, name)!r}")
-
-
-def load_vision_features(path: str, n_rows: int) -> np.ndarray:
-    """A local ``(n_rows, D)`` array of frozen picture features, with a clear error when absent or mis-shaped."""
-    if not os.path.isfile(path):
-        raise HmsparError(f"vision_features: no file at {path!r} (give a local (n_items + 1, D) .npy array of "
-                          "frozen picture features, or vision: descriptor; nothing is downloaded)")
-    try:
-        arr = np.load(path, allow_pickle=False)
-    except Exception as exc:  # not a .npy array
-        raise HmsparError(f"vision_features: {path!r} is not a .npy array: {exc}") from None
-    if arr.ndim != 2 or arr.shape[0] != n_rows or not np.issubdtype(arr.dtype, np.number):
-        raise HmsparError(f"vision_features: {path!r} must be a numeric ({n_rows}, D) array (one row per item "
-                          f"and the padding row 0), got {arr.dtype} {arr.shape}")
-    return arr.astype(np.float32)
 
 
 class TokenAttention(nn.Module):
@@ -315,8 +304,7 @@ class PixelRecPaper(TorchSeqRecommender):
             raise HmsparError("pixelrec_paper: the training histories hold no item")
         vision = text = price = None
         if "image" in cfg.inputs:
-            raw = (style_descriptor(items.image) if cfg.vision == "descriptor"
-                   else load_vision_features(cfg.vision_features, items.n_items + 1))
+            raw = picture_features(items, cfg.vision, cfg.vision_features)
             vision = standardise_rows(raw, fit_rows)
         if "text" in cfg.inputs:
             text = standardised_text(items, fit_rows)

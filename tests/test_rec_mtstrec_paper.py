@@ -1,0 +1,180 @@
+"""MTSTRec as published (hmspar/rec/models/mtstrec_paper.py).
+
+What is checked: the fusion mask (who sees whom in the first and the later fusion layers); the streams meet
+only through the shared tokens, and only from the second fusion layer on does a stream's cloze read another
+stream; the score is the cosine of the user and item vectors built by the same heads; a cold item is scored
+by its content; on-sale negatives never draw an item that had not arrived; gradients reach every parameter
+except those that feed candidates only; each switch changes what the model says; bad settings name the key;
+the fit is reproducible and learns the tiny log.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch")
+
+from hmspar.config import build  # noqa: E402
+from hmspar.errors import HmsparError  # noqa: E402
+from hmspar.rec.base import Histories, ItemFeatures  # noqa: E402
+from hmspar.rec.evaluate import ndcg, rank_batched  # noqa: E402
+from hmspar.rec.models import mtstrec_paper  # noqa: E402
+from hmspar.rec.models.mtstrec_paper import MTSTRecPaper, fusion_mask  # noqa: E402
+from hmspar.rec.train import training_prefixes  # noqa: E402
+from rec_tiny import tiny_log  # noqa: E402
+
+TRAIN = {"windows": "prefixes", "max_steps": 200, "min_steps": 0, "eval_every": 50, "batch_size": 64,
+         "eval_batch_size": 64, "device": "cpu", "patience": 2, "num_threads": 1, "lr": 0.003, "max_len": 10}
+SMALL = {"d": 16, "layers": {"id": 1, "image": 1, "text": 1, "price": 1},
+         "heads": {"id": 2, "image": 2, "text": 2, "price": 1}, "fusion_layers": 2, "out_dim": 8, "n_negatives": 10,
+         "attention_dropout": 0.0, "hidden_dropout": {"id": 0.0, "image": 0.0, "text": 0.0, "price": 0.0}}
+
+
+def make(seed: int = 0, **over) -> MTSTRecPaper:
+    train = {**TRAIN, **over.pop("train", {})}
+    section = {**SMALL, "train": train, **over}
+    return MTSTRecPaper(build(mtstrec_paper.Config, section, "rec.recommenders.mtstrec_paper"), seed=seed)
+
+
+@pytest.fixture(scope="module")
+def data():
+    return tiny_log(n_users=120, n_items=40)
+
+
+@pytest.fixture(scope="module")
+def fitted(data):
+    return make().fit(data.train, data.items, data.val)
+
+
+def test_fusion_mask_says_who_sees_whom():
+    valid = torch.tensor([[False, True, True]])                          # a padded first position, cloze last
+    first, later = fusion_mask(valid, True)[0], fusion_mask(valid, False)[0]
+    S = 3
+    # stream tokens see the valid stream tokens, never a padded one
+    assert first[:S, :S].tolist() == [[False, True, True]] * 3
+    # the shared token of position t sees stream token t (when valid) and itself, nothing else
+    for t in range(S):
+        expect = torch.zeros(2 * S, dtype=torch.bool)
+        expect[S + t] = True
+        expect[t] = bool(valid[0, t])
+        assert first[S + t].tolist() == expect.tolist() == later[S + t].tolist()
+    # stream token t sees its own shared token only from the second fusion layer on
+    assert not first[:S, S:].any()
+    assert later[:S, S:].tolist() == torch.eye(S, dtype=torch.bool).tolist()
+
+
+def test_streams_meet_only_through_the_shared_tokens_from_the_second_fusion_layer(data):
+    """Change the text of the history items: with one fusion layer the ID head's output does not move (in the
+    first fusion layer no stream token reads a shared token); with two it does; without shared tokens never."""
+    h = torch.from_numpy(np.asarray(data.test.items)[:6, -10:])
+
+    def id_part(fusion_layers: int, tst: bool = True) -> tuple[torch.Tensor, torch.Tensor]:
+        net = make(fusion_layers=fusion_layers, tst=tst).build_module(data.train, data.items).eval()
+        with torch.no_grad():
+            before = net.user_vectors(h)[:, :8]                          # the ID head comes first
+            net.raw_text.add_(torch.randn_like(net.raw_text))
+            after = net.user_vectors(h)[:, :8]
+        return before, after
+
+    b, a = id_part(1)
+    torch.testing.assert_close(a, b)
+    b, a = id_part(2)
+    assert (a - b).abs().max() > 1e-4
+    b, a = id_part(2, tst=False)
+    torch.testing.assert_close(a, b)
+
+
+def test_score_is_the_cosine_of_the_same_heads(data, fitted):
+    net = fitted.module_.eval()
+    h = data.test.subset(np.arange(5))
+    scores = fitted.score(h)
+    items = torch.from_numpy(np.asarray(h.items)[:, -10:])
+    with torch.no_grad():
+        u = net.user_vectors(items)
+        v = net.item_vectors(torch.arange(1, data.n_items + 1))
+        direct = torch.nn.functional.cosine_similarity(u[:, None, :], v[None], dim=-1)
+    np.testing.assert_allclose(scores[:, 1:], direct.numpy(), rtol=1e-5, atol=1e-5)
+    assert np.abs(scores[:, 1:]).max() <= 1.0 + 1e-6
+
+
+def test_a_cold_item_is_scored_by_its_content(data):
+    tr = np.asarray(data.train.items).copy()
+    tr[np.isin(tr, [1, 2])] = 0
+    tr = np.take_along_axis(tr, np.argsort(tr != 0, axis=1, kind="stable"), 1)
+    train = Histories(tr, np.asarray(data.train.times), users=data.train.users)
+    model = make(train={"max_steps": 20}).fit(train, data.items, None)
+    rows = np.flatnonzero(~np.isin(np.asarray(data.test.items), [1, 3]).any(1))[:5]
+    h = data.test.subset(rows)
+    before = model.score(h)
+    with torch.no_grad():
+        model.module_.raw_text[[1, 3]] = model.module_.raw_text[[3, 1]].clone()
+    after = model.score(h)
+    assert not np.allclose(before[:, 1], after[:, 1])
+    np.testing.assert_array_equal(before[:, 4:], after[:, 4:])
+
+
+def test_on_sale_negatives_never_draw_an_item_not_yet_arrived(data):
+    items = data.items
+    first = np.full(items.n_items + 1, np.nan)
+    first[1:] = np.arange(items.n_items, dtype=float)                     # item i arrives on day i - 1
+    dated = ItemFeatures(items.image, items.text, items.price, items.category, first)
+    net = make().build_module(data.train, dated)
+    days = torch.tensor([0.5, 10.0, 39.0, -5.0])
+    neg = net.negatives(days, torch.Generator().manual_seed(0))
+    assert neg.shape == (4, 10)
+    assert (neg[0] == 1).all()                                           # only item 1 had arrived by day 0.5
+    assert int(neg[1].max()) <= 11 and int(neg[2].max()) <= 40
+    assert torch.isin(neg[3], net.train_rows).all()                      # nothing on sale: the training items
+    cat = make(negatives="catalogue").build_module(data.train, dated).negatives(days, torch.Generator().manual_seed(0))
+    assert int(cat[0].max()) > 1
+
+
+def test_gradients_reach_every_parameter(data):
+    net = make().build_module(data.train, data.items).train()
+    pre = training_prefixes(data.train.whole(), 10)
+    it, tm, tg = pre.batch(np.arange(48))
+    net.loss(torch.from_numpy(it[:, :-1]), torch.from_numpy(tm[:, :-1]), torch.from_numpy(tg[:, 1:]), None,
+             torch.Generator().manual_seed(0)).backward()
+    missing = [name for name, p in net.named_parameters() if p.grad is None or not torch.any(p.grad != 0)]
+    assert missing == []
+
+
+# negatives: the tiny log's items all arrive on day 0, so both draws coincide there (the on-sale test covers it)
+@pytest.mark.parametrize("switch", [{"tst": False}, {"fusion_layers": 1}, {"n_negatives": 3},
+                                    {"inputs": ["id", "text"], "layers": {"id": 1, "text": 1},
+                                     "heads": {"id": 2, "text": 2}, "ff": {"id": 1, "text": 2},
+                                     "hidden_dropout": {"id": 0.0, "text": 0.0}}])
+def test_each_switch_changes_the_model(data, switch):
+    h = data.test.subset(np.arange(10))
+    short = {"train": {"max_steps": 15, "eval_every": 15}}
+    base = make(**short).fit(data.train, data.items, data.val)
+    other = make(**switch, **short).fit(data.train, data.items, data.val)
+    assert not np.array_equal(other.score(h), base.score(h))
+
+
+def test_same_seed_same_bytes_and_seed_changes_them(data, fitted):
+    h = data.test.subset(np.arange(20))
+    np.testing.assert_array_equal(make().fit(data.train, data.items, data.val).score(h), fitted.score(h))
+    assert not np.array_equal(make(seed=1).fit(data.train, data.items, data.val).score(h), fitted.score(h))
+
+
+def test_learns_the_tiny_log(data, fitted):
+    test_ndcg = ndcg(rank_batched(fitted.score, data.test)["rank"], 10).mean()
+    assert test_ndcg > 0.2, test_ndcg                                    # chance: about 0.07 for 40 items
+
+
+@pytest.mark.parametrize("section, message", [
+    ({"train": {"windows": "all"}}, r"mtstrec_paper: train.windows must be 'prefixes'"),
+    ({"train": {"windows": "prefixes", "request_time": True}}, r"mtstrec_paper: train.request_time must be false"),
+    ({"inputs": ["id", "category"]}, r"mtstrec_paper.inputs: must be distinct names"),
+    ({"layers": {"id": 2}}, r"mtstrec_paper.layers: must give a value for each stream"),
+    ({"heads": {"id": 3, "image": 8, "text": 8, "price": 1}}, r"mtstrec_paper: layers, heads, ff: stream 'id'"),
+    ({"negatives": "month"}, r"mtstrec_paper.negatives"),
+    ({"vision": "weights"}, r"mtstrec_paper.vision_features: must name a local .npy file"),
+    ({"n_negatives": 0}, r"mtstrec_paper.n_negatives: must be a positive integer"),
+    ({"fusion": 2}, "fusion"),
+])
+def test_bad_settings_name_the_key(section, message):
+    with pytest.raises(HmsparError, match=message):
+        build(mtstrec_paper.Config, section, "rec.recommenders.mtstrec_paper")
