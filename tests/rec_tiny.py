@@ -75,3 +75,46 @@ def tiny_config(cls: type, overrides: dict[str, Any] | None = None) -> Any:
             kwargs[small] = 16
     kwargs.update(overrides or {})
     return cls.Config(**kwargs)
+
+
+# ---------------------------------------------------------------- checks shared by the model test files
+def without_items(histories: Histories, drop: list[int]) -> Histories:
+    """``histories`` with every interaction of the items ``drop`` removed, rows left-padded again (with their
+    times): those items then have no training interaction."""
+    items = np.asarray(histories.items).copy()
+    items[np.isin(items, drop)] = 0
+    order = np.argsort(items != 0, axis=1, kind="stable")                # zeros first, the rest in time order
+    return Histories(np.take_along_axis(items, order, 1), np.take_along_axis(np.asarray(histories.times), order, 1),
+                     users=histories.users)
+
+
+def assert_cold_item_follows_its_content(model: Any, test: Histories, table: Any) -> None:
+    """For a model fitted without items 1 and 2: swapping rows 1 and 3 of its content ``table`` (a torch
+    tensor the module scores from) moves the score of the cold item 1 and of no item beyond 3, for
+    histories that hold neither item."""
+    import torch
+
+    rows = np.flatnonzero(~np.isin(np.asarray(test.items), [1, 3]).any(1))[:5]
+    h = test.subset(rows)
+    before = model.score(h)
+    with torch.no_grad():
+        table[[1, 3]] = table[[3, 1]].clone()
+    after = model.score(h)
+    assert not np.allclose(before[:, 1], after[:, 1])
+    np.testing.assert_array_equal(before[:, 4:], after[:, 4:])
+
+
+def assert_switch_changes_scores(make: Any, data: RecData, switch: dict[str, Any], steps: int = 15) -> None:
+    """A short fit with ``switch`` scores the first ten test users differently from the same fit without it."""
+    h = data.test.subset(np.arange(10))
+    short = {"train": {"max_steps": steps, "eval_every": steps}}
+    base = make(**short).fit(data.train, data.items, data.val)
+    other = make(**switch, **short).fit(data.train, data.items, data.val)
+    assert not np.array_equal(other.score(h), base.score(h))
+
+
+def assert_seeded(make: Any, data: RecData, fitted: Any) -> None:
+    """Refitting at the same seed gives the same bytes as ``fitted`` (``make()`` at seed 0); seed 1 does not."""
+    h = data.test.subset(np.arange(20))
+    np.testing.assert_array_equal(make().fit(data.train, data.items, data.val).score(h), fitted.score(h))
+    assert not np.array_equal(make(seed=1).fit(data.train, data.items, data.val).score(h), fitted.score(h))

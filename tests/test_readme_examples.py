@@ -86,6 +86,7 @@ COMMANDS: dict[str, tuple[str, object]] = {
     "python -m benchmarks.rec_variants": ("module", None),
     "python -m benchmarks.rec_partial --dataset fashion": ("module", None),
     "dvc exp run -S rec.ablation.models=[mtstrec,athwe,pixelrec]": ("exp-run", None),
+    "dvc exp run -S rec.multimodal_models=[mtstrec,athwe,pixelrec,pixelrec_paper]": ("exp-run", None),
     "dvc exp run -S rec.recommenders.mtstrec.use_token=false": ("exp-run", None),
     "dvc exp run -S rec.recommenders.sasrec.train.request_time=true": ("exp-run", None),
     "dvc repro rec_evaluate": ("repro", None),

@@ -17,12 +17,18 @@ torch = pytest.importorskip("torch")
 
 from hmspar.config import build  # noqa: E402
 from hmspar.errors import HmsparError  # noqa: E402
-from hmspar.rec.base import Histories, Sequences  # noqa: E402
+from hmspar.rec.base import Sequences  # noqa: E402
 from hmspar.rec.evaluate import ndcg, rank_batched  # noqa: E402
 from hmspar.rec.models import athwe_paper  # noqa: E402
 from hmspar.rec.models.athwe_paper import ATHWEPaper, ScalingMoE, TimeWaveletFusion, kmedoids  # noqa: E402
 from hmspar.rec.train import training_prefixes  # noqa: E402
-from rec_tiny import tiny_log  # noqa: E402
+from rec_tiny import (  # noqa: E402
+    assert_cold_item_follows_its_content,
+    assert_seeded,
+    assert_switch_changes_scores,
+    tiny_log,
+    without_items,
+)
 
 TRAIN = {"windows": "prefixes", "max_steps": 150, "min_steps": 0, "eval_every": 50, "batch_size": 64,
          "eval_batch_size": 64, "device": "cpu", "patience": 2, "num_threads": 1, "lr": 0.005, "max_len": 12}
@@ -148,20 +154,8 @@ def test_gradients_reach_every_expert_and_auxiliary_head(data, train_experts):
 
 # ---------------------------------------------------------------- content and switches
 def test_a_cold_item_is_scored_by_its_content(data):
-    tr = np.asarray(data.train.items).copy()
-    tr[np.isin(tr, [1, 2])] = 0
-    tr = np.take_along_axis(tr, np.argsort(tr != 0, axis=1, kind="stable"), 1)
-    train = Histories(tr, np.asarray(data.train.times), users=data.train.users)
-    model = make(train={"max_steps": 20}).fit(train, data.items, None)
-    rows = np.flatnonzero(~np.isin(np.asarray(data.test.items), [1, 3]).any(1))[:5]   # histories without 1 or 3
-    h = data.test.subset(rows)
-    before = model.score(h)
-    raw = model.module_.raw_text
-    with torch.no_grad():
-        raw[[1, 3]] = raw[[3, 1]].clone()                                  # swap the texts of items 1 and 3
-    after = model.score(h)
-    assert not np.allclose(before[:, 1], after[:, 1])
-    np.testing.assert_array_equal(before[:, 4:], after[:, 4:])
+    model = make(train={"max_steps": 20}).fit(without_items(data.train, [1, 2]), data.items, None)
+    assert_cold_item_follows_its_content(model, data.test, model.module_.raw_text)
     weights = torch.softmax(model.module_.fusion_weights, 0)
     assert weights.shape == (3,) and torch.all(weights > 0.05)
 
@@ -182,17 +176,11 @@ def test_time_mask_counts(data):
                                     {"idcl_weight": 0.0}, {"attr_weight": 0.0}, {"cluster_weight": 0.0},
                                     {"tcl_weight": 0.0}, {"diversity_weight": 0.0}, {"inputs": ["id", "text"]}])
 def test_each_switch_changes_the_model(data, switch):
-    h = data.test.subset(np.arange(10))
-    short = {"train": {"max_steps": 15, "eval_every": 15}}
-    base = make(**short).fit(data.train, data.items, data.val)
-    other = make(**switch, **short).fit(data.train, data.items, data.val)
-    assert not np.array_equal(other.score(h), base.score(h))
+    assert_switch_changes_scores(make, data, switch)
 
 
 def test_same_seed_same_bytes_and_seed_changes_them(data, fitted):
-    h = data.test.subset(np.arange(20))
-    np.testing.assert_array_equal(make().fit(data.train, data.items, data.val).score(h), fitted.score(h))
-    assert not np.array_equal(make(seed=1).fit(data.train, data.items, data.val).score(h), fitted.score(h))
+    assert_seeded(make, data, fitted)
 
 
 def test_learns_the_tiny_log(data, fitted):

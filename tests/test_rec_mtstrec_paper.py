@@ -17,12 +17,18 @@ torch = pytest.importorskip("torch")
 
 from hmspar.config import build  # noqa: E402
 from hmspar.errors import HmsparError  # noqa: E402
-from hmspar.rec.base import Histories, ItemFeatures  # noqa: E402
+from hmspar.rec.base import ItemFeatures  # noqa: E402
 from hmspar.rec.evaluate import ndcg, rank_batched  # noqa: E402
 from hmspar.rec.models import mtstrec_paper  # noqa: E402
 from hmspar.rec.models.mtstrec_paper import MTSTRecPaper, fusion_mask  # noqa: E402
 from hmspar.rec.train import training_prefixes  # noqa: E402
-from rec_tiny import tiny_log  # noqa: E402
+from rec_tiny import (  # noqa: E402
+    assert_cold_item_follows_its_content,
+    assert_seeded,
+    assert_switch_changes_scores,
+    tiny_log,
+    without_items,
+)
 
 TRAIN = {"windows": "prefixes", "max_steps": 200, "min_steps": 0, "eval_every": 50, "batch_size": 64,
          "eval_batch_size": 64, "device": "cpu", "patience": 2, "num_threads": 1, "lr": 0.003, "max_len": 10}
@@ -102,19 +108,8 @@ def test_score_is_the_cosine_of_the_same_heads(data, fitted):
 
 
 def test_a_cold_item_is_scored_by_its_content(data):
-    tr = np.asarray(data.train.items).copy()
-    tr[np.isin(tr, [1, 2])] = 0
-    tr = np.take_along_axis(tr, np.argsort(tr != 0, axis=1, kind="stable"), 1)
-    train = Histories(tr, np.asarray(data.train.times), users=data.train.users)
-    model = make(train={"max_steps": 20}).fit(train, data.items, None)
-    rows = np.flatnonzero(~np.isin(np.asarray(data.test.items), [1, 3]).any(1))[:5]
-    h = data.test.subset(rows)
-    before = model.score(h)
-    with torch.no_grad():
-        model.module_.raw_text[[1, 3]] = model.module_.raw_text[[3, 1]].clone()
-    after = model.score(h)
-    assert not np.allclose(before[:, 1], after[:, 1])
-    np.testing.assert_array_equal(before[:, 4:], after[:, 4:])
+    model = make(train={"max_steps": 20}).fit(without_items(data.train, [1, 2]), data.items, None)
+    assert_cold_item_follows_its_content(model, data.test, model.module_.raw_text)
 
 
 def test_on_sale_negatives_never_draw_an_item_not_yet_arrived(data):
@@ -149,17 +144,11 @@ def test_gradients_reach_every_parameter(data):
                                      "heads": {"id": 2, "text": 2}, "ff": {"id": 1, "text": 2},
                                      "hidden_dropout": {"id": 0.0, "text": 0.0}}])
 def test_each_switch_changes_the_model(data, switch):
-    h = data.test.subset(np.arange(10))
-    short = {"train": {"max_steps": 15, "eval_every": 15}}
-    base = make(**short).fit(data.train, data.items, data.val)
-    other = make(**switch, **short).fit(data.train, data.items, data.val)
-    assert not np.array_equal(other.score(h), base.score(h))
+    assert_switch_changes_scores(make, data, switch)
 
 
 def test_same_seed_same_bytes_and_seed_changes_them(data, fitted):
-    h = data.test.subset(np.arange(20))
-    np.testing.assert_array_equal(make().fit(data.train, data.items, data.val).score(h), fitted.score(h))
-    assert not np.array_equal(make(seed=1).fit(data.train, data.items, data.val).score(h), fitted.score(h))
+    assert_seeded(make, data, fitted)
 
 
 def test_learns_the_tiny_log(data, fitted):

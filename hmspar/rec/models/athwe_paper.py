@@ -89,11 +89,10 @@ from hmspar.rec.models.common import (
     DWT,
     LOWPASS,
     MultiStreamBlock,
+    check_vision,
+    frozen_tables,
     item_age_module,
-    picture_features,
     small_embedding,
-    standardise_rows,
-    standardised_text,
     train_items,
 )
 from hmspar.rec.train import RecTrainConfig, TorchSeqRecommender, init_embedding_
@@ -225,10 +224,7 @@ class Config:
         for name in ("diversity_weight", "idcl_weight", "attr_weight", "cluster_weight", "tcl_weight"):
             if getattr(self, name) < 0:
                 raise ValueError(f"{name} must be 0 or positive, got {getattr(self, name)!r}")
-        if self.vision not in ("descriptor", "weights"):
-            raise ValueError(f"vision must be 'descriptor' or 'weights', got {self.vision!r}")
-        if self.vision == "weights" and not self.vision_features:
-            raise ValueError("vision_features must name a local .npy file when vision is 'weights'")
+        check_vision(self.vision, self.vision_features)
         if self.train.windows != "prefixes":
             raise ValueError("train.windows must be 'prefixes': the wavelet along time lets every position see later "
                              f"ones, so only the last position of a prefix may be trained (got {self.train.windows!r})")
@@ -600,14 +596,11 @@ class ATHWEPaper(TorchSeqRecommender):
         fit_rows = np.flatnonzero(train_items(train, items.n_items))
         if fit_rows.size == 0:
             raise HmsparError("athwe_paper: the training histories hold no item")
-        tables: dict[str, np.ndarray] = {}
-        if "text" in cfg.inputs:
-            tables["text"] = standardised_text(items, fit_rows)
-        if "image" in cfg.inputs:
-            tables["image"] = standardise_rows(picture_features(items, cfg.vision, cfg.vision_features), fit_rows)
+        tables = frozen_tables(items, fit_rows, cfg.inputs, cfg.vision, cfg.vision_features)
         rng = np.random.default_rng(self.seed)
+        content = [m for m in ("text", "image") if m in tables]            # a fixed order of the seeded draws
         clusters = ({m: content_clusters(tables[m], fit_rows, cfg.n_clusters, cfg.cluster_sample, rng)
-                     for m in tables} if cfg.cluster_weight > 0 else
-                    {m: np.zeros(items.n_items + 1, dtype=np.int64) for m in tables})
+                     for m in content} if cfg.cluster_weight > 0 else
+                    {m: np.zeros(items.n_items + 1, dtype=np.int64) for m in content})
         return ATHWEPaperNet(cfg, items.n_items, tables, np.asarray(items.category), clusters,
                              item_age_module(cfg.item_age, train, items))

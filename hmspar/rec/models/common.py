@@ -88,6 +88,30 @@ def picture_features(items: ItemFeatures, vision: str, path: str | None) -> np.n
     return load_vision_features(path, items.n_items + 1)
 
 
+def frozen_tables(items: ItemFeatures, fit_rows: np.ndarray, modalities, vision: str = "descriptor",
+                  vision_features: str | None = None) -> dict[str, np.ndarray]:
+    """The frozen item tables of the modalities ``image``, ``text`` and ``price`` among ``modalities``, each
+    standardised per column on the training items ``fit_rows`` (row 0, padding, zero): the picture features
+    of ``vision`` (:func:`picture_features`), the MiniLM text (:func:`standardised_text`) and the log price as
+    one column (the published models that read frozen features: pixelrec_paper, athwe_paper, mtstrec_paper)."""
+    out: dict[str, np.ndarray] = {}
+    if "image" in modalities:
+        out["image"] = standardise_rows(picture_features(items, vision, vision_features), fit_rows)
+    if "text" in modalities:
+        out["text"] = standardised_text(items, fit_rows)
+    if "price" in modalities:
+        out["price"] = standardise_rows(np.asarray(items.price, dtype=np.float32)[:, None], fit_rows)
+    return out
+
+
+def check_vision(vision: str, vision_features: str | None) -> None:
+    """Config validation of ``vision`` / ``vision_features`` (ValueError naming the key)."""
+    if vision not in ("descriptor", "weights"):
+        raise ValueError(f"vision must be 'descriptor' or 'weights', got {vision!r}")
+    if vision == "weights" and not vision_features:
+        raise ValueError("vision_features must name a local .npy file when vision is 'weights'")
+
+
 def standardise_rows(values: np.ndarray, fit_rows: np.ndarray) -> np.ndarray:
     """Standardise columns with mean/std of ``fit_rows`` only; row 0 (padding) set to zero."""
     values = np.asarray(values, dtype=np.float32)

@@ -63,7 +63,7 @@ from torch import nn
 
 from hmspar.errors import HmsparError
 from hmspar.rec.base import Histories, ItemFeatures
-from hmspar.rec.models.common import item_arrivals, picture_features, standardise_rows, standardised_text, train_items
+from hmspar.rec.models.common import check_vision, frozen_tables, item_arrivals, train_items
 from hmspar.rec.train import RecTrainConfig, TorchSeqRecommender
 
 #: The item streams of the source (``image`` is its picture style), in the source's order.
@@ -150,10 +150,7 @@ class Config:
             raise ValueError(f"attention_dropout must be in [0, 1), got {self.attention_dropout!r}")
         if self.negatives not in ("on_sale", "catalogue"):
             raise ValueError(f"negatives must be 'on_sale' or 'catalogue', got {self.negatives!r}")
-        if self.vision not in ("descriptor", "weights"):
-            raise ValueError(f"vision must be 'descriptor' or 'weights', got {self.vision!r}")
-        if self.vision == "weights" and not self.vision_features:
-            raise ValueError("vision_features must name a local .npy file when vision is 'weights'")
+        check_vision(self.vision, self.vision_features)
         if self.train.windows != "prefixes":
             raise ValueError("train.windows must be 'prefixes': the cloze token reads the whole history both ways, "
                              f"so only the last position of an example may be trained (got {self.train.windows!r})")
@@ -359,11 +356,5 @@ class MTSTRecPaper(TorchSeqRecommender):
         fit_rows = np.flatnonzero(train_items(train, items.n_items))
         if fit_rows.size == 0:
             raise HmsparError("mtstrec_paper: the training histories hold no item")
-        tables: dict[str, np.ndarray] = {}
-        if "text" in cfg.inputs:
-            tables["text"] = standardised_text(items, fit_rows)
-        if "image" in cfg.inputs:
-            tables["image"] = standardise_rows(picture_features(items, cfg.vision, cfg.vision_features), fit_rows)
-        if "price" in cfg.inputs:
-            tables["price"] = standardise_rows(np.asarray(items.price, dtype=np.float32)[:, None], fit_rows)
+        tables = frozen_tables(items, fit_rows, cfg.inputs, cfg.vision, cfg.vision_features)
         return MTSTRecPaperNet(cfg, items.n_items, tables, item_arrivals(train, items), fit_rows)

@@ -53,12 +53,7 @@ from torch import nn
 
 from hmspar.errors import HmsparError
 from hmspar.rec.base import Histories, ItemFeatures, user_rows
-from hmspar.rec.models.common import (
-    picture_features,
-    standardise_rows,
-    standardised_text,
-    train_items,
-)
+from hmspar.rec.models.common import check_vision, frozen_tables, train_items
 from hmspar.rec.train import RecTrainConfig, TorchSeqRecommender
 
 CONTENT = ("image", "text", "price")
@@ -138,10 +133,7 @@ class Config:
         for name in ("dropout", "attention_dropout", "id_dropout"):
             if not 0 <= getattr(self, name) < 1:
                 raise ValueError(f"{name} must be in [0, 1), got {getattr(self, name)!r}")
-        if self.vision not in ("descriptor", "weights"):
-            raise ValueError(f"vision must be 'descriptor' or 'weights', got {self.vision!r}")
-        if self.vision == "weights" and not self.vision_features:
-            raise ValueError("vision_features must name a local .npy file when vision is 'weights'")
+        check_vision(self.vision, self.vision_features)
         for name in ("n_negatives", "lr_patience", "score_chunk"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be a positive integer, got {getattr(self, name)!r}")
@@ -302,16 +294,10 @@ class PixelRecPaper(TorchSeqRecommender):
         fit_rows = np.flatnonzero(known)
         if fit_rows.size == 0:
             raise HmsparError("pixelrec_paper: the training histories hold no item")
-        vision = text = price = None
-        if "image" in cfg.inputs:
-            raw = picture_features(items, cfg.vision, cfg.vision_features)
-            vision = standardise_rows(raw, fit_rows)
-        if "text" in cfg.inputs:
-            text = standardised_text(items, fit_rows)
-        if "price" in cfg.inputs:
-            price = standardise_rows(np.asarray(items.price, dtype=np.float32)[:, None], fit_rows)
+        tables = frozen_tables(items, fit_rows, cfg.inputs, cfg.vision, cfg.vision_features)
         self.item_ids_ = np.where(known, np.arange(known.size), 0).astype(np.int64)
-        return PointwiseNet(cfg, self.users_.size, items.n_items, vision, text, price)
+        return PointwiseNet(cfg, self.users_.size, items.n_items, tables.get("image"), tables.get("text"),
+                            tables.get("price"))
 
     # -- data ---------------------------------------------------------------------------------------
     def _user_rows(self, users: np.ndarray | None, n: int) -> np.ndarray:
