@@ -30,8 +30,9 @@ from rec_tiny import (  # noqa: E402
     without_items,
 )
 
-TRAIN = {"windows": "prefixes", "max_steps": 200, "min_steps": 0, "eval_every": 50, "batch_size": 64,
+TRAIN = {"windows": "prefixes", "max_steps": 120, "min_steps": 0, "eval_every": 50, "batch_size": 64,
          "eval_batch_size": 64, "device": "cpu", "patience": 2, "num_threads": 1, "lr": 0.003, "max_len": 10}
+# eval_every 50 within 120 steps: evaluations at 50, 100 and 120
 SMALL = {"d": 16, "layers": {"id": 1, "image": 1, "text": 1, "price": 1},
          "heads": {"id": 2, "image": 2, "text": 2, "price": 1}, "fusion_layers": 2, "out_dim": 8, "n_negatives": 10,
          "attention_dropout": 0.0, "hidden_dropout": {"id": 0.0, "image": 0.0, "text": 0.0, "price": 0.0}}
@@ -147,8 +148,8 @@ def test_each_switch_changes_the_model(data, switch):
     assert_switch_changes_scores(make, data, switch)
 
 
-def test_same_seed_same_bytes_and_seed_changes_them(data, fitted):
-    assert_seeded(make, data, fitted)
+def test_same_seed_same_bytes_and_seed_changes_them(data):
+    assert_seeded(make, data)
 
 
 def test_learns_the_tiny_log(data, fitted):
