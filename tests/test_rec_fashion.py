@@ -50,10 +50,12 @@ def test_deterministic_well_formed_and_capped(tmp_path, shop_1500):
     assert first.max() > 0.9 * cfg.days                                  # arrivals through the whole period
     assert meta["n_events"] == user.size and np.unique(user).size == cfg.n_users
     assert items["text"].nunique() > 300
-    other_dir = tmp_path / "other"
-    other_dir.mkdir()
-    fashion.generate(dataclasses.replace(cfg, seed=8), other_dir)
-    assert (raw / "events_item.npy").read_bytes() != (other_dir / "events_item.npy").read_bytes()
+    # another seed, another shop (at a tenth of the size: two small shops of seeds 7 and 8)
+    small = dataclasses.replace(cfg, n_users=150, n_items=400)
+    for seed in (7, 8):
+        (tmp_path / f"seed{seed}").mkdir()
+        fashion.generate(dataclasses.replace(small, seed=seed), tmp_path / f"seed{seed}")
+    assert (tmp_path / "seed7/events_item.npy").read_bytes() != (tmp_path / "seed8/events_item.npy").read_bytes()
 
 
 def test_the_shop_of_kind_shop_is_untouched():

@@ -42,12 +42,6 @@ def test_rec_outputs_and_leaderboard(tiny_project):
     assert (tiny_project / "plots_rec_ablation/rec_ablation.png").is_file()
 
 
-def test_rec_forced_rerun_gives_identical_bytes(tiny_project):
-    run(["dvc", "repro", "--quiet", "--force", "--single-item", "rec_generate@shop", "rec_convert@shop",
-         "recommend_seq@shop-sasrec"], tiny_project)
-    assert not {s for s in stale_stages(tiny_project) if s.startswith(("rec_", "recommend"))}
-
-
 def test_changing_a_recommender_reruns_only_its_stages(tiny_project):
     try:
         edit_params(tiny_project, "rec.recommenders.itemknn.neighbours", 10)

@@ -89,9 +89,11 @@ from hmspar.rec.models.common import (
     DWT,
     LOWPASS,
     MultiStreamBlock,
+    check_prefix_training,
     check_vision,
     frozen_tables,
     item_age_module,
+    last_target,
     small_embedding,
     train_items,
 )
@@ -225,11 +227,7 @@ class Config:
             if getattr(self, name) < 0:
                 raise ValueError(f"{name} must be 0 or positive, got {getattr(self, name)!r}")
         check_vision(self.vision, self.vision_features)
-        if self.train.windows != "prefixes":
-            raise ValueError("train.windows must be 'prefixes': the wavelet along time lets every position see later "
-                             f"ones, so only the last position of a prefix may be trained (got {self.train.windows!r})")
-        if self.train.request_time:
-            raise ValueError("train.request_time must be false: ATHWE reads the gaps between history interactions only")
+        check_prefix_training(self.train, "the wavelet along time lets every position see later ones")
 
     @property
     def frame(self) -> int:
@@ -528,10 +526,8 @@ class ATHWEPaperNet(nn.Module):
     def loss(self, items, times, next_items, next_times, generator) -> torch.Tensor:
         """The sum of the weighted losses (module docstring) for prefix examples (only ``next_items[:, -1]``
         is a target; ``next_times`` is never read)."""
-        if bool((next_items[:, :-1] != 0).any()):
-            raise HmsparError("athwe_paper trains the last position of each example only: set train.windows: prefixes")
+        target = last_target(next_items, "athwe_paper")
         cfg = self.cfg
-        target = next_items[:, -1]
         enc = self.encode(items, times)
         table = self.catalogue()
         last = self.last_states(enc["states"])                              # (B, M, d)

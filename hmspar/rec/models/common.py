@@ -417,6 +417,47 @@ def gap_bucket(gap: torch.Tensor, edges: tuple[float, ...]) -> torch.Tensor:
 
 
 # ----------------------------------------------------------------------------------------------------
+# Models whose every position sees later ones (two-sided encoders): trained on prefixes, last position only
+# ----------------------------------------------------------------------------------------------------
+def check_prefix_training(train: object, why: str) -> None:
+    """Refuse a loop setting a two-sided model cannot train under.
+
+    Parameters
+    ----------
+    train : RecTrainConfig
+        The model's loop settings.
+    why : str
+        What in the model lets a position see later ones (it completes the error message).
+
+    Raises
+    ------
+    ValueError
+        ``train.windows`` is not ``prefixes`` (every position of a window would be a target, and an earlier
+        target would see the later ones), or ``train.request_time`` is on (these models read the history's
+        own times only).
+    """
+    if train.windows != "prefixes":
+        raise ValueError(f"train.windows must be 'prefixes': {why}, so only the last position of an example "
+                         f"may be trained (got {train.windows!r})")
+    if train.request_time:
+        raise ValueError("train.request_time must be false: the model reads the history's own times only")
+
+
+def last_target(next_items: torch.Tensor, model: str) -> torch.Tensor:
+    """The one target of each prefix example, ``next_items[:, -1]``.
+
+    Raises
+    ------
+    HmsparError
+        An earlier position holds a target too: the batch came from windows, not prefixes, and training it
+        would let those targets be seen by the two-sided encoder.
+    """
+    if bool((next_items[:, :-1] != 0).any()):
+        raise HmsparError(f"{model} trains the last position of each example only: set train.windows: prefixes")
+    return next_items[:, -1]
+
+
+# ----------------------------------------------------------------------------------------------------
 # The optional request_time input (the same for every sequential model)
 # ----------------------------------------------------------------------------------------------------
 def request_time_on(cfg: object) -> bool:

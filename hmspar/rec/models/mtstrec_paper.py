@@ -63,7 +63,14 @@ from torch import nn
 
 from hmspar.errors import HmsparError
 from hmspar.rec.base import Histories, ItemFeatures
-from hmspar.rec.models.common import check_vision, frozen_tables, item_arrivals, train_items
+from hmspar.rec.models.common import (
+    check_prefix_training,
+    check_vision,
+    frozen_tables,
+    item_arrivals,
+    last_target,
+    train_items,
+)
 from hmspar.rec.train import RecTrainConfig, TorchSeqRecommender
 
 #: The item streams of the source (``image`` is its picture style), in the source's order.
@@ -151,11 +158,7 @@ class Config:
         if self.negatives not in ("on_sale", "catalogue"):
             raise ValueError(f"negatives must be 'on_sale' or 'catalogue', got {self.negatives!r}")
         check_vision(self.vision, self.vision_features)
-        if self.train.windows != "prefixes":
-            raise ValueError("train.windows must be 'prefixes': the cloze token reads the whole history both ways, "
-                             f"so only the last position of an example may be trained (got {self.train.windows!r})")
-        if self.train.request_time:
-            raise ValueError("train.request_time must be false: MTSTRec reads the history alone")
+        check_prefix_training(self.train, "the cloze token reads the whole history both ways")
 
 
 def fusion_mask(key_valid: torch.Tensor, first: bool) -> torch.Tensor:
@@ -331,9 +334,7 @@ class MTSTRecPaperNet(nn.Module):
 
     def loss(self, items, times, next_items, next_times, generator) -> torch.Tensor:
         """The source's BCE on ``sigmoid(cosine)`` for prefix examples (only ``next_items[:, -1]`` is a target)."""
-        if bool((next_items[:, :-1] != 0).any()):
-            raise HmsparError("mtstrec_paper trains the last position of each example only: set train.windows: prefixes")
-        target = next_items[:, -1]
+        target = last_target(next_items, "mtstrec_paper")
         u = F.normalize(self.user_vectors(items), dim=-1)                   # (B, D)
         cand = torch.cat([target[:, None], self.negatives(times[:, -1], generator)], 1)   # (B, 1 + k)
         with torch.no_grad():                                             # the source's targets carry no gradient
