@@ -1,11 +1,13 @@
-"""A quick look at the whole lab: every stage family and every model of the default pipeline, at one seed, on
-four of its datasets at reduced sizes.
+"""A quick look at the lab: the stage families and models of the default pipeline but the multimodal
+recommenders, at one seed, on four of its datasets at reduced sizes.
 
 ``python -m hmspar.quicklook`` copies the project (the files a fresh clone has, without DVC outputs) into
 ``quicklook/`` (git-ignored), writes there a ``params.yaml`` derived from this one by :func:`quick_params`,
 and runs ``dvc repro`` in it: one dataset of each kind (customers, products, fashion posts, small labelled
 series) with HMSPAR, every baseline and the modality ablation, the shop of the recommendation track with
-every listed recommender, evaluate and the report page, in minutes rather than an hour. The numbers are a
+the peers and the sequential recommenders, evaluate and the report page, in minutes rather than an hour. The
+multimodal recommenders run on the fashion shop only (``rec.multimodal_datasets``), which the quick look
+leaves out: it does not show the multimodal track. The numbers are a
 smoke view of the pipeline, not results: one seed, fewer and smaller sets, shorter step budgets. The main
 project is not touched.
 

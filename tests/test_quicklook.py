@@ -43,6 +43,9 @@ def test_quick_profile_is_smaller_and_keeps_the_lab():
     for key in ("models", "sequential_models", "multimodal_models"):
         assert quick["rec"][key] == DEFAULT["rec"][key]
     assert set(quick["rec"]["global_time"]["datasets"]) <= set(quicklook.QUICK_REC_DATASETS)
+    # the multimodal recommenders run on the fashion shop only, which the quick look leaves out (as its docs say)
+    assert quick["rec"]["multimodal_datasets"] == [d for d in DEFAULT["rec"]["multimodal_datasets"]
+                                                   if d in quicklook.QUICK_REC_DATASETS] == []
     # smaller: the large simulated sets are cut, small ones kept
     for name, cfg in DEFAULT["datasets"].items():
         if name not in quick["datasets"]:
