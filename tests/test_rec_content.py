@@ -1,5 +1,5 @@
 """Candidates scored with their content, the item-age input, standardised text and leak-free arrival dates
-(issue 24): the multimodal models' ``output`` rules, :class:`common.ItemAge`, :func:`common.item_arrivals`,
+(issue 24): the multimodal models' ``output`` rules, :class:`train.ItemAge`, :func:`train.item_arrivals`,
 and the importer's missing arrival dates."""
 
 from __future__ import annotations
@@ -13,8 +13,12 @@ torch = pytest.importorskip("torch")
 
 from hmspar.config import build  # noqa: E402
 from hmspar.errors import HmsparError  # noqa: E402
-from hmspar.rec.base import Histories  # noqa: E402
+from hmspar.rec.base import Histories, ItemFeatures  # noqa: E402
+from hmspar.rec.evaluate import rank_batched  # noqa: E402
+from hmspar.rec import train as rectrain  # noqa: E402
 from hmspar.rec.models import athwe, common, mtstrec, pixelrec  # noqa: E402
+from hmspar.rec.peers.gru4rec import GRU4Rec  # noqa: E402
+from hmspar.rec.peers.sasrec import SASRec  # noqa: E402
 from hmspar.rec.toy import leave_one_out, toy_log  # noqa: E402
 
 SMALL_TRAIN = {"max_steps": 6, "min_steps": 0, "eval_every": 3, "batch_size": 64, "eval_batch_size": 128,
@@ -119,10 +123,9 @@ def test_arrivals_use_catalogue_dates_else_first_training_interaction():
     times = np.array([[0.0, 5.0, 6.0], [1.0, 2.0, 9.0]])
     train = Histories(items_seq, times, users=np.arange(2))
     first = np.array([np.inf, 0.5, np.nan, np.nan, np.nan])       # item 1 dated; 2, 3 not; 4 never seen
-    from hmspar.rec.base import ItemFeatures
     it = ItemFeatures(np.zeros((5, 3, 4, 4), np.uint8), np.zeros((5, 2), np.float32), np.zeros(5, np.float32),
                       np.array([0, 1, 1, 1, 1]), first)
-    arr = common.item_arrivals(train, it)
+    arr = rectrain.item_arrivals(train, it)
     assert arr[1] == 0.5                                         # the catalogue date, not the first purchase
     assert arr[2] == 1.0 and arr[3] == 2.0                        # first training interaction
     assert np.isinf(arr[4]) and np.isinf(arr[0])                 # neither: unknown
@@ -130,16 +133,16 @@ def test_arrivals_use_catalogue_dates_else_first_training_interaction():
 
 def test_item_age_buckets_start_at_zero_and_read_no_event_time():
     arrival = np.array([np.inf, 0.0, 10.0, 95.0, np.inf])
-    age = common.ItemAge(arrival)
+    age = rectrain.ItemAge(arrival)
     ref = torch.tensor([10.0, 200.0])
     assert torch.count_nonzero(age(ref)) == 0                    # zero weights: a model starts as without it
     with torch.no_grad():
-        age.weight.copy_(torch.arange(len(common.ITEM_AGE_EDGES) + 1, dtype=torch.float32))
+        age.weight.copy_(torch.arange(len(rectrain.ITEM_AGE_EDGES) + 1, dtype=torch.float32))
     with torch.no_grad():
         s = age(ref)                                             # (2, 5)
         some = age(ref, torch.tensor([2, 3]))
         paired = age(ref, torch.tensor([[1], [4]]))
-    edges = np.array(common.ITEM_AGE_EDGES)
+    edges = np.array(rectrain.ITEM_AGE_EDGES)
     for r, t in enumerate(ref.tolist()):
         for i, a in enumerate(arrival):
             bucket = 0 if not np.isfinite(a) else int(np.searchsorted(edges, t - a, side="right"))
@@ -148,19 +151,57 @@ def test_item_age_buckets_start_at_zero_and_read_no_event_time():
     np.testing.assert_array_equal(paired.numpy()[:, 0], [s[0, 1].item(), s[1, 4].item()])
 
 
-@pytest.mark.parametrize("cls", [mtstrec.MTSTRec, athwe.ATHWE, pixelrec.PixelRecTwoTower])
-def test_item_age_switch_trains_its_weights_and_off_builds_nothing(cls, log):
-    extra = {"cnn_channels": [4, 8], "n_negatives": 16} if cls is pixelrec.PixelRecTwoTower else {}
+#: every torch recommender with an ``item_age`` switch, with its small sizes
+AGED = [(mtstrec.MTSTRec, {"d": 16}), (athwe.ATHWE, {"d": 16}),
+        (pixelrec.PixelRecTwoTower, {"d": 16, "cnn_channels": [4, 8], "n_negatives": 16}),
+        (SASRec, {"d_model": 16}), (GRU4Rec, {"d_model": 16, "hidden": 16})]
+
+
+@pytest.mark.parametrize("cls, sizes", AGED, ids=[c.name for c, _ in AGED])
+def test_item_age_switch_trains_its_weights_and_off_builds_nothing(cls, sizes, log):
     train, _, test, items = log
     spread = np.linspace(0.0, 40.0, items.n_items + 1)             # arrivals spread over the log's days
     dated = dataclasses.replace(items, first_time=spread)
-    on = cls(build(cls.Config, {"d": 16, "train": SMALL_TRAIN, "item_age": True, **extra}, "x"), seed=0)
+    on = cls(build(cls.Config, {**sizes, "train": SMALL_TRAIN, "item_age": True}, "x"), seed=0)
     on.fit(train, dated, None)
     weights = [p for n, p in on.module_.named_parameters() if n.endswith("age.weight")]
     assert len(weights) == 1 and torch.count_nonzero(weights[0]) > 0   # the age weights received gradients
     assert np.isfinite(on.score(test)[:, 1:]).all()
-    off = cls(build(cls.Config, {"d": 16, "train": SMALL_TRAIN, **extra}, "x"), seed=0).fit(train, dated, None)
+    off = cls(build(cls.Config, {**sizes, "train": SMALL_TRAIN}, "x"), seed=0).fit(train, dated, None)
     assert not any(n.endswith("age.weight") for n, _ in off.module_.named_parameters())
+
+
+def _fresh_arrivals_log(n_users: int = 80, n_items: int = 600, seed: int = 0):
+    """Users who buy what has just arrived: item i arrives on day i; each user's k-th interaction falls on a
+    day t and buys one of the three items that arrived on days t - 2 .. t. Only an item's age tells which."""
+    rng = np.random.default_rng(seed)
+    seqs, times = [], []
+    for _ in range(n_users):
+        start = rng.uniform(5.0, n_items - 12.0)
+        t = start + np.cumsum(rng.uniform(0.2, 1.0, 7))
+        seqs.append(np.floor(t).astype(np.int64) - rng.integers(0, 3, 7) + 1)
+        times.append(t)
+    first = np.arange(n_items + 1, dtype=np.float64) - 1.0             # item i on day i - 1
+    first[0] = np.inf
+    items = ItemFeatures(np.zeros((n_items + 1, 3, 4, 4), np.uint8), np.zeros((n_items + 1, 2), np.float32),
+                         np.zeros(n_items + 1, np.float32), np.ones(n_items + 1, np.int64), first)
+    return (*leave_one_out(seqs, times), items)
+
+
+@pytest.mark.parametrize("cls, sizes", AGED[3:], ids=[c.name for c, _ in AGED[3:]])
+def test_item_age_lets_an_id_peer_rank_fresh_arrivals(cls, sizes):
+    train, val, test, items = _fresh_arrivals_log()
+    step = {**SMALL_TRAIN, "max_steps": 100, "eval_every": 100, "lr": 0.03}
+    ranks, models = {}, {}
+    for on in (False, True):
+        model = cls(build(cls.Config, {**sizes, "train": step, "item_age": on}, "x"), seed=0).fit(train, items, None)
+        ranks[on], models[on] = rank_batched(model.score, test)["rank"], model
+    # the age weights learn that what sells is fresh: the buckets [-7, 0) and [0, 3) days above every other
+    w = models[True].module_.age.weight.detach().numpy()
+    fresh = [int(np.searchsorted(rectrain.ITEM_AGE_EDGES, a, side="right")) for a in (-1.0, 1.0)]
+    assert min(w[fresh]) > max(np.delete(w, fresh)) + 1.0, w
+    # and the target, which the IDs alone must learn item by item, moves up the ranking
+    assert np.median(ranks[True]) * 1.5 < np.median(ranks[False]), (np.median(ranks[True]), np.median(ranks[False]))
 
 
 def test_imported_logs_carry_no_arrival_dates(tmp_path):

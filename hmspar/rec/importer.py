@@ -205,7 +205,7 @@ def generate(cfg: Config, out_dir: Path, progress: bool = False) -> dict[str, An
     time = frame["_t"].to_numpy(dtype=np.float64)
     # a log carries no catalogue dates: an item's first interaction in the whole log would tell a model
     # which items are first bought in the validation or test window, so the arrival is left unknown (NaN);
-    # the item-age input falls back to an item's first *training* interaction (models/common.item_arrivals)
+    # the item-age input falls back to an item's first *training* interaction (train.item_arrivals)
     first_time = np.full(item_ids.size, np.nan)
 
     n_items = item_ids.size

@@ -584,7 +584,8 @@ class TorchSeqRecommender(Recommender):
             self.module_.cpu()
 
 
-def full_softmax_loss(h: torch.Tensor, item_emb: torch.Tensor, next_items: torch.Tensor) -> torch.Tensor:
+def full_softmax_loss(h: torch.Tensor, item_emb: torch.Tensor, next_items: torch.Tensor,
+                      age: ItemAge | None = None, times: torch.Tensor | None = None) -> torch.Tensor:
     """Cross-entropy of the next item against the whole catalogue at every position with a target.
 
     Parameters
@@ -595,9 +596,17 @@ def full_softmax_loss(h: torch.Tensor, item_emb: torch.Tensor, next_items: torch
         (n_items + 1, d) output item embeddings (row 0 = padding, never a valid class).
     next_items : Tensor
         (B, L) next item, 0 where there is none.
+    age : ItemAge or None
+        The ``item_age`` input: its score of every item is added to the logits.
+    times : Tensor or None
+        (B, L) time of each position's own (last seen) interaction; needed with ``age``.
     """
     m = next_items > 0
     logits = h[m] @ item_emb.T                                              # (P, n_items + 1)
+    if age is not None:
+        if times is None:
+            raise HmsparError("the item-age score needs the time of each state's last interaction")
+        logits = logits + age(times[m])
     logits[:, 0] = -1e9
     return F.cross_entropy(logits, next_items[m])
 
@@ -637,6 +646,82 @@ class RequestGap(nn.Module):
         return h + self.emb(torch.where(known, b, torch.zeros_like(b)))
 
 
+# ----------------------------------------------------------------------------------------------------
+# Item age (the ``item_age`` input of every torch recommender: the ID-only peers and the multimodal models)
+# ----------------------------------------------------------------------------------------------------
+#: Edges (days) of the item-age buckets: an item's age at the time of the interaction a state has seen last.
+#: Negative ages are items that arrive after that interaction (the catalogue knows its arrival dates; the
+#: next interaction, whose time no model reads, may fall after it): "within a week", "within a month"...
+ITEM_AGE_EDGES = (-90.0, -30.0, -7.0, 0.0, 3.0, 14.0, 60.0, 180.0)
+
+
+def item_arrivals(train: Histories, items: ItemFeatures) -> np.ndarray:
+    """(n_items + 1,) float64 day each item is known to exist from: its catalogue date ``first_time`` where
+    the dataset gives one (finite), else its first interaction in the *training* histories, else +inf
+    (neither dated nor seen in training). An imported log has no catalogue dates (its ``first_time`` is
+    NaN): a date taken from the whole log would tell a model which items are first bought in the
+    validation or test window. Row 0 (padding) is +inf.
+    """
+    n = items.n_items
+    first = np.asarray(items.first_time, dtype=np.float64).copy()
+    if first.shape != (n + 1,):
+        raise HmsparError(f"item first_time must have shape ({n + 1},), got {first.shape}")
+    whole = train.whole()
+    seen = np.full(n + 1, np.inf)
+    np.minimum.at(seen, whole.items, whole.times)
+    out = np.where(np.isfinite(first), first, seen)
+    out[0] = np.inf
+    return out
+
+
+class ItemAge(nn.Module):
+    """Additive score of an item's age: ``w[bucket(t - arrival)]`` for every candidate, where ``t`` is the
+    time of the last interaction a user state has seen (never the time of the interaction it predicts) and
+    the buckets are "unknown or far in the future" (no arrival date and not seen in training, or arriving
+    more than 90 days later) and one per :data:`ITEM_AGE_EDGES` interval. The weights start at zero, so a model with this input starts as
+    without it; it learns, for example, that fresh arrivals sell (the fashion shop's freshness bonus),
+    which an ID embedding cannot express for an item that has no training interaction.
+
+    Parameters
+    ----------
+    arrival : np.ndarray
+        (n_items + 1,) arrival days (:func:`item_arrivals`).
+    """
+
+    def __init__(self, arrival: np.ndarray, edges: tuple[float, ...] = ITEM_AGE_EDGES) -> None:
+        super().__init__()
+        arr = np.asarray(arrival, dtype=np.float64)
+        # +inf (unknown) as a day no history reaches: its age falls in the first bucket
+        arr = np.where(np.isfinite(arr), arr, 1e12).astype(np.float32)
+        self.register_buffer("arrival", torch.from_numpy(arr))
+        self.register_buffer("edges", torch.tensor(edges, dtype=torch.float32), persistent=False)
+        self.weight = nn.Parameter(torch.zeros(len(edges) + 1))
+
+    def forward(self, ref_times: torch.Tensor, idx: torch.Tensor | None = None) -> torch.Tensor:
+        """Age scores.
+
+        Parameters
+        ----------
+        ref_times : Tensor
+            (P,) days: the time of the last interaction each state has seen.
+        idx : Tensor or None
+            Candidate items: None = the whole catalogue, or (K,) items shared by all rows, or (P, K).
+
+        Returns
+        -------
+        Tensor
+            (P, n_items + 1) or (P, K) additive scores.
+        """
+        arr = self.arrival if idx is None else self.arrival[idx]
+        age = ref_times.float()[:, None] - (arr[None, :] if arr.dim() == 1 else arr)  # (P, N)
+        return self.weight[torch.bucketize(age, self.edges, right=True)]
+
+
+def item_age_module(on: bool, train: Histories, items: ItemFeatures) -> ItemAge | None:
+    """An :class:`ItemAge` when the model's ``item_age`` switch is on, else None (no parameter, no buffer)."""
+    return ItemAge(item_arrivals(train, items)) if on else None
+
+
 class NextItemNet(nn.Module, abc.ABC):
     """Base of the ID-only next-item nets (GRU4Rec, SASRec): an item embedding table shared by the input
     and the output, an encoder written by the subclass, and the loop's ``loss``/``score`` interface.
@@ -651,13 +736,17 @@ class NextItemNet(nn.Module, abc.ABC):
         Whether the net reads the time of the interaction it predicts: it then owns a :class:`RequestGap`
         and adds it to each state, with the gap ``next_times - times`` in ``loss`` and ``target_times -
         times[:, -1]`` in ``score`` (the loop passes real times only under ``train.request_time``).
+    age : ItemAge or None
+        The ``item_age`` input (:func:`item_age_module`): the learned score of each candidate's age at the
+        state's last interaction is added to its score, in ``loss`` and ``score`` alike.
     """
 
-    def __init__(self, n_items: int, d: int, request_time: bool = False) -> None:
+    def __init__(self, n_items: int, d: int, request_time: bool = False, age: ItemAge | None = None) -> None:
         super().__init__()
         self.item = init_embedding_(nn.Embedding(n_items + 1, d, padding_idx=0))
         self.request_time = bool(request_time)
         self.gap = RequestGap(d) if request_time else None
+        self.age = age
 
     @abc.abstractmethod
     def encode(self, items: torch.Tensor) -> torch.Tensor:
@@ -670,7 +759,7 @@ class NextItemNet(nn.Module, abc.ABC):
         h = self.encode(items)                                                       # (B, L, d)
         if getattr(self, "gap", None) is not None:
             h = self.gap(h, next_times - times)
-        return full_softmax_loss(h, self.item.weight, targets)
+        return full_softmax_loss(h, self.item.weight, targets, self.age, times)
 
     def score(self, items, times, target_times) -> torch.Tensor:
         """(B, n_items + 1) scores of the next item after the last position (times are read only with
@@ -678,4 +767,5 @@ class NextItemNet(nn.Module, abc.ABC):
         h = self.encode(items)[:, -1]                                                # (B, d)
         if getattr(self, "gap", None) is not None:
             h = self.gap(h, target_times - times[:, -1])
-        return h @ self.item.weight.T                                                # (B, n_items + 1)
+        s = h @ self.item.weight.T                                                   # (B, n_items + 1)
+        return s if self.age is None else s + self.age(times[:, -1])

@@ -23,7 +23,7 @@ drops the positives).
 Candidates are scored by ``output`` (:class:`common.CandidateScorer`): by default ``weighted``, the paper's
 softmax-weighted sum of the ID, text and picture scores, so an item without any training interaction is
 ranked by its content; ``id`` keeps the former ID-only head. ``item_age`` adds a learned score of each
-candidate's age at the last history interaction (:class:`common.ItemAge`).
+candidate's age at the last history interaction (:class:`~hmspar.rec.train.ItemAge`).
 """
 
 from __future__ import annotations
@@ -45,7 +45,6 @@ from hmspar.rec.models.common import (
     ItemEmbedder,
     MultiStreamBlock,
     check_output,
-    item_age_module,
     add_request_gap,
     gap_bucket,
     gaps,
@@ -54,7 +53,7 @@ from hmspar.rec.models.common import (
     small_embedding,
     train_items,
 )
-from hmspar.rec.train import RecTrainConfig, TorchSeqRecommender
+from hmspar.rec.train import RecTrainConfig, TorchSeqRecommender, item_age_module
 
 
 @dataclasses.dataclass(frozen=True)
@@ -88,7 +87,7 @@ class Config:
         ``id`` in ``inputs``), the summed modality embeddings, or per-modality heads.
     item_age : bool
         Add a learned score of each candidate's age at the last history interaction
-        (:class:`common.ItemAge`).
+        (:class:`~hmspar.rec.train.ItemAge`).
     train : RecTrainConfig
     """
 

@@ -28,7 +28,7 @@ lists what it does. The forward pass, for a history of up to ``train.max_len`` i
    embeddings, projected text, projected picture features), the three scores summed with
    ``softmax(fusion_weights)``. An item with no training interaction is ranked by its text and picture.
    ``item_age`` adds the lab's learned score of a candidate's age at the last history interaction
-   (:class:`common.ItemAge`), off by default as for every model.
+   (:class:`~hmspar.rec.train.ItemAge`), off by default as for every model.
 
 Losses, each with its weight (the source uses 1 for all but the diversity loss, 0.9):
 
@@ -92,12 +92,11 @@ from hmspar.rec.models.common import (
     check_prefix_training,
     check_vision,
     frozen_tables,
-    item_age_module,
     last_target,
     small_embedding,
     train_items,
 )
-from hmspar.rec.train import RecTrainConfig, TorchSeqRecommender, init_embedding_
+from hmspar.rec.train import RecTrainConfig, TorchSeqRecommender, init_embedding_, item_age_module
 
 #: The item modalities the source encodes.
 MODALITIES = ("id", "text", "image")
@@ -157,7 +156,7 @@ class Config:
     vision_features : str or None
         Path of an ``(n_items + 1, D)`` ``.npy`` array (``vision: weights``).
     item_age : bool
-        Add the learned score of each candidate's age (:class:`common.ItemAge`).
+        Add the learned score of each candidate's age (:class:`~hmspar.rec.train.ItemAge`).
     train : RecTrainConfig
         The loop's settings; ``windows`` must be ``prefixes`` and ``request_time`` false.
     """

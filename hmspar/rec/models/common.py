@@ -22,7 +22,7 @@ from torch import nn
 
 from hmspar.errors import HmsparError
 from hmspar.rec.base import Histories, ItemFeatures
-from hmspar.rec.train import RequestGap, init_embedding_
+from hmspar.rec.train import ItemAge, RequestGap, init_embedding_
 
 
 # ----------------------------------------------------------------------------------------------------
@@ -215,79 +215,9 @@ class ItemEmbedder(nn.Module):
 
 
 # ----------------------------------------------------------------------------------------------------
-# Item age (the ``item_age`` input of the multimodal models)
+# Item age: :class:`~hmspar.rec.train.ItemAge`, ``item_arrivals`` and ``item_age_module`` live in the shared
+# loop (hmspar/rec/train.py), since the ID-only peers take the same input.
 # ----------------------------------------------------------------------------------------------------
-#: Edges (days) of the item-age buckets: an item's age at the time of the interaction a state has seen last.
-#: Negative ages are items that arrive after that interaction (the catalogue knows its arrival dates; the
-#: next interaction, whose time no model reads, may fall after it): "within a week", "within a month"...
-ITEM_AGE_EDGES = (-90.0, -30.0, -7.0, 0.0, 3.0, 14.0, 60.0, 180.0)
-
-
-def item_arrivals(train: Histories, items: ItemFeatures) -> np.ndarray:
-    """(n_items + 1,) float64 day each item is known to exist from: its catalogue date ``first_time`` where
-    the dataset gives one (finite), else its first interaction in the *training* histories, else +inf
-    (neither dated nor seen in training). An imported log has no catalogue dates (its ``first_time`` is
-    NaN): a date taken from the whole log would tell a model which items are first bought in the
-    validation or test window. Row 0 (padding) is +inf.
-    """
-    n = items.n_items
-    first = np.asarray(items.first_time, dtype=np.float64).copy()
-    if first.shape != (n + 1,):
-        raise HmsparError(f"item first_time must have shape ({n + 1},), got {first.shape}")
-    whole = train.whole()
-    seen = np.full(n + 1, np.inf)
-    np.minimum.at(seen, whole.items, whole.times)
-    out = np.where(np.isfinite(first), first, seen)
-    out[0] = np.inf
-    return out
-
-
-class ItemAge(nn.Module):
-    """Additive score of an item's age: ``w[bucket(t - arrival)]`` for every candidate, where ``t`` is the
-    time of the last interaction a user state has seen (never the time of the interaction it predicts) and
-    the buckets are "unknown or far in the future" (no arrival date and not seen in training, or arriving
-    more than 90 days later) and one per :data:`ITEM_AGE_EDGES` interval. The weights start at zero, so a model with this input starts as
-    without it; it learns, for example, that fresh arrivals sell (the fashion shop's freshness bonus),
-    which an ID embedding cannot express for an item that has no training interaction.
-
-    Parameters
-    ----------
-    arrival : np.ndarray
-        (n_items + 1,) arrival days (:func:`item_arrivals`).
-    """
-
-    def __init__(self, arrival: np.ndarray, edges: tuple[float, ...] = ITEM_AGE_EDGES) -> None:
-        super().__init__()
-        arr = np.asarray(arrival, dtype=np.float64)
-        # +inf (unknown) as a day no history reaches: its age falls in the first bucket
-        arr = np.where(np.isfinite(arr), arr, 1e12).astype(np.float32)
-        self.register_buffer("arrival", torch.from_numpy(arr))
-        self.register_buffer("edges", torch.tensor(edges, dtype=torch.float32), persistent=False)
-        self.weight = nn.Parameter(torch.zeros(len(edges) + 1))
-
-    def forward(self, ref_times: torch.Tensor, idx: torch.Tensor | None = None) -> torch.Tensor:
-        """Age scores.
-
-        Parameters
-        ----------
-        ref_times : Tensor
-            (P,) days: the time of the last interaction each state has seen.
-        idx : Tensor or None
-            Candidate items: None = the whole catalogue, or (K,) items shared by all rows, or (P, K).
-
-        Returns
-        -------
-        Tensor
-            (P, n_items + 1) or (P, K) additive scores.
-        """
-        arr = self.arrival if idx is None else self.arrival[idx]
-        age = ref_times.float()[:, None] - (arr[None, :] if arr.dim() == 1 else arr)  # (P, N)
-        return self.weight[torch.bucketize(age, self.edges, right=True)]
-
-
-def item_age_module(on: bool, train: Histories, items: ItemFeatures) -> ItemAge | None:
-    """An :class:`ItemAge` when the model's ``item_age`` switch is on, else None (no parameter, no buffer)."""
-    return ItemAge(item_arrivals(train, items)) if on else None
 
 
 # ----------------------------------------------------------------------------------------------------

@@ -15,7 +15,7 @@ heads, so an item without any training interaction is ranked by its picture, tex
 scores by the ID embedding alone (the original code's ID head: content never reaches a candidate);
 ``sum`` by the summed stream embeddings; ``weighted`` by a learned softmax mix of the per-stream scores.
 With ``item_age`` the score of each item adds a learned weight of its age at the last history
-interaction (:class:`common.ItemAge`).
+interaction (:class:`~hmspar.rec.train.ItemAge`).
 
 Time enters only as the bucketed gap to the *previous* interaction, embedded into every token of a
 position; the time of the interaction being predicted is never read. With ``train.request_time: true``
@@ -45,7 +45,6 @@ from hmspar.rec.models.common import (
     ItemEmbedder,
     MultiStreamBlock,
     check_output,
-    item_age_module,
     add_request_gap,
     gap_bucket,
     gaps,
@@ -53,7 +52,7 @@ from hmspar.rec.models.common import (
     small_embedding,
     train_items,
 )
-from hmspar.rec.train import RecTrainConfig, TorchSeqRecommender
+from hmspar.rec.train import RecTrainConfig, TorchSeqRecommender, item_age_module
 
 #: MTSTRec's modality switches and the item modality each one controls.
 SWITCHES = {"use_style": "image", "use_text": "text", "use_price": "price"}
@@ -86,7 +85,7 @@ class Config:
         a learned softmax mix of the per-stream scores.
     item_age : bool
         Add a learned score of each candidate's age at the last history interaction
-        (:class:`common.ItemAge`; arrival = the catalogue date, else the first training interaction).
+        (:class:`~hmspar.rec.train.ItemAge`; arrival = the catalogue date, else the first training interaction).
     train : RecTrainConfig
     """
 

@@ -8,7 +8,7 @@ Training uses binary cross-entropy of the next item against sampled negatives (d
 of the batch. The picture CNN may start from a local state-dict file (``image_weights``); nothing is
 downloaded. Text embeddings are standardised per dimension on the training items. With ``item_age`` every
 candidate's score adds a learned weight of its age at the last history interaction
-(:class:`common.ItemAge`). Re-ranking (MMR) is not part of the model: see :mod:`hmspar.rec.rerank`.
+(:class:`~hmspar.rec.train.ItemAge`). Re-ranking (MMR) is not part of the model: see :mod:`hmspar.rec.rerank`.
 
 The user tower reads item vectors and positions only, no time. With ``train.request_time: true`` the
 loop-wide :class:`~hmspar.rec.train.RequestGap` adds the gap to the predicted interaction to the user
@@ -32,7 +32,6 @@ from hmspar.rec.models.common import (
     MultiStreamBlock,
     add_request_gap,
     info_nce,
-    item_age_module,
     request_gap_module,
     request_time_on,
     small_embedding,
@@ -40,7 +39,7 @@ from hmspar.rec.models.common import (
     standardised_text,
     train_items,
 )
-from hmspar.rec.train import RecTrainConfig, TorchSeqRecommender, init_embedding_, trim_left
+from hmspar.rec.train import RecTrainConfig, TorchSeqRecommender, init_embedding_, item_age_module, trim_left
 
 CONTENT = ("image", "text", "price", "category")
 
@@ -69,7 +68,7 @@ class Config:
         Weight (0 disables) and temperature of the picture-text InfoNCE loss.
     item_age : bool
         Add a learned score of each candidate's age at the last history interaction
-        (:class:`common.ItemAge`).
+        (:class:`~hmspar.rec.train.ItemAge`).
     train : RecTrainConfig
     """
 

@@ -12,18 +12,21 @@ import torch
 from torch import nn
 
 from hmspar.rec.base import Histories, ItemFeatures
-from hmspar.rec.train import NextItemNet, RecTrainConfig, TorchSeqRecommender
+from hmspar.rec.train import ItemAge, NextItemNet, RecTrainConfig, TorchSeqRecommender, item_age_module
 
 
 @dataclasses.dataclass(frozen=True)
 class GRU4RecConfig:
-    """``rec.recommenders.gru4rec``: the encoder's size and the loop's settings (``train``)."""
+    """``rec.recommenders.gru4rec``: the encoder's size, ``item_age`` (add the learned score of each candidate's
+    age at the last history interaction, :class:`~hmspar.rec.train.ItemAge`, as the multimodal models can) and
+    the loop's settings (``train``)."""
 
     inputs: list[str] = dataclasses.field(default_factory=lambda: ["id"])
     d_model: int = 64
     hidden: int = 64
     n_layers: int = 1
     dropout: float = 0.2
+    item_age: bool = False
     train: RecTrainConfig = RecTrainConfig()
 
 
@@ -32,8 +35,8 @@ class GRU4RecNet(NextItemNet):
     The item table starts at a truncated normal with std 0.02 (``NextItemNet``); with
     ``train.request_time`` the request gap is added to the states."""
 
-    def __init__(self, n_items: int, cfg: GRU4RecConfig) -> None:
-        super().__init__(n_items, cfg.d_model, request_time=cfg.train.request_time)
+    def __init__(self, n_items: int, cfg: GRU4RecConfig, age: ItemAge | None = None) -> None:
+        super().__init__(n_items, cfg.d_model, request_time=cfg.train.request_time, age=age)
         self.gru = nn.GRU(cfg.d_model, cfg.hidden, num_layers=cfg.n_layers, batch_first=True)
         self.proj = nn.Linear(cfg.hidden, cfg.d_model)
         self.drop = nn.Dropout(cfg.dropout)
@@ -64,4 +67,4 @@ class GRU4Rec(TorchSeqRecommender):
     name = "gru4rec"
 
     def build_module(self, train: Histories, items: ItemFeatures) -> nn.Module:
-        return GRU4RecNet(items.n_items, self.cfg)
+        return GRU4RecNet(items.n_items, self.cfg, item_age_module(self.cfg.item_age, train, items))

@@ -13,18 +13,28 @@ import torch.nn.functional as F
 from torch import nn
 
 from hmspar.rec.base import Histories, ItemFeatures
-from hmspar.rec.train import NextItemNet, RecTrainConfig, TorchSeqRecommender, init_embedding_
+from hmspar.rec.train import (
+    ItemAge,
+    NextItemNet,
+    RecTrainConfig,
+    TorchSeqRecommender,
+    init_embedding_,
+    item_age_module,
+)
 
 
 @dataclasses.dataclass(frozen=True)
 class SASRecConfig:
-    """``rec.recommenders.sasrec``: the encoder's size and the loop's settings (``train``)."""
+    """``rec.recommenders.sasrec``: the encoder's size, ``item_age`` (add the learned score of each candidate's
+    age at the last history interaction, :class:`~hmspar.rec.train.ItemAge`, as the multimodal models can) and
+    the loop's settings (``train``)."""
 
     inputs: list[str] = dataclasses.field(default_factory=lambda: ["id"])
     d_model: int = 64
     n_heads: int = 2
     n_layers: int = 2
     dropout: float = 0.2
+    item_age: bool = False
     train: RecTrainConfig = RecTrainConfig()
 
     def __post_init__(self) -> None:
@@ -60,8 +70,8 @@ class SASRecNet(NextItemNet):
     with std 0.02 (:func:`~hmspar.rec.train.init_embedding_`; torch's default N(0, 1) positions drown the
     items early in training); with ``train.request_time`` the request gap is added to the states."""
 
-    def __init__(self, n_items: int, cfg: SASRecConfig) -> None:
-        super().__init__(n_items, cfg.d_model, request_time=cfg.train.request_time)
+    def __init__(self, n_items: int, cfg: SASRecConfig, age: ItemAge | None = None) -> None:
+        super().__init__(n_items, cfg.d_model, request_time=cfg.train.request_time, age=age)
         d = cfg.d_model
         self.max_len, self.scale = cfg.train.max_len, d ** 0.5
         self.pos = init_embedding_(nn.Embedding(cfg.train.max_len + 1, d))  # position = distance to the last item
@@ -91,4 +101,4 @@ class SASRec(TorchSeqRecommender):
     name = "sasrec"
 
     def build_module(self, train: Histories, items: ItemFeatures) -> nn.Module:
-        return SASRecNet(items.n_items, self.cfg)
+        return SASRecNet(items.n_items, self.cfg, item_age_module(self.cfg.item_age, train, items))
