@@ -4,11 +4,14 @@ What is checked: the fusion mask (who sees whom in the first and the later fusio
 only through the shared tokens, and only from the second fusion layer on does a stream's cloze read another
 stream; the score is the cosine of the user and item vectors built by the same heads; a cold item is scored
 by its content; on-sale negatives never draw an item that had not arrived; gradients reach every parameter
-except those that feed candidates only; each switch changes what the model says; bad settings name the key;
+except those that feed candidates only; the candidates learn only under target_grad; the temperature divides the
+cosine inside the loss; the softmax loss is the catalogue cross-entropy of the scaled cosine; each switch changes what the model says; bad settings name the key;
 the fit is reproducible and learns the tiny log.
 """
 
 from __future__ import annotations
+
+import dataclasses
 
 import numpy as np
 import pytest
@@ -139,8 +142,59 @@ def test_gradients_reach_every_parameter(data):
     assert missing == []
 
 
+def _one_loss(net, data):
+    """(histories, times, targets, loss) of one batch of 48 prefix examples, negatives drawn at seed 0."""
+    pre = training_prefixes(data.train.whole(), 10)
+    it, tm, tg = pre.batch(np.arange(48))
+    items, times, target = torch.from_numpy(it[:, :-1]), torch.from_numpy(tm[:, :-1]), torch.from_numpy(tg[:, 1:])
+    return items, times, target, net.loss(items, times, target, None, torch.Generator().manual_seed(0))
+
+
+@pytest.mark.parametrize("target_grad", [False, True])
+def test_target_grad_decides_whether_candidates_learn(data, target_grad):
+    net = make(target_grad=target_grad).build_module(data.train, data.items).train()
+    items, _, target, loss = _one_loss(net, data)
+    loss.backward()
+    rows = set(torch.nonzero(net.id_emb.weight.grad.abs().sum(1)).flatten().tolist())
+    in_history = set(torch.unique(items[items > 0]).tolist())
+    outside = rows - in_history                              # rows that learn only as candidates
+    if target_grad:
+        assert set(torch.unique(target[:, -1]).tolist()) - in_history <= rows and outside
+    else:
+        assert outside == set()                              # the source: a candidate's vector gets no gradient
+
+
+def test_temperature_divides_the_cosine_inside_the_sigmoid(data):
+    net = make().build_module(data.train, data.items).eval()           # no dropout: two passes agree
+    items, times, target, base = _one_loss(net, data)
+    net.cfg = dataclasses.replace(net.cfg, temperature=0.25)
+    *_, sharp = _one_loss(net, data)
+    with torch.no_grad():
+        u = torch.nn.functional.normalize(net.user_vectors(items), dim=-1)
+        cand = torch.cat([target[:, -1:], net.negatives(times[:, -1], torch.Generator().manual_seed(0))], 1)
+        cos = (torch.nn.functional.normalize(net.item_vectors(cand), dim=-1) @ u[:, :, None]).squeeze(-1)
+    k = cand.shape[1] - 1
+
+    def bce(c):
+        return -((torch.nn.functional.logsigmoid(c[:, 0]) * k + torch.nn.functional.logsigmoid(-c[:, 1:]).sum(1))
+                 / (1 + k)).mean()
+    torch.testing.assert_close(base, bce(cos))
+    torch.testing.assert_close(sharp, bce(cos / 0.25))
+    assert not torch.isclose(base, sharp)
+
+
+def test_softmax_loss_is_the_catalogue_cross_entropy_of_the_scaled_cosine(data):
+    net = make(loss="softmax", temperature=0.1).build_module(data.train, data.items).eval()
+    items, _, target, loss = _one_loss(net, data)
+    with torch.no_grad():
+        cos = net.score(items, None, None)                              # (B, n_items + 1) cosine, column 0 padding
+    expected = torch.nn.functional.cross_entropy(cos[:, 1:] / 0.1, target[:, -1] - 1)
+    torch.testing.assert_close(loss, expected)
+
+
 # negatives: the tiny log's items all arrive on day 0, so both draws coincide there (the on-sale test covers it)
-@pytest.mark.parametrize("switch", [{"tst": False}, {"fusion_layers": 1}, {"n_negatives": 3},
+@pytest.mark.parametrize("switch", [{"tst": False}, {"fusion_layers": 1}, {"n_negatives": 3}, {"target_grad": True},
+                                    {"temperature": 0.2}, {"loss": "softmax", "temperature": 0.1},
                                     {"inputs": ["id", "text"], "layers": {"id": 1, "text": 1},
                                      "heads": {"id": 2, "text": 2}, "ff": {"id": 1, "text": 2},
                                      "hidden_dropout": {"id": 0.0, "text": 0.0}}])
@@ -166,6 +220,8 @@ def test_learns_the_tiny_log(data, fitted):
     ({"negatives": "month"}, r"mtstrec_paper.negatives"),
     ({"vision": "weights"}, r"mtstrec_paper.vision_features: must name a local .npy file"),
     ({"n_negatives": 0}, r"mtstrec_paper.n_negatives: must be a positive integer"),
+    ({"temperature": 0.0}, r"mtstrec_paper.temperature: must be positive"),
+    ({"loss": "ce"}, r"mtstrec_paper.loss"),
     ({"fusion": 2}, "fusion"),
 ])
 def test_bad_settings_name_the_key(section, message):

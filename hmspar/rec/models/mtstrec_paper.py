@@ -28,7 +28,10 @@ is ranked by its picture, text and price (its ID row is untrained).
 
 **Training** (the source's): for each example the next item is the positive and ``n_negatives`` items the
 negatives; the loss is the binary cross-entropy of ``sigmoid(cosine)``, the positive weighted as much as all
-negatives together; the candidates' vectors are computed without gradient, as in the source. Examples are
+negatives together; the candidates' vectors are computed without gradient, as in the source. Two switches,
+off by default, depart from the source to probe its objective: ``target_grad`` lets the gradient reach the
+candidates' vectors, and ``temperature`` divides the cosine inside the sigmoid; a third, ``loss: softmax``,
+replaces the sampled BCE by the full-catalogue cross-entropy that the lab's full ranking asks for. Examples are
 RecBole-style prefixes (``train.windows: prefixes``): the cloze token reads the whole history, both ways, so
 only the last position of an example can be trained.
 
@@ -67,11 +70,10 @@ from hmspar.rec.models.common import (
     check_prefix_training,
     check_vision,
     frozen_tables,
-    item_arrivals,
     last_target,
     train_items,
 )
-from hmspar.rec.train import RecTrainConfig, TorchSeqRecommender
+from hmspar.rec.train import RecTrainConfig, TorchSeqRecommender, item_arrivals
 
 #: The item streams of the source (``image`` is its picture style), in the source's order.
 STREAMS = ("id", "image", "text", "price")
@@ -106,6 +108,16 @@ class Config:
         Negatives per example (source 100).
     negatives : {"on_sale", "catalogue"}
         Where negatives come from (module docstring).
+    target_grad : bool
+        Let the loss's gradient reach the candidates' vectors (a deviation; the source computes them without
+        gradient, so an item's vector as a candidate learns only through its use as a history input).
+    temperature : float
+        The loss reads ``sigmoid(cosine / temperature)`` (the source: 1, so the logits stay within [-1, 1]).
+        Ranking is by the cosine, which the temperature does not change.
+    loss : {"bce", "softmax"}
+        ``bce``: the source's BCE against ``n_negatives`` sampled items. ``softmax`` (a deviation): the
+        cross-entropy of the next item against the whole catalogue, over ``cosine / temperature`` (the
+        objective that matches full-catalogue ranking; it needs a temperature well below 1, e.g. 0.1).
     vision : {"descriptor", "weights"}
     vision_features : str or None
         Local ``(n_items + 1, D)`` ``.npy`` picture features (``vision: weights``).
@@ -126,6 +138,9 @@ class Config:
     out_dim: int = 64
     n_negatives: int = 100
     negatives: Literal["on_sale", "catalogue"] = "on_sale"
+    target_grad: bool = False
+    temperature: float = 1.0
+    loss: Literal["bce", "softmax"] = "bce"
     vision: Literal["descriptor", "weights"] = "descriptor"
     vision_features: str | None = None
     train: RecTrainConfig = dataclasses.field(
@@ -150,11 +165,15 @@ class Config:
                 raise ValueError(f"hidden_dropout must be in [0, 1) for every stream, got {self.hidden_dropout!r}")
         if self.fusion_layers < 0 or self.fusion_layers + min(self.layers[m] for m in mods) < 1:
             raise ValueError(f"fusion_layers must be >= 0 with at least one block per stream, got {self.fusion_layers!r}")
+        if not self.temperature > 0.0:
+            raise ValueError(f"temperature must be positive, got {self.temperature!r}")
         for name in ("d", "out_dim", "n_negatives"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be a positive integer, got {getattr(self, name)!r}")
         if not 0.0 <= self.attention_dropout < 1.0:
             raise ValueError(f"attention_dropout must be in [0, 1), got {self.attention_dropout!r}")
+        if self.loss not in ("bce", "softmax"):
+            raise ValueError(f"loss must be 'bce' or 'softmax', got {self.loss!r}")
         if self.negatives not in ("on_sale", "catalogue"):
             raise ValueError(f"negatives must be 'on_sale' or 'catalogue', got {self.negatives!r}")
         check_vision(self.vision, self.vision_features)
@@ -333,13 +352,19 @@ class MTSTRecPaperNet(nn.Module):
         return self.train_rows[(u * len(self.train_rows)).long()]
 
     def loss(self, items, times, next_items, next_times, generator) -> torch.Tensor:
-        """The source's BCE on ``sigmoid(cosine)`` for prefix examples (only ``next_items[:, -1]`` is a target)."""
+        """The source's BCE on ``sigmoid(cosine)`` for prefix examples (only ``next_items[:, -1]`` is a target),
+        or under ``loss: softmax`` the full-catalogue cross-entropy of ``cosine / temperature``."""
         target = last_target(next_items, "mtstrec_paper")
         u = F.normalize(self.user_vectors(items), dim=-1)                   # (B, D)
+        grad = self.cfg.target_grad and torch.is_grad_enabled()
+        if self.cfg.loss == "softmax":
+            with torch.set_grad_enabled(grad):                            # every item but the padding row
+                v = F.normalize(self.item_vectors(torch.arange(1, self.n_items + 1, device=items.device)), dim=-1)
+            return F.cross_entropy(u @ v.T / self.cfg.temperature, target - 1)
         cand = torch.cat([target[:, None], self.negatives(times[:, -1], generator)], 1)   # (B, 1 + k)
-        with torch.no_grad():                                             # the source's targets carry no gradient
+        with torch.set_grad_enabled(grad):                                # the source: no gradient
             v = F.normalize(self.item_vectors(cand), dim=-1)              # (B, 1 + k, D)
-        cos = (v @ u[:, :, None]).squeeze(-1)                             # (B, 1 + k)
+        cos = (v @ u[:, :, None]).squeeze(-1) / self.cfg.temperature      # (B, 1 + k)
         k = cand.shape[1] - 1
         pos = F.logsigmoid(cos[:, 0]) * k
         neg = F.logsigmoid(-cos[:, 1:]).sum(1)                            # log(1 - sigmoid(c))
