@@ -13,7 +13,8 @@ same on the new-item slice (test targets without a training interaction), with t
 Run after ``dvc repro rec_evaluate``; the defaults are the jobs behind the issue-22 closing note; the issue-24
 figures came from ``--jobs fashion:mtstrec:item_age:0,1,2 fashion:athwe:item_age:0,1,2
 fashion:pixelrec:item_age:0,1,2 --out
-benchmarks/results/rec_variants_fashion.json``.
+benchmarks/results/rec_variants_fashion.json``, and SASRec's with ``--jobs fashion:sasrec:item_age:0,1,2 --out
+benchmarks/results/rec_variants_fashion_sasrec.json``.
 """
 
 from __future__ import annotations
@@ -31,7 +32,7 @@ import numpy as np
 VARIANTS = {
     "one_window": {"train": {"windows": "last"}},      # the former loop: each user's last max_len + 1 items
     "request_time": {"train": {"request_time": True}},  # the gap from the last interaction to the request
-    "item_age": {"item_age": True},                     # the multimodal models' item-age input (issue 24)
+    "item_age": {"item_age": True},                     # every torch model's item-age input (issue 24)
     "id_output": {"output": "id"},                      # MTSTRec/ATHWE scoring candidates by ID only (the former head)
 }
 
