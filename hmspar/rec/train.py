@@ -762,8 +762,8 @@ class NextItemNet(nn.Module, abc.ABC):
         return full_softmax_loss(h, self.item.weight, targets, self.age, times)
 
     def score(self, items, times, target_times) -> torch.Tensor:
-        """(B, n_items + 1) scores of the next item after the last position (times are read only with
-        ``request_time``)."""
+        """(B, n_items + 1) scores of the next item after the last position (``target_times`` is read only
+        with ``request_time``; the history's last time only with the item-age input)."""
         h = self.encode(items)[:, -1]                                                # (B, d)
         if getattr(self, "gap", None) is not None:
             h = self.gap(h, target_times - times[:, -1])
