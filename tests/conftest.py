@@ -77,7 +77,49 @@ def pytest_addoption(parser):
                           "(checks that no test depends on another having run first)")
 
 
+def pytest_configure(config):
+    """Under pytest-xdist (``-n``, set in pyproject.toml), each worker is one of the jobs sharing the CPUs: the
+    lab's thread policy (``auto``, :mod:`hmspar.threads`) and torch in the worker divide the cores between them,
+    as they do for parallel DVC stages, instead of every worker and every stage it starts taking all of them."""
+    workerinput = getattr(config, "workerinput", None)
+    if workerinput is None:
+        return
+    workers = int(workerinput.get("workercount", 1))
+    os.environ.setdefault("HMSPAR_PARALLEL_JOBS", str(workers))
+    import torch
+
+    from hmspar import threads
+
+    torch.set_num_threads(threads.resolve("auto", "tests"))
+
+
+#: The test files whose tests use the session fixture ``tiny_project``. Under ``--dist loadfile`` (pyproject.toml)
+#: xdist sends each file's tests to one worker; these files go to the same worker as well, so the tiny project
+#: is reproduced once (:func:`pytest_xdist_make_scheduler`). Collection fails if another file asks for it.
+TINY_FILES = ("test_pipeline.py", "test_queue.py", "test_rec_pipeline.py")
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_xdist_make_scheduler(config, log):
+    """``--dist loadfile``, with the files of :data:`TINY_FILES` scheduled as one."""
+    if config.getvalue("dist") != "loadfile":
+        return None
+    from xdist.scheduler import LoadFileScheduling
+
+    class TinyProjectFiles(LoadFileScheduling):
+        def _split_scope(self, nodeid: str) -> str:
+            path = nodeid.split("::", 1)[0]
+            return "tiny_project" if Path(path).name in TINY_FILES else path
+
+    return TinyProjectFiles(config, log)
+
+
 def pytest_collection_modifyitems(config, items):
+    strays = sorted({item.path.name for item in items
+                     if "tiny_project" in item.fixturenames and item.path.name not in TINY_FILES})
+    if strays:
+        raise pytest.UsageError(f"{', '.join(strays)} use the tiny_project fixture: add them to TINY_FILES in "
+                                "tests/conftest.py, so that one xdist worker reproduces the tiny project once")
     seed = config.getoption("--shuffle")
     if seed is None:
         return
