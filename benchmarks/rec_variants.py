@@ -1,20 +1,25 @@
 """Training variants of the torch recommenders beside the committed main run, with paired bootstrap CIs.
 
-``python -m benchmarks.rec_variants [--jobs JOB ...] [--out benchmarks/results/rec_variants.json]``
+``python -m benchmarks.rec_variants [--jobs JOB ...] [--peers MODEL ...] [--no-main] [--results DIR] [--threads N]
+[--out FILE.json]``
 
 A job is ``<dataset>:<model>:<variant>:<seeds>``, e.g. ``shop_dense:sasrec:one_window:0,1,2``; a variant is
 one of :data:`VARIANTS` (overrides of the model's ``rec.recommenders.<model>`` section). Each job fits the
 variant through the recommend stage's own code path (:func:`hmspar.rec.runner.recommend`, into a temporary
 results folder, so nothing under ``results/`` changes) and compares its test NDCG@10 with the main run's
 stored ranks of the same model and seeds (``results/rec/<dataset>/<model>/``; fitted here too when the main run
-has none): per-seed values, the
+has none, unless ``--no-main``): per-seed values, the
 difference variant minus main with the track's paired bootstrap over users and seeds, and fit seconds; the
 same on the new-item slice (test targets without a training interaction), with the variant's own interval.
 Run after ``dvc repro rec_evaluate``; the defaults are the jobs behind the issue-22 closing note; the issue-24
 figures came from ``--jobs fashion:mtstrec:item_age:0,1,2 fashion:athwe:item_age:0,1,2
 fashion:pixelrec:item_age:0,1,2 --out
 benchmarks/results/rec_variants_fashion.json``, and SASRec's with ``--jobs fashion:sasrec:item_age:0,1,2 --out
-benchmarks/results/rec_variants_fashion_sasrec.json``.
+benchmarks/results/rec_variants_fashion_sasrec.json``. ``--peers`` compares the variant with other models'
+stored ranks of the same seeds as well (the same paired bootstrap; ``dvc repro`` their stages first): the issue-25
+MTSTRec figures came from ``--jobs fashion:mtstrec_paper:full_catalogue:0,1,2 --peers sasrec ranker mostpop
+--no-main --out benchmarks/results/rec_variants_fashion_mtstrec_paper.json --results <folder>``, after one call per seed
+with ``--threads 1`` and the same ``--results`` run side by side.
 """
 
 from __future__ import annotations
@@ -34,6 +39,13 @@ VARIANTS = {
     "request_time": {"train": {"request_time": True}},  # the gap from the last interaction to the request
     "item_age": {"item_age": True},                     # every torch model's item-age input (issue 24)
     "id_output": {"output": "id"},                      # MTSTRec/ATHWE scoring candidates by ID only (the former head)
+    # mtstrec_paper's three departures from the source's objective (docs/recommendation.md): gradient through
+    # the candidates, cosine / 0.1, and the cross-entropy over the whole catalogue instead of sampled BCE
+    "full_catalogue": {"target_grad": True, "temperature": 0.1, "loss": "softmax"},
+    # SASRec's published optimiser setting (lr 1e-3; dropout 0.5 is its setting for sparse logs): is the lab's
+    # peer, which peaks at its first evaluation on fashion, tuned as well as its reference?
+    "lr_1e-3": {"train": {"lr": 0.001}},
+    "sparse": {"dropout": 0.5, "train": {"lr": 0.001}},
 }
 
 DEFAULT_JOBS = ["shop_dense:sasrec:one_window:0,1,2", "shop:athwe:request_time:0", "shop:sasrec:request_time:0",
@@ -50,57 +62,109 @@ def merged(section: dict, over: dict) -> dict:
     return out
 
 
-def run_job(job: str, params: dict, tmp: Path) -> dict:
+def stored_ranks(dataset: str, model: str, seeds: list[int]) -> np.ndarray:
+    """Per-seed test NDCG@10 of a model's stored main run (``results/rec/<dataset>/<model>/seed_<s>``)."""
+    from hmspar.rec import evaluate as ev
+
+    folder = Path("results/rec") / dataset / model
+    missing = [s for s in seeds if not (folder / f"seed_{s}" / "test_rank.npy").is_file()]
+    if missing:
+        raise SystemExit(f"rec_variants: {folder} has no test ranks for seeds {missing}; run "
+                         f"`dvc repro` on the {model} stage of {dataset} first")
+    return np.stack([ev.ndcg(np.load(folder / f"seed_{s}" / "test_rank.npy"), 10) for s in seeds])
+
+
+def run_job(job: str, params: dict, tmp: Path, peers: tuple[str, ...] = (), fit_main: bool = True,
+            keep: Path | None = None, threads: int | None = None) -> dict:
     from hmspar.config import build
     from hmspar.rec import evaluate as ev
     from hmspar.rec.data import ProtocolConfig, load
     from hmspar.rec.report import RecEvaluateConfig, target_slices
     from hmspar.rec.runner import recommend
 
-    dataset, model, variant, seed_list = job.split(":")
-    seeds = [int(s) for s in seed_list.split(",")]
+    try:
+        dataset, model, variant, seed_list = job.split(":")
+        seeds = [int(s) for s in seed_list.split(",")]
+    except ValueError:
+        raise SystemExit(f"rec_variants: job {job!r} is not <dataset>:<model>:<variant>:<seed,seed,...>") from None
+    if variant not in VARIANTS:
+        raise SystemExit(f"rec_variants: unknown variant {variant!r} in job {job!r}; known: {sorted(VARIANTS)}")
+    peer_ndcg = {name: stored_ranks(dataset, name, seeds) for name in peers}  # fail before any fit
     p = copy.deepcopy(params)
     p["seeds"] = seeds
-    main_dir = Path("results/rec") / dataset / model
-    if not all((main_dir / f"seed_{s}" / "test_rank.npy").is_file() for s in seeds):
+    main_dir: Path | None = Path("results/rec") / dataset / model
+    if not all((main_dir / f"seed_{s}" / "test_rank.npy").is_file() for s in seeds) and not fit_main:
+        main_dir = None
+    elif not all((main_dir / f"seed_{s}" / "test_rank.npy").is_file() for s in seeds):
         # no committed main run of this model (e.g. the multimodal models when rec.multimodal_datasets
         # leaves the dataset out): fit the default settings here as well, through the same code path
         main_dir = recommend(dataset, model, p, results_root=tmp / "main", timings_root=tmp / "main_timings")
     p["rec"]["recommenders"][model] = merged(p["rec"]["recommenders"][model], VARIANTS[variant])
+    if threads is not None:
+        p["rec"]["recommenders"][model].setdefault("train", {})["num_threads"] = threads
+    # one folder per seed, so that seeds fitted by separate processes (`--results`) are gathered by a later call
+    store = (tmp if keep is None else keep) / f"{dataset}-{model}-{variant}"
+    folders = {s: store / f"seed_{s}" / dataset / model for s in seeds}
     t0 = time.perf_counter()
-    out = recommend(dataset, model, p, results_root=tmp / "results", timings_root=tmp / "timings")
+    for s in seeds:
+        if not (folders[s] / f"seed_{s}" / "test_rank.npy").is_file():
+            recommend(dataset, model, {**p, "seeds": [s]}, results_root=store / f"seed_{s}",
+                      timings_root=store / f"timings_{s}")
     wall = time.perf_counter() - t0
-    var = np.stack([ev.ndcg(np.load(out / f"seed_{s}" / "test_rank.npy"), 10) for s in seeds])
-    base = np.stack([ev.ndcg(np.load(main_dir / f"seed_{s}" / "test_rank.npy"), 10) for s in seeds])
+    var = np.stack([ev.ndcg(np.load(folders[s] / f"seed_{s}" / "test_rank.npy"), 10) for s in seeds])
     cfg = build(RecEvaluateConfig, p["rec"].get("evaluate"), "rec.evaluate")
-    boot = ev.paired_bootstrap(var, base, cfg.bootstrap_samples, cfg.confidence, np.random.default_rng(cfg.seed),
-                               seeds, seeds)
-    fits = json.loads((tmp / "timings" / f"{dataset}-{model}.json").read_text())
-    steps = [json.loads((out / f"seed_{s}" / "fit.json").read_text()).get("steps_run") for s in seeds]
+    fits = {s: json.loads((store / f"timings_{s}" / f"{dataset}-{model}.json").read_text())[str(s)] for s in seeds}
+    fit_logs = [json.loads((folders[s] / f"seed_{s}" / "fit.json").read_text()) for s in seeds]
     data = load(Path("data/rec/features") / dataset, build(ProtocolConfig, p["rec"]["protocol"], "rec.protocol"))
-    n_users = len(data.test)
     new = target_slices(data, cfg)["new_items"]
-    slice_new = {"n_targets": int(new.sum())}
+
+    def against(base: np.ndarray) -> dict:
+        """The variant minus ``base`` (per-seed NDCG@10 rows of the same users), overall and on new items."""
+        boot = ev.paired_bootstrap(var, base, cfg.bootstrap_samples, cfg.confidence,
+                                   np.random.default_rng(cfg.seed), seeds, seeds)
+        row = {"ndcg@10": [float(v) for v in base.mean(1)], "difference": boot["difference"],
+               "ci_low": boot["ci_low"], "ci_high": boot["ci_high"]}
+        if new.any():
+            d_new = ev.paired_bootstrap(var[:, new], base[:, new], cfg.bootstrap_samples, cfg.confidence,
+                                        np.random.default_rng([cfg.seed, 1]), seeds, seeds)
+            row["new_items"] = {"ndcg@10": [float(v) for v in base[:, new].mean(1)], "difference": d_new["difference"],
+                                "ci_low": d_new["ci_low"], "ci_high": d_new["ci_high"]}
+        return row
+
+    slice_new: dict = {"n_targets": int(new.sum())}
     if new.any():
-        rng = np.random.default_rng([cfg.seed, 1])
-        d_new = ev.paired_bootstrap(var[:, new], base[:, new], cfg.bootstrap_samples, cfg.confidence, rng, seeds, seeds)
         own = ev.paired_bootstrap(var[:, new], np.zeros((1, int(new.sum()))), cfg.bootstrap_samples, cfg.confidence,
-                                  rng, seeds, [0])
+                                  np.random.default_rng([cfg.seed, 1]), seeds, [0])
         slice_new.update({"variant_ndcg@10": [float(v) for v in var[:, new].mean(1)],
-                          "main_ndcg@10": [float(v) for v in base[:, new].mean(1)],
-                          "variant_ci": [own["ci_low"], own["ci_high"]], "difference": d_new["difference"],
-                          "ci_low": d_new["ci_low"], "ci_high": d_new["ci_high"]})
-    return {"job": job, "dataset": dataset, "model": model, "variant": variant, "overrides": VARIANTS[variant],
-            "seeds": seeds, "n_users": n_users, "variant_ndcg@10": [float(v) for v in var.mean(1)],
-            "main_ndcg@10": [float(v) for v in base.mean(1)], "steps_run": steps,
-            "fit_s": [fits[str(s)]["fit_s"] for s in seeds], "wall_s": round(wall, 1),
-            "difference": boot["difference"], "ci_low": boot["ci_low"], "ci_high": boot["ci_high"],
-            "new_items": slice_new}
+                          "variant_ci": [own["ci_low"], own["ci_high"]]})
+    row = {"job": job, "dataset": dataset, "model": model, "variant": variant, "overrides": VARIANTS[variant],
+           "seeds": seeds, "n_users": len(data.test), "variant_ndcg@10": [float(v) for v in var.mean(1)],
+           "steps_run": [f.get("steps_run") for f in fit_logs], "best_step": [f.get("best_step") for f in fit_logs],
+           "best_val_ndcg@10": [f.get("best_val_ndcg@10") for f in fit_logs], "fit_s": [fits[s]["fit_s"] for s in seeds], "wall_s": round(wall, 1)}
+    if main_dir is not None:
+        main = against(np.stack([ev.ndcg(np.load(main_dir / f"seed_{s}" / "test_rank.npy"), 10) for s in seeds]))
+        row.update({"main_ndcg@10": main["ndcg@10"], "difference": main["difference"], "ci_low": main["ci_low"],
+                    "ci_high": main["ci_high"]})
+        if "new_items" in main:
+            slice_new.update({"main_ndcg@10": main["new_items"]["ndcg@10"],
+                              **{k: main["new_items"][k] for k in ("difference", "ci_low", "ci_high")}})
+    row["new_items"] = slice_new
+    if peers:
+        row["peers"] = {name: against(base) for name, base in peer_ndcg.items()}
+    return row
 
 
 def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--jobs", nargs="+", default=DEFAULT_JOBS)
+    ap.add_argument("--peers", nargs="*", default=[],
+                    help="also compare with these models' stored ranks of the same seeds (results/rec/<dataset>/)")
+    ap.add_argument("--no-main", action="store_true",
+                    help="do not fit the model's default settings when its main run has no stored ranks")
+    ap.add_argument("--results", type=Path, default=None,
+                    help="keep the variant's fits here (one folder per seed) and reuse the seeds already there, so "
+                         "that seeds fitted by parallel calls are compared together by a last call")
+    ap.add_argument("--threads", type=int, default=None, help="the variant's train.num_threads (default: params)")
     ap.add_argument("--out", default="benchmarks/results/rec_variants.json")
     args = ap.parse_args(argv)
     from hmspar.params import load_params
@@ -109,16 +173,21 @@ def main(argv: list[str] | None = None) -> None:
     rows = []
     with tempfile.TemporaryDirectory(prefix="rec_variants_") as tmp:
         for i, job in enumerate(args.jobs):
-            rows.append(run_job(job, params, Path(tmp) / str(i)))
+            rows.append(run_job(job, params, Path(tmp) / str(i), tuple(args.peers), not args.no_main,
+                                args.results, args.threads))
             r = rows[-1]
-            print(f"{job}: variant {np.mean(r['variant_ndcg@10']):.4f} {r['variant_ndcg@10']} vs main "
-                  f"{np.mean(r['main_ndcg@10']):.4f}; diff {r['difference']:+.4f} [{r['ci_low']:+.4f}, "
-                  f"{r['ci_high']:+.4f}]; fit s {r['fit_s']}", flush=True)
+            print(f"{job}: variant {np.mean(r['variant_ndcg@10']):.4f} {r['variant_ndcg@10']}; best validation "
+                  f"{r['best_val_ndcg@10']} at steps {r['best_step']}; fit s {r['fit_s']}", flush=True)
+            if "main_ndcg@10" in r:
+                print(f"  vs main {np.mean(r['main_ndcg@10']):.4f}: {r['difference']:+.4f} [{r['ci_low']:+.4f}, "
+                      f"{r['ci_high']:+.4f}]", flush=True)
+            for name, peer in r.get("peers", {}).items():
+                print(f"  vs {name} {np.mean(peer['ndcg@10']):.4f}: {peer['difference']:+.4f} "
+                      f"[{peer['ci_low']:+.4f}, {peer['ci_high']:+.4f}]", flush=True)
             nw = r["new_items"]
-            if "difference" in nw:
+            if "variant_ci" in nw:
                 print(f"  new items ({nw['n_targets']}): variant {np.mean(nw['variant_ndcg@10']):.4f} "
-                      f"[{nw['variant_ci'][0]:.4f}, {nw['variant_ci'][1]:.4f}] vs main {np.mean(nw['main_ndcg@10']):.4f}; "
-                      f"diff {nw['difference']:+.4f} [{nw['ci_low']:+.4f}, {nw['ci_high']:+.4f}]", flush=True)
+                      f"[{nw['variant_ci'][0]:.4f}, {nw['variant_ci'][1]:.4f}]", flush=True)
             Path(args.out).write_text(json.dumps(rows, indent=1) + "\n")
 
 
