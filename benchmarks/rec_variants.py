@@ -105,9 +105,10 @@ def run_job(job: str, params: dict, tmp: Path, peers: tuple[str, ...] = (), fit_
     # one folder per seed, so that seeds fitted by separate processes (`--results`) are gathered by a later call
     store = (tmp if keep is None else keep) / f"{dataset}-{model}-{variant}"
     folders = {s: store / f"seed_{s}" / dataset / model for s in seeds}
-    t0 = time.perf_counter()
+    t0, fitted = time.perf_counter(), False
     for s in seeds:
         if not (folders[s] / f"seed_{s}" / "test_rank.npy").is_file():
+            fitted = True
             recommend(dataset, model, {**p, "seeds": [s]}, results_root=store / f"seed_{s}",
                       timings_root=store / f"timings_{s}")
     wall = time.perf_counter() - t0
@@ -140,7 +141,9 @@ def run_job(job: str, params: dict, tmp: Path, peers: tuple[str, ...] = (), fit_
     row = {"job": job, "dataset": dataset, "model": model, "variant": variant, "overrides": VARIANTS[variant],
            "seeds": seeds, "n_users": len(data.test), "variant_ndcg@10": [float(v) for v in var.mean(1)],
            "steps_run": [f.get("steps_run") for f in fit_logs], "best_step": [f.get("best_step") for f in fit_logs],
-           "best_val_ndcg@10": [f.get("best_val_ndcg@10") for f in fit_logs], "fit_s": [fits[s]["fit_s"] for s in seeds], "wall_s": round(wall, 1)}
+           "best_val_ndcg@10": [f.get("best_val_ndcg@10") for f in fit_logs],
+           "fit_s": [fits[s]["fit_s"] for s in seeds],
+           "wall_s": round(wall, 1) if fitted else None}  # None: every seed was read from --results
     if main_dir is not None:
         main = against(np.stack([ev.ndcg(np.load(main_dir / f"seed_{s}" / "test_rank.npy"), 10) for s in seeds]))
         row.update({"main_ndcg@10": main["ndcg@10"], "difference": main["difference"], "ci_low": main["ci_low"],

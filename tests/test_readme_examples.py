@@ -84,6 +84,8 @@ COMMANDS: dict[str, tuple[str, object]] = {
     "python -m hmspar.search --track rec": ("search", None),
     "python -m benchmarks.bench_rec_models": ("module", None),
     "python -m benchmarks.rec_variants": ("module", None),
+    "python -m benchmarks.rec_variants --jobs fashion:mtstrec_paper:full_catalogue:0,1,2 --peers sasrec ranker "
+    "mostpop --no-main": ("module", None),
     "python -m benchmarks.rec_partial --dataset fashion": ("module", None),
     "dvc exp run -S rec.ablation.models=[mtstrec,athwe,pixelrec]": ("exp-run", None),
     "dvc exp run -S rec.multimodal_models=[mtstrec,athwe,pixelrec,pixelrec_paper]": ("exp-run", None),
