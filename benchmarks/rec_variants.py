@@ -62,16 +62,26 @@ def merged(section: dict, over: dict) -> dict:
     return out
 
 
-def stored_ranks(dataset: str, model: str, seeds: list[int]) -> np.ndarray:
-    """Per-seed test NDCG@10 of a model's stored main run (``results/rec/<dataset>/<model>/seed_<s>``)."""
+def missing_seeds(run_dir: Path, seeds: list[int]) -> list[int]:
+    """The seeds without ``<run_dir>/seed_<s>/test_rank.npy``."""
+    return [s for s in seeds if not (run_dir / f"seed_{s}" / "test_rank.npy").is_file()]
+
+
+def ndcg_at_10(run_dirs: dict[int, Path]) -> np.ndarray:
+    """(S, U) per-seed, per-user test NDCG@10 read from each seed's ``<run_dir>/seed_<s>/test_rank.npy``."""
     from hmspar.rec import evaluate as ev
 
+    return np.stack([ev.ndcg(np.load(d / f"seed_{s}" / "test_rank.npy"), 10) for s, d in run_dirs.items()])
+
+
+def stored_ndcg(dataset: str, model: str, seeds: list[int]) -> np.ndarray:
+    """Per-seed test NDCG@10 of a model's stored main run (``results/rec/<dataset>/<model>/seed_<s>``)."""
     folder = Path("results/rec") / dataset / model
-    missing = [s for s in seeds if not (folder / f"seed_{s}" / "test_rank.npy").is_file()]
+    missing = missing_seeds(folder, seeds)
     if missing:
         raise SystemExit(f"rec_variants: {folder} has no test ranks for seeds {missing}; run "
                          f"`dvc repro` on the {model} stage of {dataset} first")
-    return np.stack([ev.ndcg(np.load(folder / f"seed_{s}" / "test_rank.npy"), 10) for s in seeds])
+    return ndcg_at_10({s: folder for s in seeds})
 
 
 def run_job(job: str, params: dict, tmp: Path, peers: tuple[str, ...] = (), fit_main: bool = True,
@@ -89,16 +99,15 @@ def run_job(job: str, params: dict, tmp: Path, peers: tuple[str, ...] = (), fit_
         raise SystemExit(f"rec_variants: job {job!r} is not <dataset>:<model>:<variant>:<seed,seed,...>") from None
     if variant not in VARIANTS:
         raise SystemExit(f"rec_variants: unknown variant {variant!r} in job {job!r}; known: {sorted(VARIANTS)}")
-    peer_ndcg = {name: stored_ranks(dataset, name, seeds) for name in peers}  # fail before any fit
+    peer_ndcg = {name: stored_ndcg(dataset, name, seeds) for name in peers}  # fail before any fit
     p = copy.deepcopy(params)
     p["seeds"] = seeds
     main_dir: Path | None = Path("results/rec") / dataset / model
-    if not all((main_dir / f"seed_{s}" / "test_rank.npy").is_file() for s in seeds) and not fit_main:
-        main_dir = None
-    elif not all((main_dir / f"seed_{s}" / "test_rank.npy").is_file() for s in seeds):
+    if missing_seeds(main_dir, seeds):
         # no committed main run of this model (e.g. the multimodal models when rec.multimodal_datasets
         # leaves the dataset out): fit the default settings here as well, through the same code path
-        main_dir = recommend(dataset, model, p, results_root=tmp / "main", timings_root=tmp / "main_timings")
+        main_dir = (recommend(dataset, model, p, results_root=tmp / "main", timings_root=tmp / "main_timings")
+                    if fit_main else None)
     p["rec"]["recommenders"][model] = merged(p["rec"]["recommenders"][model], VARIANTS[variant])
     if threads is not None:
         p["rec"]["recommenders"][model].setdefault("train", {})["num_threads"] = threads
@@ -107,12 +116,12 @@ def run_job(job: str, params: dict, tmp: Path, peers: tuple[str, ...] = (), fit_
     folders = {s: store / f"seed_{s}" / dataset / model for s in seeds}
     t0, fitted = time.perf_counter(), False
     for s in seeds:
-        if not (folders[s] / f"seed_{s}" / "test_rank.npy").is_file():
+        if missing_seeds(folders[s], [s]):
             fitted = True
             recommend(dataset, model, {**p, "seeds": [s]}, results_root=store / f"seed_{s}",
                       timings_root=store / f"timings_{s}")
     wall = time.perf_counter() - t0
-    var = np.stack([ev.ndcg(np.load(folders[s] / f"seed_{s}" / "test_rank.npy"), 10) for s in seeds])
+    var = ndcg_at_10(folders)
     cfg = build(RecEvaluateConfig, p["rec"].get("evaluate"), "rec.evaluate")
     fits = {s: json.loads((store / f"timings_{s}" / f"{dataset}-{model}.json").read_text())[str(s)] for s in seeds}
     fit_logs = [json.loads((folders[s] / f"seed_{s}" / "fit.json").read_text()) for s in seeds]
@@ -145,7 +154,7 @@ def run_job(job: str, params: dict, tmp: Path, peers: tuple[str, ...] = (), fit_
            "fit_s": [fits[s]["fit_s"] for s in seeds],
            "wall_s": round(wall, 1) if fitted else None}  # None: every seed was read from --results
     if main_dir is not None:
-        main = against(np.stack([ev.ndcg(np.load(main_dir / f"seed_{s}" / "test_rank.npy"), 10) for s in seeds]))
+        main = against(ndcg_at_10({s: main_dir for s in seeds}))
         row.update({"main_ndcg@10": main["ndcg@10"], "difference": main["difference"], "ci_low": main["ci_low"],
                     "ci_high": main["ci_high"]})
         if "new_items" in main:
