@@ -5,8 +5,8 @@ only through the shared tokens, and only from the second fusion layer on does a 
 stream; the score is the cosine of the user and item vectors built by the same heads; a cold item is scored
 by its content; on-sale negatives never draw an item that had not arrived; gradients reach every parameter
 except those that feed candidates only; the candidates learn only under target_grad; the temperature divides the
-cosine inside the loss; the softmax loss is the catalogue cross-entropy of the scaled cosine; each switch changes what the model says; bad settings name the key;
-the fit is reproducible and learns the tiny log.
+cosine inside the loss; the softmax loss is the catalogue cross-entropy of the scaled cosine; each switch changes
+what the model says; bad settings name the key; the fit is reproducible and learns the tiny log.
 """
 
 from __future__ import annotations
