@@ -46,6 +46,12 @@ VARIANTS = {
     # peer, which peaks at its first evaluation on fashion, tuned as well as its reference?
     "lr_1e-3": {"train": {"lr": 0.001}},
     "sparse": {"dropout": 0.5, "train": {"lr": 0.001}},
+    # the published models reading the lab's pretrained picture encoder (rec_pictures@<dataset>) instead of
+    # the fixed style descriptor (issue 24, item 2)
+    "lab_vision": {"vision": "lab"},
+    # the two-tower with the lab's encoder as its picture CNN, kept fixed (a linear map of its vectors learned);
+    # cnn_channels and d as rec.picture_encoder's
+    "lab_frozen_cnn": {"cnn_channels": [32, 64, 128], "image_weights": "lab", "freeze_image": True},
 }
 
 DEFAULT_JOBS = ["shop_dense:sasrec:one_window:0,1,2", "shop:athwe:request_time:0", "shop:sasrec:request_time:0",

@@ -405,8 +405,12 @@ def search_rec_model(params: dict[str, Any], cfg: SearchConfig, dataset: str, mo
     if dataset not in cache:
         cache[dataset] = load_rec_search_data(Path(features_root) / dataset, rec.get("protocol"))
     study = _open_study(storage_dir, f"rec_{dataset}.db", model, resume, "maximize", cfg.seed)
-    _optimise(study, trials, base, space, lambda section: (rec_validation_fit(model, section, cfg.seed, cache[dataset]),
-                                                         {}), f"search rec {dataset} {model}", REC_OBJECTIVE, progress)
+    from hmspar.rec.pictures import resolve_lab
+
+    _optimise(study, trials, base, space,
+              lambda section: (rec_validation_fit(model, resolve_lab(section, dataset, model), cfg.seed,
+                                                  cache[dataset]), {}),
+              f"search rec {dataset} {model}", REC_OBJECTIVE, progress)
     summary = _summary(study, space)
     summary.pop("regime")
     return {"track": "rec", "model": model, "run": dataset, "objective": REC_OBJECTIVE, "direction": "maximize",

@@ -40,6 +40,7 @@ from hmspar.params import seeds as params_seeds
 from hmspar.rec.data import ProtocolConfig, load, protocol_record
 from hmspar.rec.evaluate import rank_batched, sample_negatives
 from hmspar.rec.registry import REGISTRY, build_recommender
+from hmspar.rec.pictures import PICTURES_ROOT, resolve_lab
 
 FEATURES_ROOT = Path("data/rec/features")
 RESULTS_ROOT = Path("results/rec")
@@ -83,11 +84,14 @@ def protocol_config(params: dict[str, Any], split: str | None = None) -> Protoco
 
 
 def recommend(dataset: str, model: str, params: dict[str, Any], features_root: Path = FEATURES_ROOT,
-              results_root: Path | None = None, timings_root: Path | None = None, split: str | None = None) -> Path:
+              results_root: Path | None = None, timings_root: Path | None = None, split: str | None = None,
+              pictures_root: Path = PICTURES_ROOT) -> Path:
     """Run ``model`` on ``dataset`` for every seed; returns the output folder (see the module docstring).
 
     ``split`` overrides ``rec.protocol.split`` (a secondary run); ``results_root`` and ``timings_root``
-    default to :func:`split_roots` of it.
+    default to :func:`split_roots` of it. ``vision: lab`` and ``image_weights: lab`` in the model's section
+    name the files of the lab's picture encoder under ``pictures_root/<dataset>``
+    (:func:`hmspar.rec.pictures.resolve_lab`).
     """
     if model not in REGISTRY:
         raise HmsparError(f"unknown recommender {model!r} (registered: {', '.join(REGISTRY)})")
@@ -98,7 +102,7 @@ def recommend(dataset: str, model: str, params: dict[str, Any], features_root: P
     sections = rec_section(params, "recommenders") or {}
     if not isinstance(sections, dict):
         raise HmsparError(f"rec.recommenders: expected a mapping of model -> settings, got {sections!r}")
-    section = sections.get(model) or {}
+    section = resolve_lab(sections.get(model), dataset, model, pictures_root)
     seeds = params_seeds(params)
     build_recommender(model, section, seeds[0])  # fail on a bad key before loading data
     features = Path(features_root) / dataset

@@ -107,7 +107,8 @@ def frozen_tables(items: ItemFeatures, fit_rows: np.ndarray, modalities, vision:
 def check_vision(vision: str, vision_features: str | None) -> None:
     """Config validation of ``vision`` / ``vision_features`` (ValueError naming the key)."""
     if vision not in ("descriptor", "weights"):
-        raise ValueError(f"vision must be 'descriptor' or 'weights', got {vision!r}")
+        raise ValueError(f"vision must be 'descriptor', 'weights' or 'lab' (the lab's picture encoder, resolved "
+                         f"by the recommend stage), got {vision!r}")
     if vision == "weights" and not vision_features:
         raise ValueError("vision_features must name a local .npy file when vision is 'weights'")
 

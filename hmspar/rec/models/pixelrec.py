@@ -5,7 +5,8 @@ Because no item ID is needed (``id`` in ``inputs`` is optional and gives items u
 zero ID vector), items that never occur in training, cold items, are scored from their content alone.
 Training uses binary cross-entropy of the next item against sampled negatives (drawn from a seeded
 ``torch.Generator``, accidental hits ignored) plus an optional picture-text InfoNCE loss over the items
-of the batch. The picture CNN may start from a local state-dict file (``image_weights``); nothing is
+of the batch. The picture CNN may start from a local state-dict file (``image_weights``; ``lab``: the lab's
+pretrained encoder, stage ``rec_pictures``), fine-tuned or kept fixed (``freeze_image``); nothing is
 downloaded. Text embeddings are standardised per dimension on the training items. With ``item_age`` every
 candidate's score adds a learned weight of its age at the last history interaction
 (:class:`~hmspar.rec.train.ItemAge`). Re-ranking (MMR) is not part of the model: see :mod:`hmspar.rec.rerank`.
@@ -61,7 +62,12 @@ class Config:
     cnn_channels : list of int
         Channels of the picture CNN's stride-2 convolutions.
     image_weights : str or None
-        Path of a torch state dict for the picture CNN (same ``cnn_channels``); None trains from scratch.
+        Path of a torch state dict for the picture CNN (same ``cnn_channels`` and ``d``); None trains from
+        scratch. ``lab`` (resolved by the recommend stage) is the lab's pretrained encoder
+        (:mod:`hmspar.rec.picture_encoder`).
+    freeze_image : bool
+        Keep the loaded CNN fixed: every item's picture vector is computed once, and only a linear map of it
+        is learned (cheaper than fine-tuning; needs ``image_weights``).
     n_negatives : int
         Negatives sampled uniformly from the catalogue per training step (shared by its positions).
     contrastive_weight, temperature : float
@@ -80,6 +86,7 @@ class Config:
     fusion: Literal["concat", "gated", "attention"] = "gated"
     cnn_channels: list[int] = dataclasses.field(default_factory=lambda: [8, 16, 32])
     image_weights: str | None = None
+    freeze_image: bool = False
     n_negatives: int = 128
     contrastive_weight: float = 0.1
     temperature: float = 0.2
@@ -96,6 +103,8 @@ class Config:
             raise ValueError(f"cnn_channels must be a non-empty list of positive integers, got {self.cnn_channels!r}")
         if self.temperature <= 0:
             raise ValueError(f"temperature must be positive, got {self.temperature!r}")
+        if self.freeze_image and not self.image_weights:
+            raise ValueError("freeze_image needs image_weights (a frozen CNN trained from nothing reads nothing)")
 
 
 class PictureCNN(nn.Module):
@@ -140,9 +149,19 @@ class ItemTower(nn.Module):
         self.n_items = items.n_items
         if "image" in self.mods:
             self.register_buffer("image", torch.from_numpy(np.ascontiguousarray(items.image, dtype=np.uint8)))
-            self.cnn = PictureCNN(list(cfg.cnn_channels), d)
+            cnn = PictureCNN(list(cfg.cnn_channels), d)
             if cfg.image_weights:
-                load_picture_weights(self.cnn, cfg.image_weights)
+                load_picture_weights(cnn, cfg.image_weights)
+            if cfg.freeze_image:
+                # the fixed CNN's vector of every picture, once, standardised on the training items; a learned
+                # linear map adapts it
+                with torch.no_grad():
+                    cnn.eval()
+                    feats = torch.cat([cnn(self.image[a:a + 1024]) for a in range(0, self.image.shape[0], 1024)])
+                self.register_buffer("image_feats", torch.from_numpy(standardise_rows(feats.numpy(), fit_rows)))
+                self.image_adapter = nn.Linear(d, d)
+            else:
+                self.cnn = cnn
         if "text" in self.mods:
             text = standardised_text(items, fit_rows)
             self.register_buffer("text", torch.from_numpy(text))
@@ -175,7 +194,10 @@ class ItemTower(nn.Module):
         """Per-branch vectors of items ``idx`` ((N,) int64) -> modality -> (N, d)."""
         out = {}
         if "image" in self.mods:
-            out["image"] = self.cnn(self.image[idx])                        # (N, 3, S, S) -> (N, d)
+            if hasattr(self, "image_feats"):
+                out["image"] = self.image_adapter(self.image_feats[idx])    # frozen (N, d) -> (N, d)
+            else:
+                out["image"] = self.cnn(self.image[idx])                    # (N, 3, S, S) -> (N, d)
         if "text" in self.mods:
             out["text"] = self.text_mlp(self.text[idx])                     # (N, D) -> (N, d)
         if "price" in self.mods:
