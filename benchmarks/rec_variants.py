@@ -19,7 +19,9 @@ benchmarks/results/rec_variants_fashion_sasrec.json``. ``--peers`` compares the 
 stored ranks of the same seeds as well (the same paired bootstrap; ``dvc repro`` their stages first): the issue-25
 MTSTRec figures came from ``--jobs fashion:mtstrec_paper:full_catalogue:0,1,2 --peers sasrec ranker mostpop
 --no-main --out benchmarks/results/rec_variants_fashion_mtstrec_paper.json --results <folder>``, after one call per seed
-with ``--threads 1`` and the same ``--results`` run side by side.
+with ``--threads 1`` and the same ``--results`` run side by side. The picture-encoder figures (issue 24, item 2)
+came from ``--jobs fashion:pixelrec_paper:lab_vision:0,1,2`` and ``--jobs fashion:pixelrec:lab_frozen_cnn:0,1,2``
+(each with ``--peers sasrec ranker mostpop``), after ``dvc repro rec_pictures@fashion``.
 """
 
 from __future__ import annotations
