@@ -1,7 +1,7 @@
 """Training variants of the torch recommenders beside the committed main run, with paired bootstrap CIs.
 
 ``python -m benchmarks.rec_variants [--jobs JOB ...] [--peers MODEL ...] [--no-main] [--results DIR] [--threads N]
-[--out FILE.json]``
+[--pair JOB_A JOB_B] [--out FILE.json]``
 
 A job is ``<dataset>:<model>:<variant>:<seeds>``, e.g. ``shop_dense:sasrec:one_window:0,1,2``; a variant is
 one of :data:`VARIANTS` (overrides of the model's ``rec.recommenders.<model>`` section). Each job fits the
@@ -21,7 +21,11 @@ MTSTRec figures came from ``--jobs fashion:mtstrec_paper:full_catalogue:0,1,2 --
 --no-main --out benchmarks/results/rec_variants_fashion_mtstrec_paper.json --results <folder>``, after one call per seed
 with ``--threads 1`` and the same ``--results`` run side by side. The picture-encoder figures (issue 24, item 2)
 came from ``--jobs fashion:pixelrec_paper:lab_vision:0,1,2`` and ``--jobs fashion:pixelrec:lab_frozen_cnn:0,1,2``
-(each with ``--peers sasrec ranker mostpop``), after ``dvc repro rec_pictures@fashion``.
+(each with ``--peers sasrec ranker mostpop``), after ``dvc repro rec_pictures@fashion``. ``--pair A B`` compares
+two variants already stored under ``--results`` (B minus A, the same bootstrap), after the jobs or alone: the
+encoder-with-age figures came from ``--jobs fashion:pixelrec:item_age:0,1,2 fashion:pixelrec:lab_frozen_cnn_age:0,1,2
+--results <folder>``, then ``--results <folder> --pair fashion:pixelrec:item_age:0,1,2
+fashion:pixelrec:lab_frozen_cnn_age:0,1,2``.
 """
 
 from __future__ import annotations
@@ -54,6 +58,9 @@ VARIANTS = {
     # the two-tower with the lab's encoder as its picture CNN, kept fixed (a linear map of its vectors learned);
     # cnn_channels and d as rec.picture_encoder's
     "lab_frozen_cnn": {"cnn_channels": [32, 64, 128], "image_weights": "lab", "freeze_image": True},
+    # the same with the item-age input: does a better picture reading help once freshness is visible?
+    "lab_frozen_cnn_age": {"cnn_channels": [32, 64, 128], "image_weights": "lab", "freeze_image": True,
+                           "item_age": True},
 }
 
 DEFAULT_JOBS = ["shop_dense:sasrec:one_window:0,1,2", "shop:athwe:request_time:0", "shop:sasrec:request_time:0",
@@ -174,9 +181,48 @@ def run_job(job: str, params: dict, tmp: Path, peers: tuple[str, ...] = (), fit_
     return row
 
 
+def pair_row(job_a: str, job_b: str, params: dict, store: Path) -> dict:
+    """Variant ``job_b`` minus variant ``job_a`` (both fitted into ``store`` by earlier jobs, same dataset, model
+    and seeds): the paired bootstrap over users and seeds, overall and on the new-item slice."""
+    from hmspar.config import build
+    from hmspar.rec import evaluate as ev
+    from hmspar.rec.data import ProtocolConfig, load
+    from hmspar.rec.report import RecEvaluateConfig, target_slices
+
+    parts = [job.split(":") for job in (job_a, job_b)]
+    if len(parts[0]) != 4 or len(parts[1]) != 4 or parts[0][:2] != parts[1][:2] or parts[0][3] != parts[1][3]:
+        raise SystemExit(f"rec_variants: --pair needs two jobs of the same dataset, model and seeds, got "
+                         f"{job_a!r} and {job_b!r}")
+    dataset, model, _, seed_list = parts[0]
+    seeds = [int(x) for x in seed_list.split(",")]
+    ndcg = []
+    for _, _, variant, _ in parts:
+        folders = {s: store / f"{dataset}-{model}-{variant}" / f"seed_{s}" / dataset / model for s in seeds}
+        missing = [s for s, f in folders.items() if missing_seeds(f, [s])]
+        if missing:
+            raise SystemExit(f"rec_variants: --pair: variant {variant!r} has no stored ranks for seeds {missing} "
+                             f"under {store} (run its job with the same --results first)")
+        ndcg.append(ndcg_at_10(folders))
+    cfg = build(RecEvaluateConfig, params["rec"].get("evaluate"), "rec.evaluate")
+    data = load(Path("data/rec/features") / dataset, build(ProtocolConfig, params["rec"]["protocol"], "rec.protocol"))
+    new = target_slices(data, cfg)["new_items"]
+    row = {"pair": [job_a, job_b], "a_ndcg@10": [float(v) for v in ndcg[0].mean(1)],
+           "b_ndcg@10": [float(v) for v in ndcg[1].mean(1)]}
+    boot = ev.paired_bootstrap(ndcg[1], ndcg[0], cfg.bootstrap_samples, cfg.confidence,
+                               np.random.default_rng(cfg.seed), seeds, seeds)
+    row.update({k: boot[k] for k in ("difference", "ci_low", "ci_high")})
+    if new.any():
+        d_new = ev.paired_bootstrap(ndcg[1][:, new], ndcg[0][:, new], cfg.bootstrap_samples, cfg.confidence,
+                                    np.random.default_rng([cfg.seed, 1]), seeds, seeds)
+        row["new_items"] = {"n_targets": int(new.sum()), "a_ndcg@10": [float(v) for v in ndcg[0][:, new].mean(1)],
+                            "b_ndcg@10": [float(v) for v in ndcg[1][:, new].mean(1)],
+                            **{k: d_new[k] for k in ("difference", "ci_low", "ci_high")}}
+    return row
+
+
 def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--jobs", nargs="+", default=DEFAULT_JOBS)
+    ap.add_argument("--jobs", nargs="+", default=None, help="default: the issue-22 jobs, or none with --pair")
     ap.add_argument("--peers", nargs="*", default=[],
                     help="also compare with these models' stored ranks of the same seeds (results/rec/<dataset>/)")
     ap.add_argument("--no-main", action="store_true",
@@ -185,8 +231,14 @@ def main(argv: list[str] | None = None) -> None:
                     help="keep the variant's fits here (one folder per seed) and reuse the seeds already there, so "
                          "that seeds fitted by parallel calls are compared together by a last call")
     ap.add_argument("--threads", type=int, default=None, help="the variant's train.num_threads (default: params)")
+    ap.add_argument("--pair", nargs=2, action="append", default=[], metavar=("JOB_A", "JOB_B"),
+                    help="after the jobs, compare two variants stored under --results (B minus A, paired bootstrap)")
     ap.add_argument("--out", default="benchmarks/results/rec_variants.json")
     args = ap.parse_args(argv)
+    if args.pair and args.results is None:
+        ap.error("--pair reads the variants' stored ranks: give --results")
+    if args.jobs is None:
+        args.jobs = [] if args.pair else DEFAULT_JOBS
     from hmspar.params import load_params
 
     params = load_params()
@@ -209,6 +261,15 @@ def main(argv: list[str] | None = None) -> None:
                 print(f"  new items ({nw['n_targets']}): variant {np.mean(nw['variant_ndcg@10']):.4f} "
                       f"[{nw['variant_ci'][0]:.4f}, {nw['variant_ci'][1]:.4f}]", flush=True)
             Path(args.out).write_text(json.dumps(rows, indent=1) + "\n")
+    for job_a, job_b in args.pair:
+        rows.append(pair_row(job_a, job_b, params, args.results))
+        r = rows[-1]
+        print(f"{job_b} minus {job_a}: {r['difference']:+.4f} [{r['ci_low']:+.4f}, {r['ci_high']:+.4f}]", flush=True)
+        if "new_items" in r:
+            nw = r["new_items"]
+            print(f"  new items ({nw['n_targets']}): {np.mean(nw['a_ndcg@10']):.4f} -> {np.mean(nw['b_ndcg@10']):.4f}, "
+                  f"{nw['difference']:+.4f} [{nw['ci_low']:+.4f}, {nw['ci_high']:+.4f}]", flush=True)
+        Path(args.out).write_text(json.dumps(rows, indent=1) + "\n")
 
 
 if __name__ == "__main__":
