@@ -170,8 +170,10 @@ def run_job(job: str, params: dict, tmp: Path, peers: tuple[str, ...] = (), fit_
            "wall_s": round(wall, 1) if fitted else None}  # None: every seed was read from --results
     if main_dir is not None:
         main = against(ndcg_at_10({s: main_dir for s in seeds}))
+        main_fits = [json.loads((main_dir / f"seed_{s}" / "fit.json").read_text()) for s in seeds]
         row.update({"main_ndcg@10": main["ndcg@10"], "difference": main["difference"], "ci_low": main["ci_low"],
-                    "ci_high": main["ci_high"]})
+                    "ci_high": main["ci_high"],
+                    "main_best_val_ndcg@10": [f.get("best_val_ndcg@10") for f in main_fits]})
         if "new_items" in main:
             slice_new.update({"main_ndcg@10": main["new_items"]["ndcg@10"],
                               **{k: main["new_items"][k] for k in ("difference", "ci_low", "ci_high")}})
@@ -252,7 +254,7 @@ def main(argv: list[str] | None = None) -> None:
                   f"{r['best_val_ndcg@10']} at steps {r['best_step']}; fit s {r['fit_s']}", flush=True)
             if "main_ndcg@10" in r:
                 print(f"  vs main {np.mean(r['main_ndcg@10']):.4f}: {r['difference']:+.4f} [{r['ci_low']:+.4f}, "
-                      f"{r['ci_high']:+.4f}]", flush=True)
+                      f"{r['ci_high']:+.4f}]; main's best validation {r['main_best_val_ndcg@10']}", flush=True)
             for name, peer in r.get("peers", {}).items():
                 print(f"  vs {name} {np.mean(peer['ndcg@10']):.4f}: {peer['difference']:+.4f} "
                       f"[{peer['ci_low']:+.4f}, {peer['ci_high']:+.4f}]", flush=True)
