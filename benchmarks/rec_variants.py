@@ -36,6 +36,7 @@ import json
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -99,19 +100,55 @@ def stored_ndcg(dataset: str, model: str, seeds: list[int]) -> np.ndarray:
     return ndcg_at_10({s: folder for s in seeds})
 
 
-def run_job(job: str, params: dict, tmp: Path, peers: tuple[str, ...] = (), fit_main: bool = True,
-            keep: Path | None = None, threads: int | None = None) -> dict:
-    from hmspar.config import build
-    from hmspar.rec import evaluate as ev
-    from hmspar.rec.data import ProtocolConfig, load
-    from hmspar.rec.report import RecEvaluateConfig, target_slices
-    from hmspar.rec.runner import recommend
-
+def parse_job(job: str) -> tuple[str, str, str, list[int]]:
+    """``<dataset>:<model>:<variant>:<seed,seed,...>`` -> (dataset, model, variant, seeds)."""
     try:
         dataset, model, variant, seed_list = job.split(":")
-        seeds = [int(s) for s in seed_list.split(",")]
+        return dataset, model, variant, [int(s) for s in seed_list.split(",")]
     except ValueError:
         raise SystemExit(f"rec_variants: job {job!r} is not <dataset>:<model>:<variant>:<seed,seed,...>") from None
+
+
+def variant_folders(store: Path, dataset: str, model: str, variant: str, seeds: list[int]) -> dict[int, Path]:
+    """Each seed's run folder of a variant under ``store`` (one per seed, so that separate processes can fit
+    the seeds of one variant and a later call gathers them)."""
+    return {s: store / f"{dataset}-{model}-{variant}" / f"seed_{s}" / dataset / model for s in seeds}
+
+
+def evaluation(dataset: str, params: dict) -> tuple[Any, np.ndarray, int]:
+    """``(rec.evaluate settings, new-item mask of the test targets, number of test users)`` of ``dataset``."""
+    from hmspar.config import build
+    from hmspar.rec.data import ProtocolConfig, load
+    from hmspar.rec.report import RecEvaluateConfig, target_slices
+
+    cfg = build(RecEvaluateConfig, params["rec"].get("evaluate"), "rec.evaluate")
+    data = load(Path("data/rec/features") / dataset, build(ProtocolConfig, params["rec"]["protocol"], "rec.protocol"))
+    return cfg, target_slices(data, cfg)["new_items"], len(data.test)
+
+
+def compare(var: np.ndarray, base: np.ndarray, new: np.ndarray, cfg: Any, seeds: list[int]) -> dict:
+    """``var`` minus ``base`` (per-seed, per-user NDCG@10 of the same users and seeds): the track's paired
+    bootstrap overall (``difference``, ``ci_low``, ``ci_high``) and, when there are new-item targets, on them
+    (``new_items``)."""
+    from hmspar.rec import evaluate as ev
+
+    keys = ("difference", "ci_low", "ci_high")
+    boot = ev.paired_bootstrap(var, base, cfg.bootstrap_samples, cfg.confidence,
+                               np.random.default_rng(cfg.seed), seeds, seeds)
+    out = {k: boot[k] for k in keys}
+    if new.any():
+        d_new = ev.paired_bootstrap(var[:, new], base[:, new], cfg.bootstrap_samples, cfg.confidence,
+                                    np.random.default_rng([cfg.seed, 1]), seeds, seeds)
+        out["new_items"] = {k: d_new[k] for k in keys}
+    return out
+
+
+def run_job(job: str, params: dict, tmp: Path, peers: tuple[str, ...] = (), fit_main: bool = True,
+            keep: Path | None = None, threads: int | None = None) -> dict:
+    from hmspar.rec import evaluate as ev
+    from hmspar.rec.runner import recommend
+
+    dataset, model, variant, seeds = parse_job(job)
     if variant not in VARIANTS:
         raise SystemExit(f"rec_variants: unknown variant {variant!r} in job {job!r}; known: {sorted(VARIANTS)}")
     peer_ndcg = {name: stored_ndcg(dataset, name, seeds) for name in peers}  # fail before any fit
@@ -126,9 +163,9 @@ def run_job(job: str, params: dict, tmp: Path, peers: tuple[str, ...] = (), fit_
     p["rec"]["recommenders"][model] = merged(p["rec"]["recommenders"][model], VARIANTS[variant])
     if threads is not None:
         p["rec"]["recommenders"][model].setdefault("train", {})["num_threads"] = threads
-    # one folder per seed, so that seeds fitted by separate processes (`--results`) are gathered by a later call
-    store = (tmp if keep is None else keep) / f"{dataset}-{model}-{variant}"
-    folders = {s: store / f"seed_{s}" / dataset / model for s in seeds}
+    root = tmp if keep is None else keep
+    store = root / f"{dataset}-{model}-{variant}"
+    folders = variant_folders(root, dataset, model, variant, seeds)
     t0, fitted = time.perf_counter(), False
     for s in seeds:
         if missing_seeds(folders[s], [s]):
@@ -137,23 +174,15 @@ def run_job(job: str, params: dict, tmp: Path, peers: tuple[str, ...] = (), fit_
                       timings_root=store / f"timings_{s}")
     wall = time.perf_counter() - t0
     var = ndcg_at_10(folders)
-    cfg = build(RecEvaluateConfig, p["rec"].get("evaluate"), "rec.evaluate")
     fits = {s: json.loads((store / f"timings_{s}" / f"{dataset}-{model}.json").read_text())[str(s)] for s in seeds}
     fit_logs = [json.loads((folders[s] / f"seed_{s}" / "fit.json").read_text()) for s in seeds]
-    data = load(Path("data/rec/features") / dataset, build(ProtocolConfig, p["rec"]["protocol"], "rec.protocol"))
-    new = target_slices(data, cfg)["new_items"]
+    cfg, new, n_users = evaluation(dataset, p)
 
     def against(base: np.ndarray) -> dict:
         """The variant minus ``base`` (per-seed NDCG@10 rows of the same users), overall and on new items."""
-        boot = ev.paired_bootstrap(var, base, cfg.bootstrap_samples, cfg.confidence,
-                                   np.random.default_rng(cfg.seed), seeds, seeds)
-        row = {"ndcg@10": [float(v) for v in base.mean(1)], "difference": boot["difference"],
-               "ci_low": boot["ci_low"], "ci_high": boot["ci_high"]}
-        if new.any():
-            d_new = ev.paired_bootstrap(var[:, new], base[:, new], cfg.bootstrap_samples, cfg.confidence,
-                                        np.random.default_rng([cfg.seed, 1]), seeds, seeds)
-            row["new_items"] = {"ndcg@10": [float(v) for v in base[:, new].mean(1)], "difference": d_new["difference"],
-                                "ci_low": d_new["ci_low"], "ci_high": d_new["ci_high"]}
+        row = {"ndcg@10": [float(v) for v in base.mean(1)], **compare(var, base, new, cfg, seeds)}
+        if "new_items" in row:
+            row["new_items"] = {"ndcg@10": [float(v) for v in base[:, new].mean(1)], **row["new_items"]}
         return row
 
     slice_new: dict = {"n_targets": int(new.sum())}
@@ -163,7 +192,7 @@ def run_job(job: str, params: dict, tmp: Path, peers: tuple[str, ...] = (), fit_
         slice_new.update({"variant_ndcg@10": [float(v) for v in var[:, new].mean(1)],
                           "variant_ci": [own["ci_low"], own["ci_high"]]})
     row = {"job": job, "dataset": dataset, "model": model, "variant": variant, "overrides": VARIANTS[variant],
-           "seeds": seeds, "n_users": len(data.test), "variant_ndcg@10": [float(v) for v in var.mean(1)],
+           "seeds": seeds, "n_users": n_users, "variant_ndcg@10": [float(v) for v in var.mean(1)],
            "steps_run": [f.get("steps_run") for f in fit_logs], "best_step": [f.get("best_step") for f in fit_logs],
            "best_val_ndcg@10": [f.get("best_val_ndcg@10") for f in fit_logs],
            "fit_s": [fits[s]["fit_s"] for s in seeds],
@@ -186,39 +215,24 @@ def run_job(job: str, params: dict, tmp: Path, peers: tuple[str, ...] = (), fit_
 def pair_row(job_a: str, job_b: str, params: dict, store: Path) -> dict:
     """Variant ``job_b`` minus variant ``job_a`` (both fitted into ``store`` by earlier jobs, same dataset, model
     and seeds): the paired bootstrap over users and seeds, overall and on the new-item slice."""
-    from hmspar.config import build
-    from hmspar.rec import evaluate as ev
-    from hmspar.rec.data import ProtocolConfig, load
-    from hmspar.rec.report import RecEvaluateConfig, target_slices
-
-    parts = [job.split(":") for job in (job_a, job_b)]
-    if len(parts[0]) != 4 or len(parts[1]) != 4 or parts[0][:2] != parts[1][:2] or parts[0][3] != parts[1][3]:
+    (dataset, model, variant_a, seeds), (*same_b, variant_b, seeds_b) = parse_job(job_a), parse_job(job_b)
+    if same_b != [dataset, model] or seeds_b != seeds:
         raise SystemExit(f"rec_variants: --pair needs two jobs of the same dataset, model and seeds, got "
                          f"{job_a!r} and {job_b!r}")
-    dataset, model, _, seed_list = parts[0]
-    seeds = [int(x) for x in seed_list.split(",")]
     ndcg = []
-    for _, _, variant, _ in parts:
-        folders = {s: store / f"{dataset}-{model}-{variant}" / f"seed_{s}" / dataset / model for s in seeds}
+    for variant in (variant_a, variant_b):
+        folders = variant_folders(store, dataset, model, variant, seeds)
         missing = [s for s, f in folders.items() if missing_seeds(f, [s])]
         if missing:
             raise SystemExit(f"rec_variants: --pair: variant {variant!r} has no stored ranks for seeds {missing} "
                              f"under {store} (run its job with the same --results first)")
         ndcg.append(ndcg_at_10(folders))
-    cfg = build(RecEvaluateConfig, params["rec"].get("evaluate"), "rec.evaluate")
-    data = load(Path("data/rec/features") / dataset, build(ProtocolConfig, params["rec"]["protocol"], "rec.protocol"))
-    new = target_slices(data, cfg)["new_items"]
+    cfg, new, _ = evaluation(dataset, params)
     row = {"pair": [job_a, job_b], "a_ndcg@10": [float(v) for v in ndcg[0].mean(1)],
-           "b_ndcg@10": [float(v) for v in ndcg[1].mean(1)]}
-    boot = ev.paired_bootstrap(ndcg[1], ndcg[0], cfg.bootstrap_samples, cfg.confidence,
-                               np.random.default_rng(cfg.seed), seeds, seeds)
-    row.update({k: boot[k] for k in ("difference", "ci_low", "ci_high")})
-    if new.any():
-        d_new = ev.paired_bootstrap(ndcg[1][:, new], ndcg[0][:, new], cfg.bootstrap_samples, cfg.confidence,
-                                    np.random.default_rng([cfg.seed, 1]), seeds, seeds)
+           "b_ndcg@10": [float(v) for v in ndcg[1].mean(1)], **compare(ndcg[1], ndcg[0], new, cfg, seeds)}
+    if "new_items" in row:
         row["new_items"] = {"n_targets": int(new.sum()), "a_ndcg@10": [float(v) for v in ndcg[0][:, new].mean(1)],
-                            "b_ndcg@10": [float(v) for v in ndcg[1][:, new].mean(1)],
-                            **{k: d_new[k] for k in ("difference", "ci_low", "ci_high")}}
+                            "b_ndcg@10": [float(v) for v in ndcg[1][:, new].mean(1)], **row["new_items"]}
     return row
 
 

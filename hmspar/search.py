@@ -389,6 +389,7 @@ def search_rec_model(params: dict[str, Any], cfg: SearchConfig, dataset: str, mo
     ``resume``); each trial is scored on validation NDCG@10 (maximised), the model seeded with ``cfg.seed``.
     ``cache`` keeps the loaded dataset between models.
     """
+    from hmspar.rec.pictures import resolve_lab
     from hmspar.rec.registry import REGISTRY
 
     rec = params.get("rec") or {}
@@ -405,8 +406,6 @@ def search_rec_model(params: dict[str, Any], cfg: SearchConfig, dataset: str, mo
     if dataset not in cache:
         cache[dataset] = load_rec_search_data(Path(features_root) / dataset, rec.get("protocol"))
     study = _open_study(storage_dir, f"rec_{dataset}.db", model, resume, "maximize", cfg.seed)
-    from hmspar.rec.pictures import resolve_lab
-
     _optimise(study, trials, base, space,
               lambda section: (rec_validation_fit(model, resolve_lab(section, dataset, model), cfg.seed,
                                                   cache[dataset]), {}),

@@ -1,6 +1,7 @@
-"""The lab's picture encoder (hmspar/rec/pictures.py, stage rec_pictures): its settings, its augmentations,
-that it learns from the training items' pictures alone, that it is deterministic, that the stage writes
-weights the two-tower loads and features the published models read with ``vision: lab``, and its probe."""
+"""The lab's picture encoder (hmspar/rec/picture_encoder.py, stage rec_pictures): its settings, its
+augmentations, that it learns from the training items' pictures alone, that it is deterministic, that the
+stage writes weights the two-tower loads and features the published models read with ``vision: lab``, and
+its probe."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ from hmspar.rec import picture_encoder as P
 from hmspar.rec import pictures
 
 torch = pytest.importorskip("torch")
+from hmspar.rec.models.pixelrec import encode_pictures  # noqa: E402
 
 TINY = {"channels": [4, 8], "d": 8, "proj_dim": 8, "max_steps": 60, "max_epochs": 1000.0, "min_steps": 60,
         "eval_every": 20, "batch_size": 16, "lr": 0.01, "num_threads": 1, "device": "cpu"}
@@ -69,7 +71,7 @@ def test_pretraining_learns_from_training_pictures_only_and_is_deterministic():
     cnn, report = P.pretrain(pictures, text, fit, cfg)
     assert report["best_val_loss"] < report["chance_val_loss"]
     assert report["n_fit_items"] + report["n_val_items"] == 80
-    feats = P.encode(cnn, pictures)
+    feats = encode_pictures(cnn, pictures)
     assert feats.shape == (121, 8) and not feats[0].any()
     held = np.arange(81, 121)
     acc = P.linear_probe(feats, label, fit, held, classes=True)
@@ -213,4 +215,4 @@ def test_pretraining_on_cuda_matches_the_cpu_contract():
     text = np.random.default_rng(1).standard_normal((61, 6)).astype(np.float32)
     cnn, report = P.pretrain(pictures, text, np.arange(1, 61), P.PictureEncoderConfig(**{**TINY, "device": "cuda"}))
     assert report["device"].startswith("cuda") and next(cnn.parameters()).device.type == "cpu"
-    assert P.encode(cnn, pictures).shape == (61, 8)
+    assert encode_pictures(cnn, pictures).shape == (61, 8)

@@ -200,9 +200,9 @@ def linear_probe(x: np.ndarray, y: np.ndarray, fit: np.ndarray, held: np.ndarray
 
 def probe_table(features: dict[str, np.ndarray], items: Any, fit: np.ndarray, held: np.ndarray) -> dict[str, Any]:
     """``{feature set: {category_accuracy, log_price_r2, text_r2}}`` on the ``held`` items (module docstring)."""
-    from hmspar.rec.models.common import standardise_rows
+    from hmspar.rec.models.common import standardised_text
 
-    text = standardise_rows(np.asarray(items.text, dtype=np.float32), fit)
+    text = standardised_text(items, fit)
     out = {}
     for name, x in features.items():
         out[name] = {
@@ -398,33 +398,20 @@ def pretrain(images: np.ndarray, text: np.ndarray, fit_items: np.ndarray, cfg: P
     return cnn, report
 
 
-def encode(cnn: Any, images: np.ndarray, batch: int = 1024) -> np.ndarray:
-    """(n_items + 1, d) float32 embeddings of every picture (row 0, padding, set to zero)."""
-    import torch
-
-    out = []
-    with torch.no_grad():
-        for s in range(0, images.shape[0], batch):
-            out.append(cnn(torch.from_numpy(np.ascontiguousarray(images[s:s + batch]))).numpy())
-    feats = np.concatenate(out).astype(np.float32)
-    feats[0] = 0.0
-    return feats
-
-
 def picture_encoder(dataset: str, params: dict[str, Any], features_root: Path | None = None,
                     out_root: Path = PICTURES_ROOT, metrics_root: Path = METRICS_ROOT,
                     progress: bool = True) -> Path:
     """Stage ``rec_pictures@<dataset>``: pretrain, encode every item, probe; returns the output folder."""
     import torch
 
-    from hmspar.config import build as build_cfg
     from hmspar.io import atomic_dir, write_json
-    from hmspar.rec.data import ProtocolConfig, load
-    from hmspar.rec.models.common import standardise_rows, style_descriptor, train_items
     from hmspar.rec.convert import FEATURES_ROOT
+    from hmspar.rec.data import ProtocolConfig, load
+    from hmspar.rec.models.common import standardised_text, style_descriptor, train_items
+    from hmspar.rec.models.pixelrec import encode_pictures
 
     cfg = encoder_config(params)
-    protocol = build_cfg(ProtocolConfig, (params.get("rec") or {}).get("protocol"), "rec.protocol")
+    protocol = build(ProtocolConfig, (params.get("rec") or {}).get("protocol"), "rec.protocol")
     features = Path(FEATURES_ROOT if features_root is None else features_root) / dataset
     if not features.is_dir():
         raise HmsparError(f"{features}: not found (unknown rec dataset {dataset!r}, or run rec_convert@{dataset} first)")
@@ -443,9 +430,8 @@ def picture_encoder(dataset: str, params: dict[str, Any], features_root: Path | 
     seen = train_items(data.train, items.n_items)
     fit = np.flatnonzero(seen)
     held = np.flatnonzero(~seen[1:]) + 1
-    text = standardise_rows(np.asarray(items.text, dtype=np.float32), fit)
-    cnn, report = pretrain(items.image, text, fit, cfg, progress=progress)
-    feats = encode(cnn, items.image)
+    cnn, report = pretrain(items.image, standardised_text(items, fit), fit, cfg, progress=progress)
+    feats = encode_pictures(cnn, items.image)
     probes = None
     if held.size >= 10:
         probes = probe_table({"lab_encoder": feats, "descriptor": style_descriptor(items.image)}, items, fit, held)

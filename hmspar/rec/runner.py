@@ -39,8 +39,8 @@ from hmspar.io import atomic_dir, write_json
 from hmspar.params import seeds as params_seeds
 from hmspar.rec.data import ProtocolConfig, load, protocol_record
 from hmspar.rec.evaluate import rank_batched, sample_negatives
-from hmspar.rec.registry import REGISTRY, build_recommender
 from hmspar.rec.pictures import PICTURES_ROOT, resolve_lab
+from hmspar.rec.registry import REGISTRY, build_recommender
 
 FEATURES_ROOT = Path("data/rec/features")
 RESULTS_ROOT = Path("results/rec")

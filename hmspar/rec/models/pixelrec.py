@@ -125,6 +125,19 @@ class PictureCNN(nn.Module):
         return self.head(self.conv(x).mean((2, 3)))                         # (N, C) -> (N, d)
 
 
+def encode_pictures(cnn: PictureCNN, images: np.ndarray, batch: int = 1024) -> np.ndarray:
+    """(n_items + 1, d) float32 vectors of every picture by ``cnn`` (in eval mode, no gradient), in chunks of
+    ``batch``; row 0 (padding) zero."""
+    cnn.eval()
+    out = []
+    with torch.no_grad():
+        for a in range(0, images.shape[0], batch):
+            out.append(cnn(torch.from_numpy(np.ascontiguousarray(images[a:a + batch]))).numpy())
+    feats = np.concatenate(out).astype(np.float32)
+    feats[0] = 0.0
+    return feats
+
+
 def load_picture_weights(cnn: PictureCNN, path: str) -> None:
     """Load a local state dict into the picture CNN, with a clear error when it is absent or mismatched."""
     if not os.path.isfile(path):
@@ -155,10 +168,8 @@ class ItemTower(nn.Module):
             if cfg.freeze_image:
                 # the fixed CNN's vector of every picture, once, standardised on the training items; a learned
                 # linear map adapts it
-                with torch.no_grad():
-                    cnn.eval()
-                    feats = torch.cat([cnn(self.image[a:a + 1024]) for a in range(0, self.image.shape[0], 1024)])
-                self.register_buffer("image_feats", torch.from_numpy(standardise_rows(feats.numpy(), fit_rows)))
+                feats = standardise_rows(encode_pictures(cnn, items.image), fit_rows)
+                self.register_buffer("image_feats", torch.from_numpy(feats))
                 self.image_adapter = nn.Linear(d, d)
             else:
                 self.cnn = cnn
