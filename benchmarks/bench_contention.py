@@ -4,18 +4,24 @@
 it alone and beside a neighbour that is another such fit, already running (what two stages, a stage and the
 test suite, or two experiments do to each other when ``HMSPAR_PARALLEL_JOBS`` is not set), under
 
+* ``lab``: what the lab does unless told otherwise: threads ``auto``, and the wait that importing :mod:`hmspar`
+  chooses from a 50 ms look at the CPUs (10,000 spins on idle cores, none beside a busy neighbour; the
+  neighbour, started first on idle cores, spins 10,000 times);
 * ``spin``: threads ``auto`` (both cores of an idle 2-core machine), GNU OpenMP's default wait (a waiting
   thread spins 300,000 times before it sleeps; set explicitly, since importing :mod:`hmspar` otherwise bounds
   it, see below): the lab's setting until 2026-12-06;
 * ``passive``: the same threads with ``OMP_WAIT_POLICY=PASSIVE`` (waiting threads sleep at once);
 * ``spin 10k``, ``spin 3k`` and ``spin 1k``: the same threads, a waiting thread spinning for
-  ``GOMP_SPINCOUNT`` = 10,000, 3,000 or 1,000 iterations before it sleeps; ``spin 10k`` is what importing
-  :mod:`hmspar` sets when the user set no wait policy (:data:`hmspar.OPENMP_SPINCOUNT`);
+  ``GOMP_SPINCOUNT`` = 10,000, 3,000 or 1,000 iterations before it sleeps (``spin 10k``: the lab's fixed
+  setting of 2026-12-06, :data:`hmspar.OPENMP_SPINCOUNT`);
 * ``one thread``: one intra-op thread, so no thread ever waits for another.
 
 ``hmspar`` is HMSPAR at the default ``model``/``train`` settings on a synthetic set (800 training rows, 2
 channels x 12 periods, 4-channel ``--image-size`` pictures), 150 optimiser steps; ``cnn1d`` is the 1D-CNN of
-:mod:`benchmarks.bench_threads`. Each row gives the fit time and its ratio to the same setting alone.
+:mod:`benchmarks.bench_threads`; ``sasrec`` is the recommendation track's SASRec at its defaults on a toy log
+(3,000 users, 1,000 items), ``--steps`` optimiser steps. The ``lab`` setting is also timed beside a
+neighbour that starts a second after it (its look saw idle cores; the neighbour's sees it). Each row gives the
+fit time, its ratio to the same setting alone and the spin count the worker ran with.
 Results: ``benchmarks/results/contention_<model>.json``. Run on idle cores: the benchmark brings its own
 neighbour.
 """
@@ -31,8 +37,9 @@ import time
 from pathlib import Path
 
 from benchmarks._measure import record_run, worker_result
+from hmspar import SPIN_MARK
 
-SETTINGS = ("spin", "passive", "spin 10k", "spin 3k", "spin 1k", "one thread")
+SETTINGS = ("lab", "spin", "passive", "spin 10k", "spin 3k", "spin 1k", "one thread")
 #: OpenMP environment of each setting (anything else is removed from the workers' environment).
 OMP_ENV = {"spin": {"GOMP_SPINCOUNT": "300000"}, "passive": {"OMP_WAIT_POLICY": "PASSIVE"},
            "spin 10k": {"GOMP_SPINCOUNT": "10000"},
@@ -42,7 +49,7 @@ OMP_ENV = {"spin": {"GOMP_SPINCOUNT": "300000"}, "passive": {"OMP_WAIT_POLICY": 
 
 def _spawn(model: str, setting: str, steps: int, image_size: int) -> subprocess.Popen:
     env = {k: v for k, v in os.environ.items()
-           if k not in ("OMP_NUM_THREADS", "HMSPAR_PARALLEL_JOBS", "OMP_WAIT_POLICY", "GOMP_SPINCOUNT")}
+           if k not in ("OMP_NUM_THREADS", "HMSPAR_PARALLEL_JOBS", "OMP_WAIT_POLICY", "GOMP_SPINCOUNT", SPIN_MARK)}
     env.update(OMP_ENV.get(setting, {}))
     cmd = [sys.executable, "-m", "benchmarks.bench_contention", "--worker", setting, "--model", model,
            "--steps", str(steps), "--image-size", str(image_size)]
@@ -50,11 +57,18 @@ def _spawn(model: str, setting: str, steps: int, image_size: int) -> subprocess.
 
 
 def _worker(model: str, setting: str, steps: int, image_size: int) -> dict:
+    return {**_fit(model, setting, steps, image_size),
+            "spincount": os.environ.get("GOMP_SPINCOUNT", "passive" if os.environ.get("OMP_WAIT_POLICY") else None)}
+
+
+def _fit(model: str, setting: str, steps: int, image_size: int) -> dict:
     threads: int | str = 1 if setting == "one thread" else "auto"
     if model == "cnn1d":
         from benchmarks.bench_threads import fit_once
 
         return fit_once("cnn1d", str(threads), 6000, max(1, steps // 50))
+    if model == "sasrec":
+        return _fit_sasrec(threads, steps)
     import numpy as np
     import yaml
 
@@ -78,27 +92,56 @@ def _worker(model: str, setting: str, steps: int, image_size: int) -> dict:
     return {"fit_s": time.perf_counter() - t0, "cpu_s": time.process_time() - c0, "threads": str(threads)}
 
 
+def _fit_sasrec(threads: int | str, steps: int) -> dict:
+    """The recommendation track's SASRec at its ``params.yaml`` settings on a toy log (3,000 users, 1,000 items),
+    ``steps`` optimiser steps and one validation pass."""
+    import yaml
+
+    from hmspar.config import build
+    from hmspar.rec.peers.sasrec import SASRec
+    from hmspar.rec.toy import leave_one_out, toy_log
+
+    section = yaml.safe_load(Path("params.yaml").read_text())["rec"]["recommenders"]["sasrec"]
+    section["train"] = {**section["train"], "max_steps": steps, "min_steps": steps, "eval_every": steps,
+                        "num_threads": threads}
+    seqs, times, items = toy_log(3000, 1000, 20.0, seed=0)
+    train, val, _ = leave_one_out(seqs, times)
+    model = SASRec(build(SASRec.Config, section, "rec.recommenders.sasrec"), seed=0)
+    t0, c0 = time.perf_counter(), time.process_time()
+    model.fit(train, items, val)
+    return {"fit_s": time.perf_counter() - t0, "cpu_s": time.process_time() - c0, "threads": str(threads)}
+
+
 def run(model: str, steps: int, image_size: int, settings=SETTINGS) -> list[dict]:
     results = []
     for setting in settings:
-        alone = worker_result(_spawn(model, setting, steps, image_size))
+        timed = {"alone": worker_result(_spawn(model, setting, steps, image_size))}
         neighbour = _spawn(model, setting, steps * 6, image_size)
         time.sleep(5.0)  # let it start training
         try:
-            beside = worker_result(_spawn(model, setting, steps, image_size))
+            timed["beside another fit"] = worker_result(_spawn(model, setting, steps, image_size))
         finally:
             neighbour.kill()
             neighbour.communicate()
-        for mode, fit in (("alone", alone), ("beside another fit", beside)):
+        if setting == "lab":  # the only setting whose wait depends on who came first
+            first = _spawn(model, setting, steps, image_size)
+            time.sleep(1.0)  # past its look at the CPUs: it chose the idle cores' wait
+            neighbour = _spawn(model, setting, steps * 6, image_size)
+            try:
+                timed["beside a fit that starts after it"] = worker_result(first)
+            finally:
+                neighbour.kill()
+                neighbour.communicate()
+        for mode, fit in timed.items():
             results.append({"setting": setting, "mode": mode, "fit_s": fit["fit_s"], "cpu_s": fit["cpu_s"],
-                            "vs_alone": fit["fit_s"] / alone["fit_s"]})
+                            "vs_alone": fit["fit_s"] / timed["alone"]["fit_s"], "spincount": fit["spincount"]})
             print(f"{setting}, {mode}: {fit['fit_s']:.1f} s", file=sys.stderr, flush=True)
     return results
 
 
 def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--model", default="hmspar", choices=["hmspar", "cnn1d"])
+    ap.add_argument("--model", default="hmspar", choices=["hmspar", "cnn1d", "sasrec"])
     ap.add_argument("--steps", type=int, default=150)
     ap.add_argument("--image-size", type=int, default=24)
     ap.add_argument("--settings", nargs="+", choices=SETTINGS, default=list(SETTINGS), metavar="SETTING",
@@ -110,7 +153,7 @@ def main(argv: list[str] | None = None) -> None:
         return
     record_run(Path(f"benchmarks/results/contention_{args.model}.json"),
                {"model": args.model, "steps": args.steps, "image_size": args.image_size},
-               lambda: run(args.model, args.steps, args.image_size, args.settings), ["setting", "mode", "fit_s", "cpu_s", "vs_alone"])
+               lambda: run(args.model, args.steps, args.image_size, args.settings), ["setting", "mode", "fit_s", "cpu_s", "vs_alone", "spincount"])
 
 
 if __name__ == "__main__":

@@ -6,9 +6,11 @@ import os
 import shutil
 import subprocess
 import sys
+import time
 
 import pytest
 
+import hmspar
 from hmspar import threads
 from hmspar.config import build
 from conftest import ROOT
@@ -163,14 +165,95 @@ def test_the_trainer_fits_with_the_resolved_count_and_restores_it(monkeypatch):
 
 
 
-@pytest.mark.parametrize("env, expected", [({}, "10000"), ({"GOMP_SPINCOUNT": "500"}, "500"),
-                                           ({"OMP_WAIT_POLICY": "PASSIVE"}, None)])
-def test_importing_hmspar_bounds_openmp_spinning_unless_the_user_chose(env, expected):
-    """GNU OpenMP reads GOMP_SPINCOUNT when it loads: importing hmspar sets it before torch or LightGBM load,
-    unless the user set a wait policy of their own."""
-    base = {k: v for k, v in os.environ.items() if k not in ("GOMP_SPINCOUNT", "OMP_WAIT_POLICY")}
+def test_importing_hmspar_sets_the_openmp_wait_before_torch_loads_unless_the_user_chose():
+    """GNU OpenMP reads GOMP_SPINCOUNT when it loads: importing hmspar sets it (and marks it as its own) before
+    torch or LightGBM load, unless the user set a wait policy of their own."""
+    base = {k: v for k, v in os.environ.items() if k not in ("GOMP_SPINCOUNT", "OMP_WAIT_POLICY", hmspar.SPIN_MARK)}
     code = ("import sys, os, hmspar; assert 'torch' not in sys.modules; "
-            "print(os.environ.get('GOMP_SPINCOUNT'))")
-    out = subprocess.run([sys.executable, "-c", code], env={**base, **env}, capture_output=True, text=True,
-                         check=True, cwd=ROOT).stdout.strip()
-    assert out == str(expected)
+            f"print(os.environ.get('GOMP_SPINCOUNT'), os.environ.get('{hmspar.SPIN_MARK}'))")
+
+    def spin(env):
+        return subprocess.run([sys.executable, "-c", code], env={**base, **env}, capture_output=True, text=True,
+                              check=True, cwd=ROOT).stdout.split()
+
+    chosen, mark = spin({})
+    assert chosen in (hmspar.OPENMP_SPINCOUNT, hmspar.OPENMP_SPINCOUNT_BUSY) and mark == chosen
+    assert spin({"GOMP_SPINCOUNT": "500"}) == ["500", "None"]
+    assert spin({"OMP_WAIT_POLICY": "PASSIVE"}) == ["None", "None"]
+
+
+def _ticks(*readings):
+    """A fake ``/proc/stat`` reader returning the given (non-idle, total, own) tick triples in turn."""
+    it = iter(readings)
+    return lambda cpus: next(it)
+
+
+def test_cpus_busy_elsewhere_counts_other_processes_work_on_our_cpus():
+    n = len(os.sched_getaffinity(0))
+    # over the look each CPU ran 10 ticks: 10 * n ticks in all, of which 15 non-idle, 5 of them our own
+    assert hmspar.cpus_busy_elsewhere(0.0, _ticks((100, 1000, 7), (115, 1000 + 10 * n, 12))) == pytest.approx(1.0)
+    assert hmspar.cpus_busy_elsewhere(0.0, _ticks((100, 1000, 7), (100, 1000 + 10 * n, 7))) == 0.0
+    assert hmspar.cpus_busy_elsewhere(0.0, _ticks((100, 1000, 7), (100, 1000, 7))) == 0.0  # no tick elapsed
+
+    def unreadable(cpus):
+        raise OSError("no /proc here")
+
+    assert hmspar.cpus_busy_elsewhere(0.0, unreadable) == 0.0  # not Linux: taken as idle
+
+
+def test_cpus_busy_elsewhere_sees_a_busy_neighbour():
+    """A real busy loop in another process shows as about one CPU of work elsewhere."""
+    hog = subprocess.Popen([sys.executable, "-c", "import time\nt = time.time() + 20\nwhile time.time() < t: pass"])
+    try:
+        time.sleep(0.3)
+        assert hmspar.cpus_busy_elsewhere(0.2) >= hmspar.BUSY_CPUS
+    finally:
+        hog.kill()
+        hog.wait()
+
+
+@pytest.mark.parametrize("env, busy, expected", [
+    ({}, 0.0, "10000"),                                                 # idle cores: bounded spinning
+    ({}, 1.2, "0"),                                                     # a neighbour: no spinning
+    ({"GOMP_SPINCOUNT": "0", "HMSPAR_GOMP_SPINCOUNT": "0"}, 0.1, "10000"),  # a parent's choice: look again
+    ({"GOMP_SPINCOUNT": "500", "HMSPAR_GOMP_SPINCOUNT": "0"}, 1.0, "500"),  # the user's own value stays
+    ({"GOMP_SPINCOUNT": "500"}, 0.0, "500"),
+    ({"OMP_WAIT_POLICY": "ACTIVE"}, 1.0, None),
+])
+def test_the_openmp_wait_follows_the_cpus_unless_the_user_chose(env, busy, expected):
+    environ = dict(env)
+    hmspar.choose_openmp_wait(environ, lambda: busy)
+    assert environ.get("GOMP_SPINCOUNT") == expected
+    lab_chose = "GOMP_SPINCOUNT" not in env or env.get("HMSPAR_GOMP_SPINCOUNT") == env["GOMP_SPINCOUNT"]
+    assert environ.get(hmspar.SPIN_MARK) == (expected if lab_chose and "OMP_WAIT_POLICY" not in env else None)
+
+
+_FIT = """
+import hashlib, os, sys
+import numpy as np, torch, yaml
+from hmspar.models.registry import make_model
+params = yaml.safe_load(open('params.yaml'))
+section = dict(params['model'])
+section['train'] = {**params['train'], 'max_steps': 12, 'min_steps': 12, 'num_threads': 2}
+rng = np.random.default_rng(0)
+n, C, T = 96, 2, 12
+y = rng.integers(0, 2, n)
+X = {'series': rng.normal(size=(n, C, T)).astype(np.float32), 'mask': np.ones((n, C, T), np.float32),
+     'image': rng.uniform(-1, 1, size=(n, 2 * C, 16, 16)).astype(np.float32),
+     'text': rng.normal(size=(n, 8)).astype(np.float32), 'static': rng.normal(size=(n, 3)).astype(np.float32)}
+m = make_model('hmspar', section, 0, where='model')
+m.fit({k: v[:64] for k, v in X.items()}, y[:64], {k: v[64:] for k, v in X.items()}, y[64:])
+p = np.ascontiguousarray(m.predict_proba({k: v[64:] for k, v in X.items()}))
+print(os.environ['GOMP_SPINCOUNT'], torch.get_num_threads(), hashlib.md5(p.tobytes()).hexdigest())
+"""
+
+
+@pytest.mark.slow
+def test_the_openmp_wait_changes_no_result_byte():
+    """HMSPAR fitted at two threads with spinning waits and with none gives the same predictions, byte for byte:
+    the lab's look at the CPUs may choose either."""
+    base = {k: v for k, v in os.environ.items() if k not in ("GOMP_SPINCOUNT", "OMP_WAIT_POLICY", hmspar.SPIN_MARK)}
+    out = [subprocess.run([sys.executable, "-c", _FIT], env={**base, "GOMP_SPINCOUNT": spin}, capture_output=True,
+                          text=True, check=True, cwd=ROOT).stdout.split()[-3:] for spin in ("10000", "0")]
+    assert [o[0] for o in out] == ["10000", "0"]
+    assert out[0][1:] == out[1][1:]
