@@ -21,7 +21,10 @@ MTSTRec figures came from ``--jobs fashion:mtstrec_paper:full_catalogue:0,1,2 --
 --no-main --out benchmarks/results/rec_variants_fashion_mtstrec_paper.json --results <folder>``, after one call per seed
 with ``--threads 1`` and the same ``--results`` run side by side. The picture-encoder figures (issue 24, item 2)
 came from ``--jobs fashion:pixelrec_paper:lab_vision:0,1,2`` and ``--jobs fashion:pixelrec:lab_frozen_cnn:0,1,2``
-(each with ``--peers sasrec ranker mostpop``), after ``dvc repro rec_pictures@fashion``. ``--pair A B`` compares
+(each with ``--peers sasrec ranker mostpop``), after ``dvc repro rec_pictures@fashion``. The GRU4Rec figures (docs/recommendation.md)
+came from ``--jobs fashion:gru4rec:dropout_0.5:0,1,2 --peers sasrec ranker mostpop --out
+benchmarks/results/rec_variants_fashion_gru4rec.json``, after seed-0 probes of ``eval_10``, ``lr_1e-3`` and
+``hidden_128``. ``--pair A B`` compares
 two variants already stored under ``--results`` (B minus A, the same bootstrap), after the jobs or alone: the
 encoder-with-age figures came from ``--jobs fashion:pixelrec:item_age:0,1,2 fashion:pixelrec:lab_frozen_cnn_age:0,1,2
 --results <folder>``, then ``--results <folder> --pair fashion:pixelrec:item_age:0,1,2
@@ -62,6 +65,13 @@ VARIANTS = {
     # the same with the item-age input: does a better picture reading help once freshness is visible?
     "lab_frozen_cnn_age": {"cnn_channels": [32, 64, 128], "image_weights": "lab", "freeze_image": True,
                            "item_age": True},
+    # validation every 10 steps instead of 100: on fashion a pass over the training windows is 9 steps, so the
+    # default cadence first looks after 11 passes
+    "eval_10": {"train": {"eval_every": 10}},
+    # GRU4Rec's dropout at SASRec's sparse-log setting: fashion's about 4 events per item reward regularisation
+    "dropout_0.5": {"dropout": 0.5},
+    # GRU4Rec at RecBole's hidden size and dropout (hidden 128, dropout 0.3), the lab's learning rate
+    "hidden_128": {"hidden": 128, "dropout": 0.3},
 }
 
 DEFAULT_JOBS = ["shop_dense:sasrec:one_window:0,1,2", "shop:athwe:request_time:0", "shop:sasrec:request_time:0",

@@ -86,6 +86,8 @@ COMMANDS: dict[str, tuple[str, object]] = {
     "python -m benchmarks.rec_variants": ("module", None),
     "python -m benchmarks.rec_variants --jobs fashion:mtstrec_paper:full_catalogue:0,1,2 --peers sasrec ranker "
     "mostpop --no-main": ("module", None),
+    "python -m benchmarks.rec_variants --jobs fashion:gru4rec:dropout_0.5:0,1,2 --peers sasrec ranker mostpop":
+        ("module", None),
     "python -m benchmarks.rec_partial --dataset fashion": ("module", None),
     "python -m benchmarks.picture_probe": ("module", None),
     "dvc exp run -S rec.ablation.models=[mtstrec,athwe,pixelrec]": ("exp-run", None),
