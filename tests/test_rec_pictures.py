@@ -142,7 +142,14 @@ def test_stage_outputs_feed_the_two_tower_and_the_published_models(tmp_path):
     meta = json.loads((out / "meta.json").read_text())
     assert meta["n_training_items"] + meta["n_unseen_items"] == 40 and meta["config"]["channels"] == [4, 8]
     metrics = json.loads((tmp_path / "metrics" / "tiny.json").read_text())
-    assert set(metrics) >= {"best_val_loss", "chance_val_loss", "probe_on_unseen_items"}
+    assert set(metrics) >= {"best_val_loss", "chance_val_loss", "probe_on_unseen_items", "fit_s"}
+    # the cached folder is the same bytes run after run (its wall time lives in the metrics file only)
+    again = P.picture_encoder("tiny", params, features_root=features, out_root=tmp_path / "pictures_again",
+                              metrics_root=tmp_path / "metrics_again", progress=False)
+    assert "fit_s" not in meta
+    assert sorted(f.name for f in out.iterdir()) == sorted(f.name for f in again.iterdir())
+    for f in out.iterdir():
+        assert f.read_bytes() == (again / f.name).read_bytes(), f.name
     tiny_train = {"max_steps": 2, "min_steps": 0, "eval_every": 1, "batch_size": 32, "max_len": 10,
                   "num_threads": 1, "device": "cpu"}
     recommenders = {
