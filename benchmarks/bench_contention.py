@@ -67,14 +67,20 @@ def _fit(model: str, setting: str, steps: int, image_size: int) -> dict:
         from benchmarks.bench_threads import fit_once
 
         return fit_once("cnn1d", str(threads), 6000, max(1, steps // 50))
-    if model == "sasrec":
-        return _fit_sasrec(threads, steps)
+    from hmspar.params import load_params
+
+    fit = (_sasrec if model == "sasrec" else _hmspar)(load_params(), threads, steps, image_size)
+    t0, c0 = time.perf_counter(), time.process_time()
+    fit()
+    return {"fit_s": time.perf_counter() - t0, "cpu_s": time.process_time() - c0, "threads": str(threads)}
+
+
+def _hmspar(params: dict, threads: int | str, steps: int, image_size: int):
+    """HMSPAR at the ``model``/``train`` settings on a synthetic set; returns the fit to time."""
     import numpy as np
-    import yaml
 
     from hmspar.models.registry import make_model
 
-    params = yaml.safe_load(Path("params.yaml").read_text())
     section = dict(params["model"])
     section["train"] = {**params["train"], "max_steps": steps, "min_steps": steps, "num_threads": threads}
     rng = np.random.default_rng(0)
@@ -87,51 +93,50 @@ def _fit(model: str, setting: str, steps: int, image_size: int) -> dict:
          "text": rng.normal(size=(n + n_val, 16)).astype(np.float32),
          "static": rng.normal(size=(n + n_val, 5)).astype(np.float32)}
     m = make_model("hmspar", section, 0, where="model")
-    t0, c0 = time.perf_counter(), time.process_time()
-    m.fit({k: v[:n] for k, v in X.items()}, y[:n], {k: v[n:] for k, v in X.items()}, y[n:])
-    return {"fit_s": time.perf_counter() - t0, "cpu_s": time.process_time() - c0, "threads": str(threads)}
+    return lambda: m.fit({k: v[:n] for k, v in X.items()}, y[:n], {k: v[n:] for k, v in X.items()}, y[n:])
 
 
-def _fit_sasrec(threads: int | str, steps: int) -> dict:
+def _sasrec(params: dict, threads: int | str, steps: int, image_size: int):
     """The recommendation track's SASRec at its ``params.yaml`` settings on a toy log (3,000 users, 1,000 items),
-    ``steps`` optimiser steps and one validation pass."""
-    import yaml
-
+    ``steps`` optimiser steps and one validation pass; returns the fit to time (``image_size`` is unused)."""
     from hmspar.config import build
     from hmspar.rec.peers.sasrec import SASRec
     from hmspar.rec.toy import leave_one_out, toy_log
 
-    section = yaml.safe_load(Path("params.yaml").read_text())["rec"]["recommenders"]["sasrec"]
+    section = dict(params["rec"]["recommenders"]["sasrec"])
     section["train"] = {**section["train"], "max_steps": steps, "min_steps": steps, "eval_every": steps,
                         "num_threads": threads}
     seqs, times, items = toy_log(3000, 1000, 20.0, seed=0)
     train, val, _ = leave_one_out(seqs, times)
     model = SASRec(build(SASRec.Config, section, "rec.recommenders.sasrec"), seed=0)
-    t0, c0 = time.perf_counter(), time.process_time()
-    model.fit(train, items, val)
-    return {"fit_s": time.perf_counter() - t0, "cpu_s": time.process_time() - c0, "threads": str(threads)}
+    return lambda: model.fit(train, items, val)
+
+
+def _beside(model: str, setting: str, steps: int, image_size: int, neighbour_first: bool) -> dict:
+    """One fit beside a neighbour (a fit six times as long, killed once the timed fit ends) that starts 5 s
+    before it (``neighbour_first``) or 1 s after it (past the timed fit's look at the CPUs)."""
+    timed = None if neighbour_first else _spawn(model, setting, steps, image_size)
+    if timed is not None:
+        time.sleep(1.0)
+    neighbour = _spawn(model, setting, steps * 6, image_size)
+    try:
+        if timed is None:
+            time.sleep(5.0)  # let it start training
+            timed = _spawn(model, setting, steps, image_size)
+        return worker_result(timed)
+    finally:
+        neighbour.kill()
+        neighbour.communicate()
 
 
 def run(model: str, steps: int, image_size: int, settings=SETTINGS) -> list[dict]:
     results = []
     for setting in settings:
-        timed = {"alone": worker_result(_spawn(model, setting, steps, image_size))}
-        neighbour = _spawn(model, setting, steps * 6, image_size)
-        time.sleep(5.0)  # let it start training
-        try:
-            timed["beside another fit"] = worker_result(_spawn(model, setting, steps, image_size))
-        finally:
-            neighbour.kill()
-            neighbour.communicate()
+        timed = {"alone": worker_result(_spawn(model, setting, steps, image_size)),
+                 "beside another fit": _beside(model, setting, steps, image_size, neighbour_first=True)}
         if setting == "lab":  # the only setting whose wait depends on who came first
-            first = _spawn(model, setting, steps, image_size)
-            time.sleep(1.0)  # past its look at the CPUs: it chose the idle cores' wait
-            neighbour = _spawn(model, setting, steps * 6, image_size)
-            try:
-                timed["beside a fit that starts after it"] = worker_result(first)
-            finally:
-                neighbour.kill()
-                neighbour.communicate()
+            timed["beside a fit that starts after it"] = _beside(model, setting, steps, image_size,
+                                                                 neighbour_first=False)
         for mode, fit in timed.items():
             results.append({"setting": setting, "mode": mode, "fit_s": fit["fit_s"], "cpu_s": fit["cpu_s"],
                             "vs_alone": fit["fit_s"] / timed["alone"]["fit_s"], "spincount": fit["spincount"]})

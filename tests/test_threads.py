@@ -165,10 +165,15 @@ def test_the_trainer_fits_with_the_resolved_count_and_restores_it(monkeypatch):
 
 
 
+def _env_without_openmp_wait() -> dict[str, str]:
+    """This environment without any OpenMP wait setting (the user's or the lab's mark)."""
+    return {k: v for k, v in os.environ.items() if k not in ("GOMP_SPINCOUNT", "OMP_WAIT_POLICY", hmspar.SPIN_MARK)}
+
+
 def test_importing_hmspar_sets_the_openmp_wait_before_torch_loads_unless_the_user_chose():
     """GNU OpenMP reads GOMP_SPINCOUNT when it loads: importing hmspar sets it (and marks it as its own) before
     torch or LightGBM load, unless the user set a wait policy of their own."""
-    base = {k: v for k, v in os.environ.items() if k not in ("GOMP_SPINCOUNT", "OMP_WAIT_POLICY", hmspar.SPIN_MARK)}
+    base = _env_without_openmp_wait()
     code = ("import sys, os, hmspar; assert 'torch' not in sys.modules; "
             f"print(os.environ.get('GOMP_SPINCOUNT'), os.environ.get('{hmspar.SPIN_MARK}'))")
 
@@ -252,7 +257,7 @@ print(os.environ['GOMP_SPINCOUNT'], torch.get_num_threads(), hashlib.md5(p.tobyt
 def test_the_openmp_wait_changes_no_result_byte():
     """HMSPAR fitted at two threads with spinning waits and with none gives the same predictions, byte for byte:
     the lab's look at the CPUs may choose either."""
-    base = {k: v for k, v in os.environ.items() if k not in ("GOMP_SPINCOUNT", "OMP_WAIT_POLICY", hmspar.SPIN_MARK)}
+    base = _env_without_openmp_wait()
     out = [subprocess.run([sys.executable, "-c", _FIT], env={**base, "GOMP_SPINCOUNT": spin}, capture_output=True,
                           text=True, check=True, cwd=ROOT).stdout.split()[-3:] for spin in ("10000", "0")]
     assert [o[0] for o in out] == ["10000", "0"]
