@@ -101,9 +101,10 @@ def _sasrec(params: dict, threads: int | str, steps: int, image_size: int):
     ``steps`` optimiser steps and one validation pass; returns the fit to time (``image_size`` is unused)."""
     from hmspar.config import build
     from hmspar.rec.peers.sasrec import SASRec
+    from hmspar.rec.runner import recommender_section
     from hmspar.rec.toy import leave_one_out, toy_log
 
-    section = dict(params["rec"]["recommenders"]["sasrec"])
+    section = recommender_section(params, "sasrec", None)  # the shared settings (a toy log is no rec dataset)
     section["train"] = {**section["train"], "max_steps": steps, "min_steps": steps, "eval_every": steps,
                         "num_threads": threads}
     seqs, times, items = toy_log(3000, 1000, 20.0, seed=0)

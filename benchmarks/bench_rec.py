@@ -54,10 +54,11 @@ from hmspar.params import load_params
 from hmspar.rec.data import ProtocolConfig, load
 from hmspar.rec.evaluate import rank_batched
 from hmspar.rec.registry import build_recommender
+from hmspar.rec.runner import recommender_section
 params = load_params()
 rec = params["rec"]
 data = load(Path(sys.argv[1]) / "features" / "shop", build(ProtocolConfig, rec["protocol"], "rec.protocol"))
-model = build_recommender(sys.argv[2], rec["recommenders"].get(sys.argv[2]) or {}, 0)
+model = build_recommender(sys.argv[2], recommender_section(params, sys.argv[2], "shop"), 0)
 t = time.perf_counter(); c = time.process_time()
 model.fit(data.train, data.items, data.val)
 fit_wall, fit_cpu = time.perf_counter() - t, time.process_time() - c

@@ -44,10 +44,11 @@ from hmspar.params import load_params
 from hmspar.rec.data import ProtocolConfig, load
 from hmspar.rec.evaluate import ndcg, rank_batched
 from hmspar.rec.registry import build_recommender
+from hmspar.rec.runner import recommender_section
 ds, model, over, out, device, max_steps = sys.argv[1], sys.argv[2], json.loads(sys.argv[3]), sys.argv[4], sys.argv[5], int(sys.argv[6])
-rec = load_params()["rec"]
+params = load_params(); rec = params["rec"]
 data = load(Path("data/rec/features") / ds, build(ProtocolConfig, rec["protocol"], "rec.protocol"))
-sec = dict(rec["recommenders"][model]); tr = dict(sec["train"])
+sec = recommender_section(params, model, ds); tr = dict(sec["train"])
 tr.update(over); tr.update(max_steps=max_steps, min_steps=max_steps, eval_every=50, device=device, val_max_users=0)
 sec["train"] = tr
 m = build_recommender(model, sec, 0)

@@ -156,7 +156,7 @@ def compare(var: np.ndarray, base: np.ndarray, new: np.ndarray, cfg: Any, seeds:
 def run_job(job: str, params: dict, tmp: Path, peers: tuple[str, ...] = (), fit_main: bool = True,
             keep: Path | None = None, threads: int | None = None) -> dict:
     from hmspar.rec import evaluate as ev
-    from hmspar.rec.runner import recommend
+    from hmspar.rec.runner import recommend, recommender_section
 
     dataset, model, variant, seeds = parse_job(job)
     if variant not in VARIANTS:
@@ -170,7 +170,7 @@ def run_job(job: str, params: dict, tmp: Path, peers: tuple[str, ...] = (), fit_
         # leaves the dataset out): fit the default settings here as well, through the same code path
         main_dir = (recommend(dataset, model, p, results_root=tmp / "main", timings_root=tmp / "main_timings")
                     if fit_main else None)
-    p["rec"]["recommenders"][model] = merged(p["rec"]["recommenders"][model], VARIANTS[variant])
+    p["rec"]["recommenders"][model] = merged(recommender_section(p, model, dataset), VARIANTS[variant])
     if threads is not None:
         p["rec"]["recommenders"][model].setdefault("train", {})["num_threads"] = threads
     root = tmp if keep is None else keep

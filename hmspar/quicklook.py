@@ -73,7 +73,8 @@ def _shrink_train(section: dict[str, Any], steps: dict[str, int]) -> None:
 def _keep_subset(p: dict[str, Any]) -> None:
     """Keep, in place, the datasets of ``QUICK_DATASETS`` (all where none of them exists) with their first
     ``QUICK_RUNS_PER_DATASET`` runs, HMSPAR and ablation runs of those runs only (the ablation: its first
-    remaining run), and the recommendation datasets of ``QUICK_REC_DATASETS`` (likewise)."""
+    remaining run), and the recommendation datasets of ``QUICK_REC_DATASETS`` (likewise; a recommender's
+    ``by_dataset`` entries of the datasets left out go with them)."""
     datasets = p.get("datasets") or {}
     keep = [name for name in datasets if name in QUICK_DATASETS] or list(datasets)
     p["datasets"] = {name: datasets[name] for name in keep}
@@ -95,6 +96,11 @@ def _keep_subset(p: dict[str, Any]) -> None:
             rec["multimodal_datasets"] = [d for d in rec["multimodal_datasets"] if d in rec_keep]
         if isinstance(rec.get("global_time"), dict) and "datasets" in rec["global_time"]:
             rec["global_time"]["datasets"] = [d for d in rec["global_time"]["datasets"] if d in rec_keep]
+        for section in (rec.get("recommenders") or {}).values():  # settings of a dropped dataset go too
+            if isinstance(section, dict) and isinstance(section.get("by_dataset"), dict):
+                section["by_dataset"] = {d: v for d, v in section["by_dataset"].items() if d in rec_keep}
+                if not section["by_dataset"]:
+                    del section["by_dataset"]
 
 
 #: Quick caps by baseline model: (params key, cap).
@@ -154,9 +160,10 @@ def quick_params(params: dict[str, Any]) -> dict[str, Any]:
             for key, cap in (QUICK_DENSE if cfg.get("max_events") else QUICK_SHOP).items():
                 _cap(cfg, key, cap)
     for section in rec.get("recommenders", {}).values():
-        if isinstance(section.get("train"), dict):
-            for key, cap in QUICK_REC_STEPS.items():
-                _cap(section["train"], key, cap)
+        for settings in [section, *(section.get("by_dataset") or {}).values()]:  # a dataset's own train too
+            if isinstance(settings.get("train"), dict):
+                for key, cap in QUICK_REC_STEPS.items():
+                    _cap(settings["train"], key, cap)
     if rec.get("evaluate"):
         _cap(rec["evaluate"], "bootstrap_samples", QUICK_BOOTSTRAP)
     return p

@@ -19,9 +19,10 @@ default ``search.rec_datasets``), ``--models`` recommenders (default ``search.re
 ``search.rec_spaces`` (dotted keys into ``rec.recommenders.<model>``), and every trial fits the recommender as the
 ``recommend`` stage does (:func:`hmspar.rec.registry.build_recommender` on the protocol's training histories, the
 validation histories for early stopping only) and scores validation NDCG@10 over the whole catalogue (maximised).
-The test histories are dropped unread after loading. Studies live in ``search/rec_<dataset>.db``, the report in
-``benchmarks/results/search_rec_<dataset>.json``, and the best settings print (and ``--write``) as
-``rec.recommenders.<model>``.
+A trial starts from the settings the model has on that dataset (``by_dataset.<dataset>`` merged over the model's
+section, :func:`hmspar.rec.runner.recommender_section`). The test histories are dropped unread after loading.
+Studies live in ``search/rec_<dataset>.db``, the report in ``benchmarks/results/search_rec_<dataset>.json``, and
+the best settings print (and ``--write``) as ``rec.recommenders.<model>.by_dataset.<dataset>``.
 """
 
 from __future__ import annotations
@@ -391,6 +392,7 @@ def search_rec_model(params: dict[str, Any], cfg: SearchConfig, dataset: str, mo
     """
     from hmspar.rec.pictures import resolve_lab
     from hmspar.rec.registry import REGISTRY
+    from hmspar.rec.runner import recommender_section
 
     rec = params.get("rec") or {}
     if dataset not in (rec.get("datasets") or {}):
@@ -401,7 +403,7 @@ def search_rec_model(params: dict[str, Any], cfg: SearchConfig, dataset: str, mo
     space = cfg.rec_spaces.get(model)
     if not space:
         raise HmsparError(f"search.rec_spaces.{model}: no search space for recommender {model!r}")
-    base = copy.deepcopy((rec.get("recommenders") or {}).get(model) or {})
+    base = recommender_section(params, model, dataset)
     cache = {} if cache is None else cache
     if dataset not in cache:
         cache[dataset] = load_rec_search_data(Path(features_root) / dataset, rec.get("protocol"))
@@ -418,8 +420,9 @@ def search_rec_model(params: dict[str, Any], cfg: SearchConfig, dataset: str, mo
 
 def snippet(params: dict[str, Any], results: list[dict[str, Any]]) -> dict[str, Any]:
     """The best settings as a params.yaml fragment: ``hmspar_runs.<run>.{model,train}`` and
-    ``runs.<dataset>.<run>.baselines.<model>``; for the rec track ``rec.recommenders.<model>`` (the rec settings are not
-    per dataset: searching several datasets, the last one's best wins)."""
+    ``runs.<dataset>.<run>.baselines.<model>``; for the rec track ``rec.recommenders.<model>.by_dataset.<dataset>``
+    (settings chosen on one dataset's validation apply to that dataset; move them up a level to use them on
+    every dataset)."""
     from hmspar.pipeline import deep_merge, run_specs
 
     out: dict[str, Any] = {}
@@ -429,8 +432,10 @@ def snippet(params: dict[str, Any], results: list[dict[str, Any]]) -> dict[str, 
         best = nest(res["best_params"])
         run, model = res["run"], res["model"]
         if res.get("track") == "rec":
-            section = copy.deepcopy((params.get("rec") or {}).get("recommenders", {}).get(model) or {})
-            out.setdefault("rec", {}).setdefault("recommenders", {})[model] = deep_merge(section, best)
+            section = (params.get("rec") or {}).get("recommenders", {}).get(model) or {}
+            entry = ((section.get("by_dataset") or {}).get(run) or {}) if isinstance(section, dict) else {}
+            model_out = out.setdefault("rec", {}).setdefault("recommenders", {}).setdefault(model, {})
+            model_out.setdefault("by_dataset", {})[run] = deep_merge(entry, best)
         elif model == "hmspar":
             entry = copy.deepcopy(params["hmspar_runs"][run])
             train = best.pop("train", {})

@@ -35,6 +35,7 @@ def every_model_profile() -> dict:
     """The tiny profile (one dataset, one run) with every default model of both tracks, at test sizes."""
     from hmspar.models.registry import model_class
     from hmspar.pipeline import baseline_registry_name
+    from hmspar.rec.runner import recommender_section
 
     tiny = yaml.safe_load(TINY_PARAMS.read_text())
     default = yaml.safe_load((ROOT / "params.yaml").read_text())
@@ -59,7 +60,7 @@ def every_model_profile() -> dict:
     rec["ablation"] = {"models": [], "variants": drec["ablation"]["variants"], "seeds": [0]}
     rec["recommenders"] = {}
     for name in [*rec["models"], *rec["sequential_models"], *rec["multimodal_models"]]:
-        section = copy.deepcopy(drec["recommenders"][name])
+        section = recommender_section(default, name, "shop")   # the profile keeps the shop only
         if "train" in section:
             section["train"].update(REC_TRAIN)
         rec["recommenders"][name] = section

@@ -13,6 +13,7 @@ from hmspar.pipeline import check_runs, run_specs
 from hmspar.pipeline.fit import baseline_run_section
 from hmspar.rec.datasets import dataset_config as rec_dataset_config
 from hmspar.rec.registry import build_recommender
+from hmspar.rec.runner import recommender_section
 
 DEFAULT = yaml.safe_load((ROOT / "params.yaml").read_text())
 
@@ -59,9 +60,11 @@ def test_quick_profile_is_smaller_and_keeps_the_lab():
         train = section.get("train") or {}
         if "max_steps" in (DEFAULT["baselines"][name].get("train") or {}):
             assert train["max_steps"] <= quicklook.QUICK_STEPS["max_steps"], name
-    for name, section in quick["rec"]["recommenders"].items():
-        if "train" in section:
-            assert section["train"]["max_steps"] <= quicklook.QUICK_REC_STEPS["max_steps"], name
+    for name in quick["rec"]["recommenders"]:
+        for dataset in quick["rec"]["datasets"]:
+            section = recommender_section(quick, name, dataset)
+            if "train" in section:
+                assert section["train"]["max_steps"] <= quicklook.QUICK_REC_STEPS["max_steps"], (name, dataset)
     for name, cfg in quick["rec"]["datasets"].items():
         if cfg["kind"] == "shop":
             assert cfg["n_users"] < DEFAULT["rec"]["datasets"][name]["n_users"], name
@@ -96,7 +99,8 @@ def test_quick_profile_is_valid_params():
         rec_dataset_config(name, quick)
     rec = quick["rec"]
     for name in [*rec["models"], *rec["sequential_models"], *rec["multimodal_models"]]:
-        build_recommender(name, rec["recommenders"][name], 0)
+        for dataset in rec["datasets"]:
+            build_recommender(name, recommender_section(quick, name, dataset), 0)
 
 
 def test_build_copies_the_source_without_outputs(tmp_path):

@@ -73,3 +73,21 @@ def test_learning_models_beat_popularity_on_the_structured_log(data, fitted):
     nd = {n: accuracy(rank_batched(fitted[n].score, data.test)["rank"], [10])["ndcg@10"] for n in fitted}
     assert nd["itemknn"] > nd["mostpop"] + 0.05
     assert nd["ease"] > nd["mostpop"] + 0.05
+
+
+def test_itemknn_without_shrinkage_scores_unseen_items_zero_not_nan():
+    from hmspar.rec.peers.itemknn import ItemKNN, ItemKNNConfig
+    from hmspar.rec.data import cooccurrence
+
+    data = tiny_log(n_users=30, n_items=200)
+    co = cooccurrence(data.train, data.n_items)
+    unseen = np.flatnonzero(np.diag(co)[1:] == 0) + 1
+    assert unseen.size > 0                                   # the case under test is present
+    model = ItemKNN(ItemKNNConfig(shrink=0.0, neighbours=0), seed=0).fit(data.train, data.items)
+    assert np.isfinite(model.sim_).all() and not model.sim_[unseen].any() and not model.sim_[:, unseen].any()
+    i, j = np.argwhere(np.triu(co[1:, 1:], 1) > 0)[0] + 1    # a co-bought pair: plain cosine
+    assert model.sim_[i, j] == pytest.approx(co[i, j] / np.sqrt(co[i, i] * co[j, j]), rel=1e-6)
+    scores = model.score(data.test.subset(np.arange(10)))
+    assert np.isfinite(scores).all()
+    with pytest.raises(ValueError, match="shrink must be 0 or positive"):
+        ItemKNNConfig(shrink=-1.0)

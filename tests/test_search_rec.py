@@ -1,6 +1,7 @@
 """``python -m hmspar.search --track rec``: the classic recommenders get the same number of trials on a small
 simulated shop, each scored on validation NDCG@10 (the test histories never reach a fit or a score); the same
-seed proposes the same trials; the printed settings land under ``rec.recommenders.<model>``."""
+seed proposes the same trials; a trial starts from the dataset's own settings, and the printed settings land
+under ``rec.recommenders.<model>.by_dataset.<dataset>``."""
 
 from __future__ import annotations
 
@@ -70,19 +71,42 @@ def test_equal_trials_on_validation_only_same_seed_same_trials(features_root, tm
     assert [t["params"] for r in again for t in r["trial_log"]] == proposed
 
 
-def test_rec_snippet_lands_under_rec_recommenders(features_root, tmp_path):
+def test_rec_snippet_lands_under_the_datasets_entry(features_root, tmp_path):
+    from hmspar.rec.runner import recommender_section
+
     p = params()
     results = hsearch.search(p, track="rec", models=["ease"], storage_dir=tmp_path / "s", report_dir=None,
                              progress=False, rec_features_root=features_root)
+    best = results[0]["best_params"]["l2"]
     frag = hsearch.snippet(p, results)
-    assert frag == {"rec": {"recommenders": {"ease": {"l2": results[0]["best_params"]["l2"]}}}}
+    assert frag == {"rec": {"recommenders": {"ease": {"by_dataset": {"small": {"l2": best}}}}}}
     path = tmp_path / "params.yaml"
-    path.write_text("rec:\n  recommenders:\n    # the classic peers\n    ease: {l2: 500.0}\n    mostpop: {}\n")
+    path.write_text("rec:\n  datasets: {small: {kind: shop}, big: {kind: shop}}\n  recommenders:\n"
+                    "    # the classic peers\n    ease: {l2: 500.0}\n    mostpop: {}\n")
     hsearch.apply_snippet(path, frag)
     text = path.read_text()
     assert "# the classic peers" in text
-    assert yaml.safe_load(text)["rec"]["recommenders"] == {"ease": {"l2": results[0]["best_params"]["l2"]},
-                                                           "mostpop": {}}
+    written = yaml.safe_load(text)
+    assert written["rec"]["recommenders"] == {"ease": {"l2": 500.0, "by_dataset": {"small": {"l2": best}}},
+                                              "mostpop": {}}
+    assert recommender_section(written, "ease", "small") == {"l2": best}     # the searched dataset only
+    assert recommender_section(written, "ease", "big") == {"l2": 500.0}
+
+
+def test_rec_trials_start_from_the_datasets_settings(features_root, tmp_path):
+    p = params()
+    p["rec"]["recommenders"]["itemknn"]["by_dataset"] = {"small": {"shrink": 0.0}}
+    p["search"]["rec_spaces"]["itemknn"] = {"neighbours": {"low": 5, "high": 100}}
+    res, = hsearch.search(p, track="rec", models=["itemknn"], storage_dir=tmp_path / "s", report_dir=None,
+                          progress=False, rec_features_root=features_root)
+    data = hsearch.load_rec_search_data(features_root / "small", PROTOCOL)
+    n = res["best_params"]["neighbours"]
+    own = hsearch.rec_validation_fit("itemknn", {"neighbours": n, "shrink": 0.0}, 1, data)
+    shared = hsearch.rec_validation_fit("itemknn", {"neighbours": n, "shrink": 10.0}, 1, data)
+    assert own != shared                                   # the two settings are told apart on this log
+    assert res["best_value"] == pytest.approx(own)
+    frag = hsearch.snippet(p, [res])                       # the dataset's other settings are kept
+    assert frag["rec"]["recommenders"]["itemknn"] == {"by_dataset": {"small": {"shrink": 0.0, "neighbours": n}}}
 
 
 def test_rec_search_errors_name_the_key(features_root, tmp_path):

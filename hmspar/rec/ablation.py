@@ -38,7 +38,7 @@ from hmspar.errors import HmsparError
 from hmspar.io import atomic_dir, write_json
 from hmspar.rec.ablation_config import FULL, AblationConfig
 from hmspar.rec.registry import REGISTRY, build_recommender, recommender_class
-from hmspar.rec.runner import FEATURES_ROOT, recommend, rec_section
+from hmspar.rec.runner import FEATURES_ROOT, rec_section, recommend, recommender_section
 
 RESULTS_ROOT = Path("results/rec_ablation")
 TIMINGS_ROOT = Path("metrics/rec_ablation_timings")
@@ -102,10 +102,7 @@ def rec_ablation(dataset: str, model: str, params: dict[str, Any], features_root
     cfg = ablation_config(params)
     if model not in REGISTRY:
         raise HmsparError(f"unknown recommender {model!r} (registered: {', '.join(REGISTRY)})")
-    sections = rec_section(params, "recommenders") or {}
-    if not isinstance(sections, dict):
-        raise HmsparError(f"rec.recommenders: expected a mapping of model -> settings, got {sections!r}")
-    base = sections.get(model) or {}
+    base = recommender_section(params, model, dataset)
     build_recommender(model, base, cfg.seeds[0])  # fail on a bad key before fitting anything
     plan: dict[str, dict[str, Any]] = {FULL: {"drops": None, "status": "fitted", "reason": "full model",
                                               "section": base}}

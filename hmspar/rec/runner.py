@@ -25,6 +25,7 @@ A *secondary run* overrides ``rec.protocol.split`` (``recommend(..., split="glob
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import json
 import time
@@ -37,6 +38,7 @@ from hmspar.config import build
 from hmspar.errors import HmsparError
 from hmspar.io import atomic_dir, write_json
 from hmspar.params import seeds as params_seeds
+from hmspar.pipeline import deep_merge
 from hmspar.rec.data import ProtocolConfig, load, protocol_record
 from hmspar.rec.evaluate import rank_batched, sample_negatives
 from hmspar.rec.pictures import PICTURES_ROOT, resolve_lab
@@ -47,6 +49,9 @@ RESULTS_ROOT = Path("results/rec")
 TIMINGS_ROOT = Path("metrics/rec_timings")
 #: Folder suffix of each split's secondary run (results/rec_<suffix>, metrics/rec_timings_<suffix>).
 SPLIT_SUFFIX = {"leave_one_out": "loo", "global_time": "global"}
+#: Key of a recommender's section holding settings for one dataset: ``by_dataset.<dataset>`` is merged over
+#: the section on that dataset only (see :func:`recommender_section`).
+BY_DATASET = "by_dataset"
 
 
 def rec_section(params: dict[str, Any], key: str) -> Any:
@@ -55,6 +60,50 @@ def rec_section(params: dict[str, Any], key: str) -> Any:
     if not isinstance(rec, dict) or key not in rec:
         raise HmsparError(f"params.yaml: missing key 'rec.{key}'")
     return rec[key]
+
+
+def recommender_section(params: dict[str, Any], model: str, dataset: str | None) -> dict[str, Any]:
+    """The settings recommender ``model`` runs with on ``dataset``.
+
+    That is ``rec.recommenders.<model>`` with its ``by_dataset`` entry removed and ``by_dataset.<dataset>``,
+    when present, merged over it key by key (a nested mapping such as ``train`` is merged, not replaced);
+    ``dataset=None`` gives the settings shared by every dataset (a benchmark on a toy log).
+    A model without a section runs at its defaults (``{}``). ``by_dataset`` holds settings chosen on one
+    dataset's validation split (a log much sparser or denser than the others); its keys must be names of
+    ``rec.datasets``, and an entry may not nest another ``by_dataset``.
+
+    Raises
+    ------
+    HmsparError
+        a section or an entry that is not a mapping, or a ``by_dataset`` key that is no rec dataset (naming
+        the key).
+    """
+    sections = rec_section(params, "recommenders") or {}
+    if not isinstance(sections, dict):
+        raise HmsparError(f"rec.recommenders: expected a mapping of model -> settings, got {sections!r}")
+    where = f"rec.recommenders.{model}"
+    section = sections.get(model)
+    if section is None:
+        return {}
+    if not isinstance(section, dict):
+        raise HmsparError(f"{where}: expected a mapping of settings, got {section!r}")
+    section = copy.deepcopy(section)
+    overrides = section.pop(BY_DATASET, None)
+    if overrides is None:
+        return section
+    if not isinstance(overrides, dict):
+        raise HmsparError(f"{where}.{BY_DATASET}: expected a mapping of rec dataset -> settings, got {overrides!r}")
+    known = (params.get("rec") or {}).get("datasets") or {}
+    for name, entry in overrides.items():
+        if name not in known:
+            raise HmsparError(f"{where}.{BY_DATASET}.{name}: not a rec dataset "
+                              f"(rec.datasets: {', '.join(map(str, known)) or 'none'})")
+        if not isinstance(entry, dict):
+            raise HmsparError(f"{where}.{BY_DATASET}.{name}: expected a mapping of settings, got {entry!r}")
+        if BY_DATASET in entry:
+            raise HmsparError(f"{where}.{BY_DATASET}.{name}.{BY_DATASET}: settings for a dataset cannot nest "
+                              f"another {BY_DATASET}")
+    return deep_merge(section, (overrides.get(dataset) or {}) if dataset is not None else {})
 
 
 def _to_jsonable(obj: Any) -> Any:
@@ -99,10 +148,7 @@ def recommend(dataset: str, model: str, params: dict[str, Any], features_root: P
     default_results, default_timings = split_roots(split)
     results_root = default_results if results_root is None else results_root
     timings_root = default_timings if timings_root is None else timings_root
-    sections = rec_section(params, "recommenders") or {}
-    if not isinstance(sections, dict):
-        raise HmsparError(f"rec.recommenders: expected a mapping of model -> settings, got {sections!r}")
-    section = resolve_lab(sections.get(model), dataset, model, pictures_root)
+    section = resolve_lab(recommender_section(params, model, dataset), dataset, model, pictures_root)
     seeds = params_seeds(params)
     build_recommender(model, section, seeds[0])  # fail on a bad key before loading data
     features = Path(features_root) / dataset

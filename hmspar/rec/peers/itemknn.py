@@ -32,6 +32,12 @@ class ItemKNNConfig:
     n_recent: int = 0
     decay: float = 1.0
 
+    def __post_init__(self) -> None:
+        if self.neighbours < 0:
+            raise ValueError(f"neighbours must be 0 (all) or positive, got {self.neighbours!r}")
+        if self.shrink < 0:
+            raise ValueError(f"shrink must be 0 or positive, got {self.shrink!r}")
+
 
 class ItemKNN(Recommender):
     """Item-item cosine similarity on the binary user-item training matrix (users as features)."""
@@ -43,7 +49,8 @@ class ItemKNN(Recommender):
         self.n_items = n = items.n_items
         co = cooccurrence(train, n).astype(np.float32)                # (I+1, I+1)
         norms = np.sqrt(np.diag(co)).astype(np.float32)
-        sim = co / (norms[:, None] * norms[None, :] + self.cfg.shrink)
+        denom = norms[:, None] * norms[None, :] + self.cfg.shrink
+        sim = np.divide(co, denom, out=np.zeros_like(co), where=denom > 0)  # shrink 0: unseen items score 0, not NaN
         np.fill_diagonal(sim, 0.0)
         sim[0, :] = sim[:, 0] = 0.0
         k = self.cfg.neighbours
