@@ -24,7 +24,10 @@ came from ``--jobs fashion:pixelrec_paper:lab_vision:0,1,2`` and ``--jobs fashio
 (each with ``--peers sasrec ranker mostpop``), after ``dvc repro rec_pictures@fashion``. The GRU4Rec figures (docs/recommendation.md)
 came from ``--jobs fashion:gru4rec:dropout_0.5:0,1,2 --peers sasrec ranker mostpop --out
 benchmarks/results/rec_variants_fashion_gru4rec.json``, after seed-0 probes of ``eval_10``, ``lr_1e-3`` and
-``hidden_128``. ``--pair A B`` compares
+``hidden_128``. What fashion's own settings (``by_dataset``) are worth to the searched numpy peers came from
+``--jobs fashion:recent:shared:0,1,2 fashion:ranker:shared:0,1,2 fashion:ease:shared:0,1,2
+fashion:itemknn:shared:0,1,2 --peers sasrec --out benchmarks/results/rec_variants_fashion_shared.json``
+(variant minus main is the shared settings minus fashion's). ``--pair A B`` compares
 two variants already stored under ``--results`` (B minus A, the same bootstrap), after the jobs or alone: the
 encoder-with-age figures came from ``--jobs fashion:pixelrec:item_age:0,1,2 fashion:pixelrec:lab_frozen_cnn_age:0,1,2
 --results <folder>``, then ``--results <folder> --pair fashion:pixelrec:item_age:0,1,2
@@ -43,7 +46,10 @@ from typing import Any
 
 import numpy as np
 
-#: variant name -> overrides merged into ``rec.recommenders.<model>`` (``train`` merged key by key)
+#: the variant that drops the dataset's ``by_dataset`` entry (the model's shared settings)
+SHARED = "shared"
+#: variant name -> overrides merged into the model's settings on the job's dataset (``train`` merged key by key;
+#: ``shared`` starts from the settings shared by every dataset instead)
 VARIANTS = {
     "one_window": {"train": {"windows": "last"}},      # the former loop: each user's last max_len + 1 items
     "request_time": {"train": {"request_time": True}},  # the gap from the last interaction to the request
@@ -72,6 +78,8 @@ VARIANTS = {
     "dropout_0.5": {"dropout": 0.5},
     # GRU4Rec at RecBole's hidden size and dropout (hidden 128, dropout 0.3), the lab's learning rate
     "hidden_128": {"hidden": 128, "dropout": 0.3},
+    # the settings shared by every dataset, without the dataset's own by_dataset entry: what the entry is worth
+    SHARED: {},
 }
 
 DEFAULT_JOBS = ["shop_dense:sasrec:one_window:0,1,2", "shop:athwe:request_time:0", "shop:sasrec:request_time:0",
@@ -170,7 +178,8 @@ def run_job(job: str, params: dict, tmp: Path, peers: tuple[str, ...] = (), fit_
         # leaves the dataset out): fit the default settings here as well, through the same code path
         main_dir = (recommend(dataset, model, p, results_root=tmp / "main", timings_root=tmp / "main_timings")
                     if fit_main else None)
-    p["rec"]["recommenders"][model] = merged(recommender_section(p, model, dataset), VARIANTS[variant])
+    base = recommender_section(p, model, None if variant == SHARED else dataset)
+    p["rec"]["recommenders"][model] = merged(base, VARIANTS[variant])
     if threads is not None:
         p["rec"]["recommenders"][model].setdefault("train", {})["num_threads"] = threads
     root = tmp if keep is None else keep

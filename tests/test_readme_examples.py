@@ -82,18 +82,22 @@ COMMANDS: dict[str, tuple[str, object]] = {
     "python -m hmspar.quicklook": ("covered", ("tests/test_quicklook.py", "quicklook.build(ROOT")),
     "dvc plots show": ("run", None),
     "python -m hmspar.search --track rec": ("search", None),
+    "python -m hmspar.search --track rec --runs fashion --write": ("search", None),
     "python -m benchmarks.bench_rec_models": ("module", None),
     "python -m benchmarks.rec_variants": ("module", None),
     "python -m benchmarks.rec_variants --jobs fashion:mtstrec_paper:full_catalogue:0,1,2 --peers sasrec ranker "
     "mostpop --no-main": ("module", None),
     "python -m benchmarks.rec_variants --jobs fashion:gru4rec:dropout_0.5:0,1,2 --peers sasrec ranker mostpop":
         ("module", None),
+    "python -m benchmarks.rec_variants --jobs fashion:recent:shared:0,1,2 fashion:ranker:shared:0,1,2 "
+    "fashion:ease:shared:0,1,2 fashion:itemknn:shared:0,1,2 --peers sasrec": ("module", None),
     "python -m benchmarks.rec_partial --dataset fashion": ("module", None),
     "python -m benchmarks.picture_probe": ("module", None),
     "dvc exp run -S rec.ablation.models=[mtstrec,athwe,pixelrec]": ("exp-run", None),
     "dvc exp run -S rec.multimodal_models=[mtstrec,athwe,pixelrec,pixelrec_paper]": ("exp-run", None),
     "dvc exp run -S rec.recommenders.mtstrec.use_token=false": ("exp-run", None),
     "dvc exp run -S rec.recommenders.sasrec.train.request_time=true": ("exp-run", None),
+    "dvc exp run -S rec.recommenders.sasrec.train.lr=0.002": ("exp-run", None),
     "dvc repro rec_evaluate": ("repro", None),
     "dvc exp run -S rec.ablation.seeds=[0,1,2]": ("exp-run", None),
     # Reproduce and experiment
@@ -585,10 +589,24 @@ def _validate(params: dict, fragment: dict, tmp_path: Path) -> None:
         "imports": lambda: [dataset_config(n, dataset_section(params, n)) for n in fragment["imports"]],
         "runs": lambda: check_runs(params),
         "hmspar_runs": lambda: check_runs(params),
+        "rec": lambda: _validate_rec(fragment["rec"]),
     }
     for section in fragment:
         assert section in validators, f"no check for a '{section}' example yet: add one to _validate"
         validators[section]()
+
+
+def _validate_rec(fragment: dict) -> None:
+    """Every recommender the fragment sets builds on every rec dataset of the default params with it merged (the
+    default's datasets: an example names the shipped ones, which the tiny profile does not all have)."""
+    from hmspar.pipeline import deep_merge
+    from hmspar.rec.registry import build_recommender
+    from hmspar.rec.runner import recommender_section
+
+    params = deep_merge(yaml.safe_load((ROOT / "params.yaml").read_text()), {"rec": fragment})
+    for model in fragment.get("recommenders") or {}:
+        for dataset in params["rec"]["datasets"]:
+            build_recommender(model, recommender_section(params, model, dataset), 0)
 
 
 def _stand_in(rel: str, dest: Path) -> None:

@@ -49,7 +49,8 @@ def test_bad_entries_name_their_key(by_dataset, message):
 
 def test_a_bad_key_inside_an_entry_is_refused_before_any_fit(tmp_path):
     write_log(tmp_path / "features" / "tiny")
-    with pytest.raises(HmsparError, match="neighbors"):
+    with pytest.raises(HmsparError, match=r"itemknn.neighbors: unknown key .* \(on tiny: rec.recommenders.itemknn with "
+                                          r"its by_dataset.tiny merged over it\)"):
         recommend("tiny", "itemknn", params({"tiny": {"neighbors": 3}}), features_root=tmp_path / "features",
                   results_root=tmp_path / "rec", timings_root=tmp_path / "t")
     assert not (tmp_path / "rec").exists()

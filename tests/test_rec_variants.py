@@ -34,3 +34,23 @@ def test_pair_reads_both_variants_and_reports_b_minus_a(tmp_path, monkeypatch):
         rv.pair_row("tiny:m:a:0,1", "tiny:m:b:0", params, store)
     with pytest.raises(SystemExit, match="no stored ranks for seeds"):
         rv.pair_row("tiny:m:a:0,1", "tiny:m:c:0,1", params, store)
+
+
+def test_shared_variant_drops_the_datasets_own_settings(tmp_path, monkeypatch):
+    """``<dataset>:<model>:shared:<seeds>`` fits the model's shared settings beside the main run, which the
+    dataset's ``by_dataset`` entry changed: the two differ, and the shared fit equals a run without the entry."""
+    from hmspar.rec.runner import recommend
+    from test_rec_ablation import PROTOCOL, write_shop
+
+    monkeypatch.chdir(tmp_path)
+    write_shop(tmp_path / "data/rec/features/tiny", n_users=60, n_items=30)
+    shared = {"neighbours": 20, "shrink": 10.0}
+    params = {"seeds": [0], "rec": {"datasets": {"tiny": {}}, "protocol": PROTOCOL,
+                                    "evaluate": {"bootstrap_samples": 100},
+                                    "recommenders": {"itemknn": {**shared, "by_dataset": {"tiny": {"neighbours": 1}}}}}}
+    recommend("tiny", "itemknn", params, timings_root=tmp_path / "t")           # the stage's run: results/rec/tiny
+    plain = recommend("tiny", "itemknn", {**params, "rec": {**params["rec"], "recommenders": {"itemknn": shared}}},
+                      results_root=tmp_path / "plain", timings_root=tmp_path / "t2")
+    row = rv.run_job("tiny:itemknn:shared:0", params, tmp_path / "work", keep=tmp_path / "keep")
+    assert row["main_ndcg@10"] != row["variant_ndcg@10"]
+    assert row["variant_ndcg@10"] == pytest.approx(rv.ndcg_at_10({0: plain}).mean(1).tolist())

@@ -150,7 +150,14 @@ def recommend(dataset: str, model: str, params: dict[str, Any], features_root: P
     timings_root = default_timings if timings_root is None else timings_root
     section = resolve_lab(recommender_section(params, model, dataset), dataset, model, pictures_root)
     seeds = params_seeds(params)
-    build_recommender(model, section, seeds[0])  # fail on a bad key before loading data
+    try:
+        build_recommender(model, section, seeds[0])  # fail on a bad key before loading data
+    except HmsparError as exc:
+        entry = ((rec_section(params, "recommenders") or {}).get(model) or {}).get(BY_DATASET) or {}
+        if dataset in entry:  # the key may come from the dataset's entry: say where to look
+            raise HmsparError(f"{exc} (on {dataset}: rec.recommenders.{model} with its "
+                              f"{BY_DATASET}.{dataset} merged over it)") from None
+        raise
     features = Path(features_root) / dataset
     if not features.is_dir():
         raise HmsparError(f"{features}: not found (unknown rec dataset {dataset!r}, or run rec_convert@{dataset} first)")
