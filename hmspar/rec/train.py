@@ -62,7 +62,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from hmspar import threads
+from hmspar import memory, threads
 from hmspar.device import resolve_device
 from hmspar.errors import HmsparError
 from hmspar.rec.base import Histories, ItemFeatures, Recommender, Sequences
@@ -453,13 +453,14 @@ class TorchSeqRecommender(Recommender):
 
     def _fit_with(self, train: Histories, items: ItemFeatures, body) -> None:
         """Build the module and run ``body(module, device)`` on the configured device, under the thread
-        policy and inside ``torch.random.fork_rng`` seeded from the run seed (initialisation and dropout; the
-        caller's global random state is restored on leaving)."""
+        policy, the heap policy (:func:`hmspar.memory.heap_reuse`: the catalogue-wide buffers of each step are
+        reused, not mapped afresh) and inside ``torch.random.fork_rng`` seeded from the run seed (initialisation
+        and dropout; the caller's global random state is restored on leaving)."""
         cfg = self.train_cfg
         device = resolve_device(cfg.device)
         n_threads = threads.resolve(cfg.num_threads, "train.num_threads", allow_zero=True)
         devices = [device.index or 0] if device.type == "cuda" else []
-        with threads.limited(n_threads), torch.random.fork_rng(devices=devices):
+        with threads.limited(n_threads), torch.random.fork_rng(devices=devices), memory.heap_reuse():
             torch.manual_seed(self.seed)
             body(self.build_module(train, items), device)
 
