@@ -4,18 +4,18 @@ A torch recommender scores the whole catalogue at every training position: each 
 (positions x items) logits, their softmax and their gradients, tens to hundreds of megabytes each, and frees
 them at the end of the step. glibc's ``malloc`` serves any block above its mmap threshold (at most 32 MiB)
 with a fresh ``mmap`` and returns it with ``munmap`` on ``free``, so every step asks the kernel for new pages,
-which it must zero. On the fashion shop that kernel work was 19 s of system time per 100 SASRec steps (42 s of
-wall time) and 29 s per 150 GRU4Rec steps (43 s).
+which it must zero. On the fashion shop that kernel work was 20 s of system time per 100 SASRec steps (44 s of
+wall time) and 29 s per 150 GRU4Rec steps (41 s).
 
 :func:`heap_reuse` keeps those blocks in the process heap for the duration of a fit (``mallopt``:
 ``M_MMAP_MAX = 0``, so no block is mmap-ed, and a trim threshold of 1 GiB, so freed memory is not handed back
 at each step), then restores glibc's defaults and trims the heap. The arithmetic is untouched: the fitted
 weights are byte-identical (checked by ``tests/test_memory.py``). The cost is fragmentation: a small block
-allocated inside a freed large one makes the next large block grow the heap, so memory can creep up where
-large blocks of varying sizes alternate with other work; in a fit the same sizes repeat every step. Measured on two idle cores (2026-12-07):
-SASRec 42.5 -> 35.2 s per 100 steps, GRU4Rec 43.5 -> 31.3 s per 150 steps, ATHWE as published 47.3 -> 44.9 s
-per 30 steps, with peak memory 0.2-0.4 GB higher; HMSPAR, whose buffers are small, is unchanged, so the
-classification track does not use it.
+allocated inside a freed large one makes the next large block grow the heap, so the peak memory rises. Measured
+by ``python -m benchmarks.bench_heap`` on two idle cores (2026-12-07, ``benchmarks/results/heap_fashion.json``):
+SASRec 43.9 -> 34.3 s per 100 steps (1.28x; peak memory 954 -> 1,283 MB), GRU4Rec 41.3 -> 28.7 s per 150 steps
+(1.44x; 703 -> 1,213 MB), ATHWE as published 44.7 -> 45.4 s per 30 steps (no gain: its blocks are smaller);
+HMSPAR, whose blocks are small, is unchanged as well, so the classification track does not use it.
 
 Off glibc (macOS, musl) it does nothing. ``HMSPAR_HEAP_REUSE=0`` turns it off.
 """
