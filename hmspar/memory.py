@@ -68,20 +68,16 @@ def heap_reuse() -> Iterator[bool]:
     longer adjusting it) and trims the heap."""
     global _depth
     libc = _glibc() if enabled() else None
-    if libc is None or _depth > 0:
-        _depth += 1
-        try:
-            yield libc is not None
-        finally:
-            _depth -= 1
-        return
+    outermost = libc is not None and _depth == 0
     _depth += 1
-    libc.mallopt(M_TRIM_THRESHOLD, KEEP_BYTES)
-    libc.mallopt(M_MMAP_MAX, 0)
+    if outermost:
+        libc.mallopt(M_TRIM_THRESHOLD, KEEP_BYTES)
+        libc.mallopt(M_MMAP_MAX, 0)
     try:
-        yield True
+        yield libc is not None
     finally:
         _depth -= 1
-        libc.mallopt(M_MMAP_MAX, DEFAULT_MMAP_MAX)
-        libc.mallopt(M_TRIM_THRESHOLD, DEFAULT_TRIM_THRESHOLD)
-        libc.malloc_trim(0)
+        if outermost:
+            libc.mallopt(M_MMAP_MAX, DEFAULT_MMAP_MAX)
+            libc.mallopt(M_TRIM_THRESHOLD, DEFAULT_TRIM_THRESHOLD)
+            libc.malloc_trim(0)

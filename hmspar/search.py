@@ -424,6 +424,7 @@ def snippet(params: dict[str, Any], results: list[dict[str, Any]]) -> dict[str, 
     (settings chosen on one dataset's validation apply to that dataset; move them up a level to use them on
     every dataset)."""
     from hmspar.pipeline import deep_merge, run_specs
+    from hmspar.rec.runner import BY_DATASET, dataset_settings
 
     out: dict[str, Any] = {}
     for res in results:
@@ -432,10 +433,8 @@ def snippet(params: dict[str, Any], results: list[dict[str, Any]]) -> dict[str, 
         best = nest(res["best_params"])
         run, model = res["run"], res["model"]
         if res.get("track") == "rec":
-            section = (params.get("rec") or {}).get("recommenders", {}).get(model) or {}
-            entry = ((section.get("by_dataset") or {}).get(run) or {}) if isinstance(section, dict) else {}
             model_out = out.setdefault("rec", {}).setdefault("recommenders", {}).setdefault(model, {})
-            model_out.setdefault("by_dataset", {})[run] = deep_merge(entry, best)
+            model_out.setdefault(BY_DATASET, {})[run] = deep_merge(dataset_settings(params, model, run), best)
         elif model == "hmspar":
             entry = copy.deepcopy(params["hmspar_runs"][run])
             train = best.pop("train", {})

@@ -62,6 +62,37 @@ def rec_section(params: dict[str, Any], key: str) -> Any:
     return rec[key]
 
 
+def _sections(params: dict[str, Any], model: str) -> tuple[dict[str, Any], dict[str, dict[str, Any]]]:
+    """``rec.recommenders.<model>`` split into its shared settings (a copy, without ``by_dataset``) and its
+    checked ``by_dataset`` entries (see :func:`recommender_section`)."""
+    sections = rec_section(params, "recommenders") or {}
+    if not isinstance(sections, dict):
+        raise HmsparError(f"rec.recommenders: expected a mapping of model -> settings, got {sections!r}")
+    where = f"rec.recommenders.{model}"
+    section = sections.get(model)
+    if section is None:
+        return {}, {}
+    if not isinstance(section, dict):
+        raise HmsparError(f"{where}: expected a mapping of settings, got {section!r}")
+    section = copy.deepcopy(section)
+    overrides = section.pop(BY_DATASET, None)
+    if overrides is None:
+        return section, {}
+    if not isinstance(overrides, dict):
+        raise HmsparError(f"{where}.{BY_DATASET}: expected a mapping of rec dataset -> settings, got {overrides!r}")
+    known = (params.get("rec") or {}).get("datasets") or {}
+    for name, entry in overrides.items():
+        if name not in known:
+            raise HmsparError(f"{where}.{BY_DATASET}.{name}: not a rec dataset "
+                              f"(rec.datasets: {', '.join(map(str, known)) or 'none'})")
+        if not isinstance(entry, dict):
+            raise HmsparError(f"{where}.{BY_DATASET}.{name}: expected a mapping of settings, got {entry!r}")
+        if BY_DATASET in entry:
+            raise HmsparError(f"{where}.{BY_DATASET}.{name}.{BY_DATASET}: settings for a dataset cannot nest "
+                              f"another {BY_DATASET}")
+    return section, overrides
+
+
 def recommender_section(params: dict[str, Any], model: str, dataset: str | None) -> dict[str, Any]:
     """The settings recommender ``model`` runs with on ``dataset``.
 
@@ -78,32 +109,15 @@ def recommender_section(params: dict[str, Any], model: str, dataset: str | None)
         a section or an entry that is not a mapping, or a ``by_dataset`` key that is no rec dataset (naming
         the key).
     """
-    sections = rec_section(params, "recommenders") or {}
-    if not isinstance(sections, dict):
-        raise HmsparError(f"rec.recommenders: expected a mapping of model -> settings, got {sections!r}")
-    where = f"rec.recommenders.{model}"
-    section = sections.get(model)
-    if section is None:
-        return {}
-    if not isinstance(section, dict):
-        raise HmsparError(f"{where}: expected a mapping of settings, got {section!r}")
-    section = copy.deepcopy(section)
-    overrides = section.pop(BY_DATASET, None)
-    if overrides is None:
-        return section
-    if not isinstance(overrides, dict):
-        raise HmsparError(f"{where}.{BY_DATASET}: expected a mapping of rec dataset -> settings, got {overrides!r}")
-    known = (params.get("rec") or {}).get("datasets") or {}
-    for name, entry in overrides.items():
-        if name not in known:
-            raise HmsparError(f"{where}.{BY_DATASET}.{name}: not a rec dataset "
-                              f"(rec.datasets: {', '.join(map(str, known)) or 'none'})")
-        if not isinstance(entry, dict):
-            raise HmsparError(f"{where}.{BY_DATASET}.{name}: expected a mapping of settings, got {entry!r}")
-        if BY_DATASET in entry:
-            raise HmsparError(f"{where}.{BY_DATASET}.{name}.{BY_DATASET}: settings for a dataset cannot nest "
-                              f"another {BY_DATASET}")
+    section, overrides = _sections(params, model)
     return deep_merge(section, (overrides.get(dataset) or {}) if dataset is not None else {})
+
+
+def dataset_settings(params: dict[str, Any], model: str, dataset: str | None) -> dict[str, Any]:
+    """``rec.recommenders.<model>.by_dataset.<dataset>`` (a copy; ``{}`` when the dataset has no entry or is
+    None), checked as :func:`recommender_section` checks it."""
+    _, overrides = _sections(params, model)
+    return copy.deepcopy(overrides.get(dataset) or {}) if dataset is not None else {}
 
 
 def _to_jsonable(obj: Any) -> Any:
@@ -153,8 +167,7 @@ def recommend(dataset: str, model: str, params: dict[str, Any], features_root: P
     try:
         build_recommender(model, section, seeds[0])  # fail on a bad key before loading data
     except HmsparError as exc:
-        entry = ((rec_section(params, "recommenders") or {}).get(model) or {}).get(BY_DATASET) or {}
-        if dataset in entry:  # the key may come from the dataset's entry: say where to look
+        if dataset_settings(params, model, dataset):  # the key may come from the dataset's entry: say where to look
             raise HmsparError(f"{exc} (on {dataset}: rec.recommenders.{model} with its "
                               f"{BY_DATASET}.{dataset} merged over it)") from None
         raise
