@@ -119,6 +119,24 @@ def test_a_users_scores_do_not_depend_on_its_batch(data, fitted):
     np.testing.assert_allclose(alone, beside, rtol=1e-5, atol=1e-5)
 
 
+def test_encoders_in_length_groups_at_the_last_position_equal_the_whole_batch(data, fitted):
+    """The encoders run a batch in length groups, each on its own columns, and their last block at the last
+    position only: the states equal those of every block run on the whole batch, read at the last position."""
+    net = fitted.module_.eval()
+    items, times, _ = prefix_batch(data, n=48)
+    assert len(set((items > 0).sum(1).tolist())) > athwe_paper.LENGTH_GROUPS   # the groups differ in length
+    with torch.no_grad():
+        enc = net.encode(items, times)
+        x, valid = enc["experts"], enc["valid"]
+        B, M, T, d = x.shape
+        h = torch.stack([ln(x[:, i]) for i, ln in enumerate(net.in_ln)], 1).reshape(B, M * T, d)
+        for blk in net.blocks:
+            h = blk(h, valid)
+        whole = h.view(B, M, T, d)[:, :, -1]
+        torch.testing.assert_close(enc["states"], whole, rtol=1e-5, atol=1e-5)
+        torch.testing.assert_close(net.streams(x, valid), whole, rtol=1e-5, atol=1e-5)
+
+
 # ---------------------------------------------------------------- experts
 def test_diversity_loss_is_the_mean_cosine_between_the_experts_outputs():
     torch.manual_seed(0)

@@ -401,3 +401,46 @@ def test_scores_from_stored_topk_rerank_like_the_full_scores():
     lists = top_k(full, 20)
     stored = scores_from_topk(lists, np.take_along_axis(full, lists, 1), 40)
     np.testing.assert_array_equal(mmr(stored, emb, 10, 0.5, n_candidates=20), mmr(full, emb, 10, 0.5, n_candidates=20))
+
+
+# ---------------------------------------------------------------- length groups and last-position blocks
+def test_length_groups_partition_the_batch_shortest_first():
+    valid = torch.zeros(7, 6, dtype=torch.bool)
+    for row, n in enumerate([5, 1, 3, 6, 2, 2, 4]):
+        valid[row, 6 - n:] = True
+    groups = common.length_groups(valid, 3)
+    assert [len(g) for g in groups] == [3, 2, 2]                         # equal counts, as near as possible
+    order = torch.cat(groups)
+    assert sorted(order.tolist()) == list(range(7))                       # a permutation of the rows
+    assert valid.sum(1)[order].tolist() == [1, 2, 2, 3, 4, 5, 6]         # shortest first, ties in row order
+    assert order[1:3].tolist() == [4, 5]
+    assert len(common.length_groups(valid[:2], 4)) == 2                  # never an empty group
+    assert torch.equal(common.length_groups(valid, 1)[0], order)
+    with pytest.raises(HmsparError, match="n_groups must be at least 1"):
+        common.length_groups(valid, 0)
+    assert common.cut_padding(valid[[1, 4]]) == 4                        # lengths 1 and 2: columns 0-3 padding
+    assert common.cut_padding(torch.zeros(2, 5, dtype=torch.bool)) == 4
+
+
+@pytest.mark.parametrize("rand_dropout", [False, True])
+def test_a_block_at_the_last_position_equals_the_last_column_of_its_whole_output(rand_dropout):
+    torch.manual_seed(0)
+    blk = common.MultiStreamBlock(3, 8, 2, 0.3, ff_mult=4, rand_dropout=rand_dropout).eval()
+    B, L = 4, 5
+    valid = torch.zeros(B, L, dtype=torch.bool)
+    for row, n in enumerate([5, 2, 1, 4]):
+        valid[row, L - n:] = True
+    x = torch.randn(B, 3 * L, 8)
+    with torch.no_grad():
+        whole = blk(x, valid).view(B, 3, L, 8)[:, :, -1]
+        torch.testing.assert_close(blk(x, valid, last=True), whole, rtol=1e-6, atol=1e-6)
+    with pytest.raises(HmsparError, match="last=True needs causal segments"):
+        blk(x, valid, token=True, last=True)
+    # training: dropout draws, with rand_dropout from torch.rand_like, are seeded by the global generator
+    blk.train()
+    with torch.random.fork_rng():
+        torch.manual_seed(3)
+        a = blk(x, valid)
+        torch.manual_seed(3)
+        b = blk(x, valid)
+    assert torch.equal(a, b) and not torch.equal(a, blk.eval()(x, valid))

@@ -98,6 +98,34 @@ def test_streams_meet_only_through_the_shared_tokens_from_the_second_fusion_laye
     assert torch.equal(a, b)
 
 
+def test_a_users_vector_depends_neither_on_its_batch_nor_on_its_padding(data, fitted):
+    """The encoders run a batch in length groups, each cut to its own columns, and compute the cloze token
+    alone in each stream's last block: a row's vector is the same alone, beside other rows and padded wider."""
+    net = fitted.module_.eval()
+    h = torch.from_numpy(np.asarray(data.test.items)[:40, -10:])
+    lengths = (h > 0).sum(1)
+    assert len(set(lengths.tolist())) > mtstrec_paper.LENGTH_GROUPS
+    with torch.no_grad():
+        together = net.user_vectors(h)
+        short = int(torch.argmin(lengths))
+        alone = net.user_vectors(h[short:short + 1, -int(lengths[short]):])     # no padding at all
+        torch.testing.assert_close(alone[0], together[short], rtol=1e-5, atol=1e-6)
+        reordered = net.user_vectors(h.flip(0))
+        torch.testing.assert_close(reordered.flip(0), together, rtol=1e-5, atol=1e-6)
+
+
+def test_a_block_asked_for_one_token_gives_that_row_of_its_whole_output():
+    torch.manual_seed(0)
+    blk = mtstrec_paper.SourceBlock(8, 2, 16, 0.0, 0.0).eval()
+    x = torch.randn(3, 5, 8)
+    allowed = torch.rand(3, 5, 5) > 0.3
+    allowed |= torch.eye(5, dtype=torch.bool)
+    with torch.no_grad():
+        whole = blk(x, allowed)
+        for q in (0, 4):
+            torch.testing.assert_close(blk(x, allowed, query=q)[:, 0], whole[:, q], rtol=1e-6, atol=1e-6)
+
+
 def test_score_is_the_cosine_of_the_same_heads(data, fitted):
     net = fitted.module_.eval()
     h = data.test.subset(np.arange(5))

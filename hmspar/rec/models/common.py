@@ -548,6 +548,50 @@ def small_embedding(n: int, d: int, std: float = 0.02) -> nn.Embedding:
     return init_embedding_(nn.Embedding(n, d), std=std)
 
 
+def fast_dropout(x: torch.Tensor, p: float, training: bool) -> torch.Tensor:
+    """Inverted dropout from ``torch.rand_like`` (the global generator, seeded by the loop): on the CPU about
+    2.5 times faster than ``F.dropout``'s Bernoulli draw, the same distribution (another draw of it)."""
+    if not training or p == 0.0:
+        return x
+    return x * (torch.rand_like(x) >= p) * (1.0 / (1.0 - p))
+
+
+def length_groups(valid: torch.Tensor, n_groups: int) -> list[torch.Tensor]:
+    """Rows of a left-padded batch in at most ``n_groups`` groups of similar length, for encoders whose output
+    of a row does not depend on the other rows or on the width of its padding (a model that reads only the last
+    position of each row can then run each group on its own columns: the batch's long rows no longer make every
+    short row pay for their width).
+
+    Rows are sorted by their number of valid positions (ties in row order) and cut into groups of equal count;
+    the split depends on the lengths alone, so it is deterministic.
+
+    Parameters
+    ----------
+    valid : Tensor
+        (B, L) bool, valid positions right-aligned.
+    n_groups : int
+        At most this many groups (fewer for small batches); 1 keeps the batch whole.
+
+    Returns
+    -------
+    list of Tensor
+        Non-empty int64 index tensors, together a permutation of ``0 .. B - 1``, shortest rows first.
+    """
+    if n_groups < 1:
+        raise HmsparError(f"length_groups: n_groups must be at least 1, got {n_groups!r}")
+    B = valid.shape[0]
+    order = torch.argsort(valid.sum(1), stable=True)
+    k = max(1, min(n_groups, B))
+    return [g for g in torch.tensor_split(order, k) if g.numel()]
+
+
+def cut_padding(valid: torch.Tensor) -> int:
+    """First column of a left-padded (B, L) ``valid`` that holds a valid position in some row (L - 1 when
+    none does): the columns before it are padding in every row."""
+    any_valid = valid.any(0)
+    return int(any_valid.float().argmax()) if bool(any_valid.any()) else valid.shape[1] - 1
+
+
 def causal_mask(valid: torch.Tensor) -> torch.Tensor:
     """(B, L, L) bool attention mask (True = may attend): earlier-or-same valid positions; a padded
     query attends to itself only, so no row is empty.
@@ -583,9 +627,13 @@ class MultiStreamBlock(nn.Module):
         Dropout on the attention branch before the residual sum.
     ff_mult : int
         Width of the feed-forward layer in multiples of ``d`` (2 by default; RecBole's SASRec uses 4).
+    rand_dropout : bool
+        Draw the dropout mask with :func:`fast_dropout` (``torch.rand_like``) rather than ``nn.Dropout``'s
+        Bernoulli draw: the same distribution, a different draw, several times cheaper on the CPU.
     """
 
-    def __init__(self, n_streams: int, d: int, heads: int, dropout: float, ff_mult: int = 2) -> None:
+    def __init__(self, n_streams: int, d: int, heads: int, dropout: float, ff_mult: int = 2,
+                 rand_dropout: bool = False) -> None:
         super().__init__()
         if d % heads:
             raise HmsparError(f"embedding size {d} is not divisible by heads={heads}")
@@ -603,13 +651,17 @@ class MultiStreamBlock(nn.Module):
         self.w_ff1, self.b_ff1 = weight(d, ff_mult * d), nn.Parameter(torch.zeros(n_streams, 1, ff_mult * d))
         self.w_ff2, self.b_ff2 = weight(ff_mult * d, d), nn.Parameter(torch.zeros(n_streams, 1, d))
         self.drop = nn.Dropout(dropout)
+        self.rand_dropout = rand_dropout
 
     @staticmethod
     def _ln(x: torch.Tensor, w: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
         return F.layer_norm(x, x.shape[-1:]) * w + b
 
+    def _dropout(self, x: torch.Tensor) -> torch.Tensor:
+        return fast_dropout(x, self.drop.p, self.training) if self.rand_dropout else self.drop(x)
+
     def forward(self, x: torch.Tensor, valid: torch.Tensor, allowed: torch.Tensor | None = None,
-                token: bool = False) -> torch.Tensor:
+                token: bool = False, last: bool = False) -> torch.Tensor:
         """Apply the block.
 
         Parameters
@@ -625,11 +677,15 @@ class MultiStreamBlock(nn.Module):
             tokens of its own position in every segment (itself included), computed as a small
             attention per position; the other segments attend causally within themselves. Equal to
             passing MTSTRec's mask as ``allowed`` (tested), at a fraction of the cost.
+        last : bool
+            Causal segments only (no ``allowed``, no ``token``): compute the output of each segment's last
+            position alone (its keys and values still come from every position), for a final block whose
+            other outputs nobody reads. Equal to the last column of the full output (tested).
 
         Returns
         -------
         Tensor
-            (B, n_streams * L, d).
+            (B, n_streams * L, d), or with ``last`` (B, n_streams, d).
         """
         B, T, d = x.shape
         n, L, h = self.n, T // self.n, self.h
@@ -637,6 +693,20 @@ class MultiStreamBlock(nn.Module):
         xs = x.view(B, n, L, d).transpose(0, 1).reshape(n, B * L, d)        # (n, B*L, d)
         qkv = torch.baddbmm(self.b_qkv, self._ln(xs, self.ln1_w, self.ln1_b), self.w_qkv)  # (n, B*L, 3d)
         q, k, v = qkv.view(n, B, L, 3, h, dh).permute(3, 1, 0, 4, 2, 5)     # (B, n, h, L, dh) each
+        if last:
+            if allowed is not None or token:
+                raise HmsparError("MultiStreamBlock: last=True needs causal segments (no allowed mask, no token)")
+            # the last query of each segment sees every valid position (and itself, as causal_mask's diagonal)
+            mask = (valid | (torch.arange(L, device=valid.device) == L - 1))[:, None, None, :]   # (B, 1, 1, L)
+            qs = q[..., -1:, :].reshape(B, n * h, 1, dh)
+            ks, vs = (t.reshape(B, n * h, L, dh) for t in (k, v))
+            a = F.scaled_dot_product_attention(qs, ks, vs, attn_mask=mask)  # (B, n*h, 1, dh)
+            a = a.view(B, n, d).transpose(0, 1)                              # (n, B, d)
+            x_last = xs.view(n, B, L, d)[:, :, -1]                           # (n, B, d)
+            y = x_last + self._dropout(torch.baddbmm(self.b_out, a, self.w_out))
+            f = F.gelu(torch.baddbmm(self.b_ff1, self._ln(y, self.ln2_w, self.ln2_b), self.w_ff1))
+            y = y + torch.baddbmm(self.b_ff2, f, self.w_ff2)
+            return y.transpose(0, 1)                                         # (B, n, d)
         if allowed is not None:
             qf, kf, vf = (t.transpose(1, 2).reshape(B, h, T, dh) for t in (q, k, v))  # (B, h, T, dh)
             a = F.scaled_dot_product_attention(qf, kf, vf, attn_mask=allowed[:, None])
@@ -653,7 +723,7 @@ class MultiStreamBlock(nn.Module):
                 at = F.scaled_dot_product_attention(qt, kt, vt)             # (B*h, L, 1, dh)
                 a = torch.cat([a, at.view(B, 1, h, L, dh)], 1)              # (B, n, h, L, dh)
         a = a.permute(1, 0, 3, 2, 4).reshape(n, B * L, d)                   # (n, B*L, d)
-        y = xs + self.drop(torch.baddbmm(self.b_out, a, self.w_out))        # (n, B*L, d)
+        y = xs + self._dropout(torch.baddbmm(self.b_out, a, self.w_out))    # (n, B*L, d)
         f = F.gelu(torch.baddbmm(self.b_ff1, self._ln(y, self.ln2_w, self.ln2_b), self.w_ff1))  # (n, B*L, ff_mult*d)
         y = y + torch.baddbmm(self.b_ff2, f, self.w_ff2)
         return y.view(n, B, L, d).transpose(0, 1).reshape(B, T, d)
