@@ -98,7 +98,7 @@ from hmspar.rec.models.common import (
     fast_dropout,
     frozen_tables,
     last_target,
-    length_groups,
+    in_length_groups,
     small_embedding,
     train_items,
 )
@@ -488,16 +488,8 @@ class ATHWEPaperNet(nn.Module):
         position's output is read). Rows run in length groups, each on its own columns (the leading columns
         that are padding in all of its rows cut): masked keys, unread queries and right-aligned positions make
         a row's state independent of its group and of its padding's width."""
-        outs, order = [], []
-        for rows in length_groups(valid, LENGTH_GROUPS):
-            v = valid[rows]
-            start = cut_padding(v)
-            outs.append(self._streams(x[rows][:, :, start:], v[:, start:]))
-            order.append(rows)
-        order = torch.cat(order)
-        inverse = torch.empty_like(order)
-        inverse[order] = torch.arange(order.numel(), device=order.device)
-        return torch.cat(outs)[inverse]
+        return in_length_groups(valid, LENGTH_GROUPS,
+                                lambda rows, start: self._streams(x[rows][:, :, start:], valid[rows][:, start:]))
 
     def _streams(self, x: torch.Tensor, valid: torch.Tensor) -> torch.Tensor:
         """(B, M, T, d), (B, T) -> (B, M, d): the encoders of one group (see :meth:`streams`)."""

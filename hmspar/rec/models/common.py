@@ -592,6 +592,33 @@ def cut_padding(valid: torch.Tensor) -> int:
     return int(any_valid.float().argmax()) if bool(any_valid.any()) else valid.shape[1] - 1
 
 
+def in_length_groups(valid: torch.Tensor, n_groups: int, run) -> torch.Tensor:
+    """The outputs of a batch computed group by group (:func:`length_groups`), back in row order.
+
+    Parameters
+    ----------
+    valid : Tensor
+        (B, L) bool, valid positions right-aligned.
+    n_groups : int
+    run : callable
+        ``run(rows, start)`` -> (len(rows), ...) outputs of the rows ``rows``, whose columns before ``start``
+        (:func:`cut_padding` of the group) are padding in all of them.
+
+    Returns
+    -------
+    Tensor
+        (B, ...) the groups' outputs, row ``i`` of the batch at position ``i``.
+    """
+    outs, order = [], []
+    for rows in length_groups(valid, n_groups):
+        outs.append(run(rows, cut_padding(valid[rows])))
+        order.append(rows)
+    order = torch.cat(order)
+    inverse = torch.empty_like(order)
+    inverse[order] = torch.arange(order.numel(), device=order.device)
+    return torch.cat(outs)[inverse]
+
+
 def causal_mask(valid: torch.Tensor) -> torch.Tensor:
     """(B, L, L) bool attention mask (True = may attend): earlier-or-same valid positions; a padded
     query attends to itself only, so no row is empty.
@@ -660,6 +687,13 @@ class MultiStreamBlock(nn.Module):
     def _dropout(self, x: torch.Tensor) -> torch.Tensor:
         return fast_dropout(x, self.drop.p, self.training) if self.rand_dropout else self.drop(x)
 
+    def _out_and_ff(self, xs: torch.Tensor, a: torch.Tensor) -> torch.Tensor:
+        """(n, N, d) block inputs and attention outputs -> (n, N, d): the output projection with dropout and the
+        residual, then the pre-LN feed-forward with its residual."""
+        y = xs + self._dropout(torch.baddbmm(self.b_out, a, self.w_out))
+        f = F.gelu(torch.baddbmm(self.b_ff1, self._ln(y, self.ln2_w, self.ln2_b), self.w_ff1))  # (n, N, ff_mult*d)
+        return y + torch.baddbmm(self.b_ff2, f, self.w_ff2)
+
     def forward(self, x: torch.Tensor, valid: torch.Tensor, allowed: torch.Tensor | None = None,
                 token: bool = False, last: bool = False) -> torch.Tensor:
         """Apply the block.
@@ -702,11 +736,7 @@ class MultiStreamBlock(nn.Module):
             ks, vs = (t.reshape(B, n * h, L, dh) for t in (k, v))
             a = F.scaled_dot_product_attention(qs, ks, vs, attn_mask=mask)  # (B, n*h, 1, dh)
             a = a.view(B, n, d).transpose(0, 1)                              # (n, B, d)
-            x_last = xs.view(n, B, L, d)[:, :, -1]                           # (n, B, d)
-            y = x_last + self._dropout(torch.baddbmm(self.b_out, a, self.w_out))
-            f = F.gelu(torch.baddbmm(self.b_ff1, self._ln(y, self.ln2_w, self.ln2_b), self.w_ff1))
-            y = y + torch.baddbmm(self.b_ff2, f, self.w_ff2)
-            return y.transpose(0, 1)                                         # (B, n, d)
+            return self._out_and_ff(xs.view(n, B, L, d)[:, :, -1], a).transpose(0, 1)   # (B, n, d)
         if allowed is not None:
             qf, kf, vf = (t.transpose(1, 2).reshape(B, h, T, dh) for t in (q, k, v))  # (B, h, T, dh)
             a = F.scaled_dot_product_attention(qf, kf, vf, attn_mask=allowed[:, None])
@@ -723,10 +753,7 @@ class MultiStreamBlock(nn.Module):
                 at = F.scaled_dot_product_attention(qt, kt, vt)             # (B*h, L, 1, dh)
                 a = torch.cat([a, at.view(B, 1, h, L, dh)], 1)              # (B, n, h, L, dh)
         a = a.permute(1, 0, 3, 2, 4).reshape(n, B * L, d)                   # (n, B*L, d)
-        y = xs + self._dropout(torch.baddbmm(self.b_out, a, self.w_out))    # (n, B*L, d)
-        f = F.gelu(torch.baddbmm(self.b_ff1, self._ln(y, self.ln2_w, self.ln2_b), self.w_ff1))  # (n, B*L, ff_mult*d)
-        y = y + torch.baddbmm(self.b_ff2, f, self.w_ff2)
-        return y.view(n, B, L, d).transpose(0, 1).reshape(B, T, d)
+        return self._out_and_ff(xs, a).view(n, B, L, d).transpose(0, 1).reshape(B, T, d)
 
 
 def info_nce(a: torch.Tensor, b: torch.Tensor, temperature: float) -> torch.Tensor:

@@ -69,11 +69,10 @@ from hmspar.rec.base import Histories, ItemFeatures
 from hmspar.rec.models.common import (
     check_prefix_training,
     check_vision,
-    cut_padding,
     fast_dropout,
     frozen_tables,
+    in_length_groups,
     last_target,
-    length_groups,
     train_items,
 )
 from hmspar.rec.train import RecTrainConfig, TorchSeqRecommender, item_arrivals
@@ -314,15 +313,8 @@ class MTSTRecPaperNet(nn.Module):
         B, L = items.shape
         if L > self.frame - 1:
             raise HmsparError(f"mtstrec_paper: histories of {L} columns exceed max_len={self.frame - 1}")
-        outs, order = [], []
-        for rows in length_groups(items > 0, LENGTH_GROUPS):
-            part = items[rows]
-            outs.append(self._user_vectors(part[:, cut_padding(part > 0):]))
-            order.append(rows)
-        order = torch.cat(order)
-        inverse = torch.empty_like(order)
-        inverse[order] = torch.arange(order.numel(), device=order.device)
-        return torch.cat(outs)[inverse]
+        return in_length_groups(items > 0, LENGTH_GROUPS,
+                                lambda rows, start: self._user_vectors(items[rows][:, start:]))
 
     def _user_vectors(self, items: torch.Tensor) -> torch.Tensor:
         """The user vectors of one length group (see :meth:`user_vectors`); each stream's last block computes
