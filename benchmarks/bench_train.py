@@ -19,7 +19,7 @@ from pathlib import Path
 from benchmarks._measure import save, table
 from hmspar.params import load_params
 
-SLOWER = {"image": {"width": 64}}
+SLOWER = {"image": {"width": 64, "blocks": 2}}
 
 
 def summarise(results: Path = Path("results/hmspar"), live: Path = Path("dvclive")) -> list[dict]:
@@ -46,7 +46,7 @@ def compare(runs: list[str]) -> list[dict]:
         spec, entry = pipeline.hmspar_run(params, run)
         base = pipeline.deep_merge(params["model"], entry.model)
         base["train"] = pipeline.deep_merge(params["train"], entry.train)
-        for label, section in (("default", base), ("slower: image width 64", pipeline.deep_merge(base, SLOWER))):
+        for label, section in (("default", base), ("slower: ResNet-18 at width 64", pipeline.deep_merge(base, SLOWER))):
             with tempfile.TemporaryDirectory() as tmp:
                 start = time.perf_counter()
                 records = run_model("hmspar", section, "model", pipeline.FEATURES_ROOT / spec.dataset, run,

@@ -288,6 +288,20 @@ def test_resnet18_width_scales_channels():
     assert net.fc.weight.shape == (7, 128)
 
 
+def test_resnet10_has_one_block_per_stage_and_the_same_interface(standard_resnet):
+    """blocks=1: each stage keeps its first (strided, projecting) block under ResNet-18's names and drops the
+    second; the output shape is unchanged and the parameters are those of ResNet-18 minus the second blocks."""
+    net = seeded(lambda: resnet18(in_channels=2, num_classes=7, small_input=True, width=8, norm="group", blocks=1))
+    assert [len(getattr(net, f"layer{i}")) for i in range(1, 5)] == [1, 1, 1, 1]
+    full = seeded(lambda: resnet18(in_channels=2, num_classes=7, small_input=True, width=8, norm="group"))
+    full_names = set(full.state_dict())
+    assert set(net.state_dict()) == {k for k in full_names if not any(k.startswith(f"layer{i}.1.") for i in range(1, 5))}
+    assert net(torch.randn(3, 2, 16, 16)).shape == (3, 7)
+    assert set(standard_resnet.state_dict()) == set(seeded(lambda: resnet18(blocks=2)).state_dict())
+    with pytest.raises(HmsparError, match="blocks must be >= 1"):
+        resnet18(blocks=0)
+
+
 def test_load_standard_checkpoint_skips_fc(checkpoint, standard_resnet):
     net = seeded(lambda: resnet18(num_classes=10), seed=1)
     fc_before = net.fc.weight.detach().clone()

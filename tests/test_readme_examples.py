@@ -93,6 +93,7 @@ COMMANDS: dict[str, tuple[str, object]] = {
     "fashion:ease:shared:0,1,2 fashion:itemknn:shared:0,1,2 --peers sasrec": ("module", None),
     "python -m benchmarks.bench_heap": ("module", None),
     "python -m benchmarks.bench_step": ("module", None),
+    "python -m benchmarks.bench_image": ("module", None),
     "python -m benchmarks.rec_partial --dataset fashion": ("module", None),
     "python -m benchmarks.picture_probe": ("module", None),
     "dvc exp run -S rec.ablation.models=[mtstrec,athwe,pixelrec]": ("exp-run", None),

@@ -12,6 +12,9 @@ Three departures for small images, small data and CPU budgets:
   Stride-2 stages on a 1x1 map keep it 1x1 (kernel 3, padding 1), so 4x4 inputs work too.
 - ``width`` scales every stage (``width, 2 width, 4 width, 8 width`` channels); ``width=64`` is the
   standard network.
+- ``blocks`` sets the :class:`BasicBlock` count of every stage: 2 is ResNet-18, 1 a ResNet-10 (the same
+  four stages, half the convolutions; the module names of its blocks are the first of each ResNet-18
+  stage).
 - ``norm`` picks the normalisation layer at every ``bn*`` / ``downsample.1`` position:
   ``"batch"`` (torchvision's ``BatchNorm2d``), ``"group"`` (``GroupNorm``, statistics of each sample,
   so training and evaluation compute the same function whatever the number of optimiser steps; the
@@ -130,7 +133,8 @@ class BasicBlock(nn.Module):
 
 
 class ResNet18(nn.Module):
-    """ResNet-18 (four stages of two :class:`BasicBlock` each) with torchvision's module names.
+    """ResNet-18 (four stages of two :class:`BasicBlock` each) with torchvision's module names; ``blocks=1``
+    gives a ResNet-10.
 
     Parameters
     ----------
@@ -144,20 +148,23 @@ class ResNet18(nn.Module):
         Channels of the first stage; 64 is the standard ResNet-18.
     norm : {"batch", "group", "frozen"}
         Normalisation layers (module docstring); ``"batch"`` is torchvision's network.
+    blocks : int
+        :class:`BasicBlock` modules per stage: 2 (ResNet-18) or 1 (ResNet-10, about half the cost).
     """
 
     def __init__(self, in_channels: int = 3, num_classes: int = 1000, small_input: bool = False, width: int = 64,
-                 norm: str = "batch"):
+                 norm: str = "batch", blocks: int = 2):
         super().__init__()
-        if in_channels < 1 or num_classes < 1 or width < 1:
-            raise HmsparError(f"resnet18: in_channels, num_classes and width must be >= 1, "
-                              f"got {in_channels}, {num_classes}, {width}")
+        if in_channels < 1 or num_classes < 1 or width < 1 or blocks < 1:
+            raise HmsparError(f"resnet18: in_channels, num_classes, width and blocks must be >= 1, "
+                              f"got {in_channels}, {num_classes}, {width}, {blocks}")
         if norm not in NORMS:
             raise HmsparError(f"model.image.norm: expected one of {', '.join(NORMS)}, got {norm!r}")
         self.in_channels = in_channels
         self.small_input = small_input
         self.norm = norm
         self.width = width
+        self.blocks = blocks
         if small_input:
             self.conv1 = nn.Conv2d(in_channels, width, 3, stride=1, padding=1, bias=False)
         else:
@@ -170,7 +177,7 @@ class ResNet18(nn.Module):
         for i, planes in enumerate(widths):
             stride = 1 if i == 0 else 2
             stage = nn.Sequential(BasicBlock(in_planes, planes, stride, norm),
-                                  BasicBlock(planes, planes, 1, norm))
+                                  *(BasicBlock(planes, planes, 1, norm) for _ in range(blocks - 1)))
             self.add_module(f"layer{i + 1}", stage)
             in_planes = planes
         self.avgpool = nn.AdaptiveAvgPool2d(1)
@@ -200,10 +207,10 @@ class ResNet18(nn.Module):
 
 
 def resnet18(in_channels: int = 3, num_classes: int = 1000, small_input: bool = False, width: int = 64,
-             norm: str = "batch") -> ResNet18:
+             norm: str = "batch", blocks: int = 2) -> ResNet18:
     """Build a :class:`ResNet18` (see its parameters); defaults give torchvision's ``resnet18()``."""
     return ResNet18(in_channels=in_channels, num_classes=num_classes, small_input=small_input, width=width,
-                    norm=norm)
+                    norm=norm, blocks=blocks)
 
 
 def _adapt_conv1(src: torch.Tensor, dst_shape: torch.Size) -> torch.Tensor | None:
