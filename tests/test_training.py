@@ -353,3 +353,32 @@ def test_train_config_step_fields_validate():
         TrainConfig(patience_steps=-1)
     with pytest.raises(ValueError, match="select: expected"):
         TrainConfig(select="val_f1")
+
+
+def test_adamw_multi_tensor_update_equals_the_one_tensor_update_bit_for_bit():
+    """The shared optimiser (``optim.adamw``: foreach) gives the same weights as torch's one-tensor AdamW on the
+    CPU, with both parameter groups (decayed and not), gradient clipping and a learning-rate change."""
+    from hmspar.training.optim import adamw, param_groups
+
+    def train(make_opt):
+        g = torch.Generator().manual_seed(0)
+        net = nn.Sequential(nn.Linear(7, 16), nn.LayerNorm(16), nn.GELU(), nn.Linear(16, 3))
+        with torch.no_grad():
+            for p in net.parameters():
+                p.copy_(torch.randn(p.shape, generator=g) * 0.3)
+        opt = make_opt(net)
+        for step in range(40):
+            x, y = torch.randn(32, 7, generator=g), torch.randint(0, 3, (32,), generator=g)
+            opt.zero_grad()
+            nn.functional.cross_entropy(net(x), y).backward()
+            nn.utils.clip_grad_norm_(net.parameters(), 0.5)
+            opt.step()
+            if step == 20:
+                for group in opt.param_groups:
+                    group["lr"] *= 0.3
+        return opt, net.state_dict()
+
+    opt, multi = train(lambda net: adamw(net, 0.01, 0.05))
+    assert opt.defaults["foreach"] is True and [g["weight_decay"] for g in opt.param_groups] == [0.05, 0.0]
+    _, single = train(lambda net: torch.optim.AdamW(param_groups(net, 0.05), lr=0.01, foreach=False))
+    assert all(torch.equal(multi[k], single[k]) for k in single)

@@ -67,7 +67,7 @@ from hmspar.device import resolve_device
 from hmspar.errors import HmsparError
 from hmspar.rec.base import Histories, ItemFeatures, Recommender, Sequences
 from hmspar.rec.evaluate import ndcg, rank_batched
-from hmspar.training.optim import param_groups
+from hmspar.training.optim import adamw
 
 
 @dataclasses.dataclass(frozen=True)
@@ -491,7 +491,7 @@ class TorchSeqRecommender(Recommender):
         ``report_``. ``scheduler_factory(optimiser)``, when given, returns a learning-rate scheduler stepped
         with each validation NDCG@10 (``ReduceLROnPlateau``); its learning rate is logged in the history."""
         cfg = self.train_cfg
-        optimiser = torch.optim.AdamW(param_groups(module, cfg.weight_decay), lr=cfg.lr)
+        optimiser = adamw(module, cfg.lr, cfg.weight_decay)
         scheduler = None if scheduler_factory is None else scheduler_factory(optimiser)
         if val is not None and cfg.val_max_users and len(val) > cfg.val_max_users:
             pick = np.sort(torch.randperm(len(val), generator=torch.Generator().manual_seed(self.seed + 2))

@@ -35,7 +35,7 @@ from hmspar import threads
 from hmspar.device import resolve_device
 from hmspar.errors import HmsparError
 from hmspar.training.distributed import DistributedConfig
-from hmspar.training.optim import param_groups
+from hmspar.training.optim import adamw
 
 if TYPE_CHECKING:  # pragma: no cover
     import torch
@@ -461,7 +461,7 @@ class Trainer:
             net = DistributedDataParallel(
                 work, device_ids=[device.index] if device.type == "cuda" else None,
                 find_unused_parameters=cfg.distributed.find_unused_parameters)
-        optimiser = torch.optim.AdamW(param_groups(work, cfg.weight_decay), lr=cfg.lr)
+        optimiser = adamw(work, cfg.lr, cfg.weight_decay)
         n = y_train.size
         steps_per_epoch = len(batch_slices(n, cfg.batch_size))
         if fixed_steps is not None:
