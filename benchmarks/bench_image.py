@@ -35,12 +35,12 @@ OUT = Path("benchmarks/results/image_encoder.json")
 def _fit(run: str, image: dict, seeds: list[int]) -> list[dict]:
     from hmspar import pipeline
     from hmspar.params import load_params
+    from hmspar.pipeline.fit import hmspar_section, selection_config
     from hmspar.runner import run_model
 
     params = load_params()
     spec, entry = pipeline.hmspar_run(params, run)
-    section = pipeline.deep_merge(params["model"], entry.model)
-    section["train"] = pipeline.deep_merge(params["train"], entry.train)
+    section = hmspar_section(params, entry)  # the train stage's section and selection policy
     if "image" not in section["modalities"]:
         raise SystemExit(f"{run}: HMSPAR does not read the image on this run (model.modalities)")
     section["image"] = pipeline.deep_merge(section.get("image") or {}, image)
@@ -50,7 +50,8 @@ def _fit(run: str, image: dict, seeds: list[int]) -> list[dict]:
             start = time.perf_counter()
             rec = run_model("hmspar", section, "model", pipeline.FEATURES_ROOT / spec.dataset, run,
                             {"dataset": spec.dataset, "task": spec.task, "group": spec.group},
-                            [seed], Path(tmp) / "out", None, progress=False)[0]
+                            [seed], Path(tmp) / "out", None, progress=False,
+                            selection=selection_config(params))[0]
             wall = time.perf_counter() - start
         rows.append({"seed": seed, "fit_s": rec["fit_seconds"], "wall_s": wall,
                      "val_auc": rec["val"]["roc_auc"], "test_auc": rec["test"]["roc_auc"]})
