@@ -1,10 +1,11 @@
 """The recommenders' modality ablation: how each variant maps onto a model's switches, that the
 ``rec_ablation`` stage's variants really lose the modality, that its full model equals the recommend
-stage's run at the same seed, and the table it leads to."""
+stage's run at the same seed (copied from it when it matches, refitted otherwise), and the table it leads to."""
 
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -12,7 +13,7 @@ import pytest
 from conftest import ROOT
 from hmspar.errors import HmsparError
 from hmspar.params import load_params
-from hmspar.rec.ablation import ablation_config, rec_ablation, variant_section
+from hmspar.rec.ablation import ablation_config, main_run_reuse, rec_ablation, variant_section
 from hmspar.rec.ablation_report import rec_ablation_evaluate
 from hmspar.rec.data import ProtocolConfig, load
 from hmspar.rec.registry import build_recommender
@@ -72,6 +73,36 @@ def test_ablation_config_errors_name_the_key():
         ablation_config({"rec": {"ablation": {"models": ["sasrec"]}}})
 
 
+def test_main_run_stands_for_the_full_model_only_when_it_matches(tmp_path):
+    feats = tmp_path / "features"
+    write_shop(feats / "tiny")
+    run = {"seeds": [1], "rec": {"protocol": PROTOCOL, "recommenders": {"mtstrec": MTST}}}
+    main = recommend("tiny", "mtstrec", run, features_root=feats, results_root=tmp_path / "main",
+                     timings_root=tmp_path / "t")
+    params = tiny_params({"no_text": "text"})   # the ablation at seed 0
+    assert "lacks seeds [0]" in main_run_reuse(main, "mtstrec", MTST, [0], params, "tiny")
+    assert main_run_reuse(main, "mtstrec", MTST, [1], params, "tiny") is None
+    assert main_run_reuse(main, "mtstrec", {**MTST, "d": 16}, [1], params, "tiny") == "the main run has other settings"
+    other = {**params, "rec": {**params["rec"], "protocol": {**PROTOCOL, "save_k": 20}}}
+    assert main_run_reuse(main, "mtstrec", MTST, [1], other, "tiny") == "the main run has another protocol"
+    assert main_run_reuse(tmp_path / "nowhere", "mtstrec", MTST, [1], params, "tiny").startswith("no main run")
+    (main / "meta.json").write_text("{")
+    with pytest.raises(HmsparError, match="meta.json: not valid JSON"):
+        main_run_reuse(main, "mtstrec", MTST, [1], params, "tiny")
+    # a mismatch falls back to fitting the full model, and says why
+    out = rec_ablation("tiny", "mtstrec", params, features_root=feats, results_root=tmp_path / "abl",
+                       timings_root=tmp_path / "t", main_root=tmp_path / "nowhere")
+    full = json.loads((out / "variants.json").read_text())["full"]
+    assert full["status"] == "fitted" and "no main run" in full["reason"]
+    assert (out / "full" / "seed_0" / "test_rank.npy").is_file()
+
+
+def test_ablated_models_must_be_in_the_main_run():
+    with pytest.raises(HmsparError, match="'pixelrec' is not in rec.multimodal_models"):
+        ablation_config({"rec": {"multimodal_models": ["athwe"], "ablation": {"models": ["athwe", "pixelrec"]}}})
+    assert ablation_config({"rec": {"multimodal_models": ["athwe"], "ablation": {"models": ["athwe"]}}}).models == ["athwe"]
+
+
 def _scores(section, data, items):
     rec = build_recommender("mtstrec", section, 0)
     rec.fit(data.train, items, data.val)
@@ -82,9 +113,22 @@ def test_rec_ablation_variant_really_drops_text(tmp_path):
     feats = tmp_path / "features"
     write_shop(feats / "tiny")
     params = tiny_params({"no_text": "text", "no_price": "price"})
+    main = recommend("tiny", "mtstrec", {"seeds": [0], "rec": {"protocol": PROTOCOL, "recommenders": {"mtstrec": MTST}}},
+                     features_root=feats, results_root=tmp_path / "main", timings_root=tmp_path / "main-timings")
     out = rec_ablation("tiny", "mtstrec", params, features_root=feats, results_root=tmp_path / "abl",
-                       timings_root=tmp_path / "timings")
+                       timings_root=tmp_path / "timings", main_root=tmp_path / "main")
     plan = json.loads((out / "variants.json").read_text())
+    assert plan["full"]["status"] == "reused" and str(main) in plan["full"]["reason"]
+    assert json.loads((tmp_path / "timings" / "tiny-mtstrec.json").read_text())["full"] == {"reused_from": str(main)}
+    # the copied full model holds the bytes a refit writes (meta.json included), and the variants are unchanged
+    refit = rec_ablation("tiny", "mtstrec", params, features_root=feats, results_root=tmp_path / "refit",
+                         timings_root=tmp_path / "refit-timings", main_root=None)
+    assert json.loads((refit / "variants.json").read_text())["full"]["status"] == "fitted"
+    files = sorted(f.relative_to(refit) for f in refit.rglob("*") if f.is_file() and f.name != "variants.json")
+    assert Path("full/seed_0/test_topk.npy") in files and Path("no_text/meta.json") in files
+    assert files == sorted(f.relative_to(out) for f in out.rglob("*") if f.is_file() and f.name != "variants.json")
+    for f in files:
+        assert (out / f).read_bytes() == (refit / f).read_bytes(), f
     assert plan["no_text"]["status"] == "fitted" and plan["no_text"]["section"]["use_text"] is False
     assert plan["no_price"] == {"drops": "price", "status": "skipped", "reason": "use_price already false",
                                 "section": None}
@@ -93,11 +137,9 @@ def test_rec_ablation_variant_really_drops_text(tmp_path):
     assert "text" not in meta["inputs"] and "text" in json.loads((out / "full" / "meta.json").read_text())["inputs"]
     assert np.load(out / "no_text" / "seed_0" / "test_topk.npy").shape[1] == 10
 
-    # the full model is the recommend stage's run at that seed, byte for byte
-    ref = recommend("tiny", "mtstrec", {"seeds": [0], "rec": {"protocol": PROTOCOL, "recommenders": {"mtstrec": MTST}}},
-                    features_root=feats, results_root=tmp_path / "ref", timings_root=tmp_path / "timings")
-    for f in sorted((ref / "seed_0").iterdir()):
-        assert f.read_bytes() == (out / "full" / "seed_0" / f.name).read_bytes(), f.name
+    # the refitted full model is the recommend stage's run at that seed, byte for byte
+    for f in sorted((main / "seed_0").iterdir()):
+        assert f.read_bytes() == (refit / "full" / "seed_0" / f.name).read_bytes(), f.name
 
     # the no_text model has no text parameters, and permuting the item texts leaves its scores unchanged,
     # while they move the full model's

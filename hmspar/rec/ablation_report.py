@@ -2,8 +2,8 @@
 ``rec_ablation@<dataset>-<model>`` results (no model is re-run).
 
 Per dataset, model and variant: test NDCG@10, HR@10, cold-item and new-item NDCG@10 (full ranking, mean over
-``rec.ablation.seeds``), each with its difference to the model's full configuration refitted at the same
-seeds, and a paired bootstrap over users (and seeds, when there are several) of the NDCG@10 difference
+``rec.ablation.seeds``), each with its difference to the model's full configuration at the same seeds (the
+main run's fits, or a refit when the ablation's seeds or settings differ), and a paired bootstrap over users (and seeds, when there are several) of the NDCG@10 difference
 (``rec.evaluate``'s bootstrap settings and cold-item threshold). Skipped variants are listed with their reason.
 
 Outputs: ``metrics/rec_ablation.json``, ``metrics/rec_ablation.md`` and ``plots_rec_ablation/rec_ablation.png``
@@ -112,7 +112,7 @@ def render_ablation(table: dict[str, Any], digits: int = 4) -> str:
                      f"{entry.get('n_new_targets', 0)} of them new items)")
         lines.append("")
         over = "users and seeds" if several else "users"
-        lines.append("Δ = variant minus the full model refitted at the same seed(s); CI: paired bootstrap over "
+        lines.append("Δ = variant minus the full model at the same seed(s); CI: paired bootstrap over "
                      f"{over} of the NDCG@10 Δ ({int(100 * entry['confidence'])}%). Cold items have fewer than "
                      f"{entry.get('cold_item_threshold', 5)} training interactions, new items none.")
         lines.append("")
