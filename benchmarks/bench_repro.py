@@ -5,12 +5,15 @@ untracked-but-not-ignored files; no ``dvc.lock``, no outputs, an empty DVC cache
 repository, wraps every stage command with :mod:`benchmarks.stage_timer` (in the clone's ``dvc.yaml``
 only), runs ``dvc repro``, then a second, no-op ``dvc repro``, and writes
 
-* ``benchmarks/results/repro.json``: params file, CPUs, load averages, total and no-op seconds, and one
-  record per stage ``{stage, wall_s, cpu_s, peak_mib, rc}``, slowest first;
+* ``benchmarks/results/repro.json``: params file, targets, the commit (``+changes`` when the working tree
+  differs from it), CPUs, load averages, total and no-op seconds, and one record per stage
+  ``{stage, wall_s, cpu_s, peak_mib, rc}``, slowest first;
 * ``benchmarks/results/repro.png``: a bar chart of the slowest 15 stages (wall and CPU seconds).
 
-The default profile takes an hour or more on two cores: try it first with ``--params tests/params_tiny.yaml``
-(about a minute). ``--compare OLD.json`` prints the slowest stages before (OLD) and after (this run).
+The default profile takes hours on two cores: try it first with ``--params tests/params_tiny.yaml`` (about a
+minute). ``--target evaluate`` reproduces the classification track alone (the stages ``evaluate`` depends on, and
+it), ``--target rec_evaluate`` the recommendation track; the no-op run repeats the same targets.
+``--compare OLD.json`` prints the slowest stages before (OLD) and after (this run).
 Timings are host facts: quote them with the machine's load (the record keeps the load averages).
 """
 
@@ -79,8 +82,18 @@ def make_clone(dest: Path, params: Path) -> Path:
     return dest
 
 
-def bench(params: Path, keep: Path | None = None) -> dict:
-    """Reproduce from cold and from warm in a temporary clone; return the record written to repro.json."""
+def commit_of_checkout() -> str:
+    """This checkout's commit, with ``+changes`` when tracked files differ from it."""
+    head = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True,
+                          check=True).stdout.strip()
+    dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=ROOT, capture_output=True,
+                           text=True, check=True).stdout.strip()
+    return head + ("+changes" if dirty else "")
+
+
+def bench(params: Path, keep: Path | None = None, targets: list[str] | None = None) -> dict:
+    """Reproduce ``targets`` (every stage when empty) from cold and from warm in a temporary clone; return the
+    record written to repro.json."""
     from hmspar.threads import available_cpus
 
     tmp = Path(tempfile.mkdtemp(prefix="hmspar-repro-")) if keep is None else keep
@@ -88,9 +101,10 @@ def bench(params: Path, keep: Path | None = None) -> dict:
     try:
         clone = make_clone(tmp / "clone" if keep is None else tmp, params)
         load_before = os.getloadavg()
+        cmd = ["dvc", "repro", *(targets or [])]
         with open(clone / "repro.log", "w", encoding="utf-8") as log:
-            total = run_timed(["dvc", "repro"], clone, log=log)
-        noop = run_timed(["dvc", "repro"], clone)
+            total = run_timed(cmd, clone, log=log)
+        noop = run_timed(cmd, clone)
         load_after = os.getloadavg()
         stages = [json.loads(p.read_text()) for p in (clone / "bench_timings").glob("*.json")]
     finally:
@@ -101,7 +115,8 @@ def bench(params: Path, keep: Path | None = None) -> dict:
         rel = str(params.resolve().relative_to(ROOT))
     except ValueError:
         rel = str(params)
-    return {"params": rel, "cpus": available_cpus(), "load_avg_before": load_before, "load_avg_after": load_after,
+    return {"params": rel, "targets": list(targets or []), "commit": commit_of_checkout(), "cpus": available_cpus(),
+            "load_avg_before": load_before, "load_avg_after": load_after,
             "total_s": round(total, 2), "stage_wall_sum_s": round(sum(s["wall_s"] for s in stages), 2),
             "noop_s": round(noop, 2), "n_stages": len(stages), "stages": stages}
 
@@ -120,7 +135,8 @@ def chart(record: dict, path: Path, top: int = 15) -> None:
     ax.barh([i - 0.2 for i in y], [r["cpu_s"] for r in rows], height=0.4, label="CPU")
     ax.set_yticks(list(y), [r["stage"] for r in rows], fontsize=8)
     ax.set_xlabel("seconds")
-    ax.set_title(f"slowest {len(rows)} stages: dvc repro from cold ({record['params']}, {record['cpus']} CPUs, "
+    what = " ".join(["dvc repro", *(record.get("targets") or [])])
+    ax.set_title(f"slowest {len(rows)} stages: {what} from cold ({record['params']}, {record['cpus']} CPUs, "
                  f"total {record['total_s']:.0f} s)", fontsize=9)
     ax.legend(loc="lower right")
     fig.tight_layout()
@@ -147,10 +163,12 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--out", type=Path, default=RESULTS / "repro.json")
     ap.add_argument("--keep", type=Path, default=None, help="build the clone here and keep it")
     ap.add_argument("--compare", type=Path, default=None, help="an earlier repro.json to compare with")
+    ap.add_argument("--target", action="append", default=[], metavar="STAGE",
+                    help="reproduce this stage and what it depends on (repeatable; default: every stage)")
     args = ap.parse_args(argv)
     if not args.params.is_file():
         raise SystemExit(f"--params: no such file {args.params}")
-    record = bench(args.params, args.keep)
+    record = bench(args.params, args.keep, args.target)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(record, indent=2) + "\n")
     chart(record, args.out.with_suffix(".png"))

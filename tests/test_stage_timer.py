@@ -42,3 +42,14 @@ def test_clone_wraps_every_stage_command_and_leaves_outputs_out(tmp_path):
         {"stage": "b", "wall_s": 2.0, "cpu_s": 1.5, "peak_mib": 100.0}, {"stage": "a", "wall_s": 1.0, "cpu_s": 1.0, "peak_mib": 50.0}]}
     table = bench_repro.table(record, before={"stages": [{"stage": "b", "wall_s": 4.0}]})
     assert table.splitlines()[2] == "| b | 2.0 | 1.5 | 100 | 4.0 |" and table.splitlines()[3].endswith("| - |")
+
+
+def test_bench_repro_reproduces_only_its_targets_and_records_the_commit(tmp_path):
+    record = bench_repro.bench(ROOT / "tests" / "params_tiny.yaml", keep=tmp_path / "clone", targets=["generate@retail"])
+    assert [s["stage"] for s in record["stages"]] == ["generate@retail"] and record["stages"][0]["rc"] == 0
+    assert record["targets"] == ["generate@retail"] and record["n_stages"] == 1
+    assert record["commit"].split("+")[0] == subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT,
+                                                            capture_output=True, text=True).stdout.strip()
+    assert (tmp_path / "clone" / "data" / "raw" / "retail").is_dir()
+    assert not (tmp_path / "clone" / "data" / "raw" / "merchant").exists()
+    assert record["noop_s"] > 0
