@@ -96,6 +96,34 @@ def test_time_wavelet_reconstructs_exactly_and_mixes_bands_linearly():
     torch.testing.assert_close(W @ W.T, torch.eye(16), rtol=0, atol=1e-6)
 
 
+def test_time_wavelet_on_touched_coefficients_only_equals_the_dense_mix():
+    """Given where the (left-padded) histories are valid, the gates run only on coefficients whose filter touches
+    a valid position: the same output as the dense mix, the same gradients to float rounding, and fewer
+    coefficients gated on short histories."""
+    torch.manual_seed(0)
+    fusion = TimeWaveletFusion(3, 8, 32, "db4", 3, [0.1, 1.0, 1.0])
+    with torch.no_grad():
+        fusion.gates.normal_(0, 0.5)
+    lengths = torch.tensor([1, 3, 7, 32, 12, 0])
+    valid = torch.arange(32)[None, :] >= (32 - lengths)[:, None]
+    x = torch.randn(6, 3, 32, 8) * valid[:, None, :, None]
+    dense_x, sparse_x = x.clone().requires_grad_(True), x.clone().requires_grad_(True)
+    dense, sparse = fusion(dense_x), fusion(sparse_x, valid)
+    torch.testing.assert_close(sparse, dense, rtol=1e-6, atol=1e-6)
+    assert sparse[5].abs().max() == 0                                    # an empty history stays zero
+    dense.square().sum().backward()
+    grad_dense = fusion.gates.grad.clone()
+    fusion.gates.grad = None
+    sparse.square().sum().backward()
+    torch.testing.assert_close(fusion.gates.grad, grad_dense, rtol=1e-4, atol=1e-5)
+    torch.testing.assert_close(sparse_x.grad, dense_x.grad, rtol=1e-5, atol=1e-5)
+    touched = ((fusion.dwt.W != 0).float() @ valid.float().T > 0).T      # (B, T)
+    assert touched[3].all() and not touched[5].any() and touched[0].sum() < touched[2].sum() < 32
+    # a coefficient left out is exactly zero in the dense transform: nothing is dropped
+    c = torch.matmul(fusion.dwt.W, x)
+    assert c.permute(0, 2, 1, 3)[~touched].abs().max() == 0
+
+
 def test_time_wavelet_is_two_sided_so_only_prefixes_may_be_trained():
     torch.manual_seed(0)
     fusion = TimeWaveletFusion(2, 4, 16, "db4", 2, [1.0, 1.0])

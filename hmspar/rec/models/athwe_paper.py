@@ -352,17 +352,38 @@ class TimeWaveletFusion(nn.Module):
         self.gates = nn.Parameter(torch.randn(n_modalities, n_modalities, nb, d, d) * 0.02)  # (target, source, band, in, out)
         self.weight = nn.Parameter(torch.tensor(residual_init, dtype=torch.float32))
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """(B, M, T, d) streams -> (B, M, T, d) residuals ``(fused - x) * weight``."""
+    def forward(self, x: torch.Tensor, valid: torch.Tensor | None = None) -> torch.Tensor:
+        """(B, M, T, d) streams -> (B, M, T, d) residuals ``(fused - x) * weight``.
+
+        ``valid`` (B, T), when given, says where ``x`` may be nonzero (it must be exactly zero elsewhere, as the
+        encoder's padding is). A coefficient whose filter touches no valid position is then exactly zero in every
+        stream, and so is its gated mix (``g * 0``): the gates are computed on the other coefficients only, which
+        gives the dense computation's values (to float rounding) at a fraction of its cost on short histories."""
         W = self.dwt.W                                                        # (T, T) orthogonal, c = W x
-        c = torch.einsum("qt,bmtd->bmqd", W, x)                              # (B, M, T, d) coefficients
-        parts = []
-        for b, rows in enumerate(self.slices):
-            cb = c[:, :, rows]                                               # (B, S, n_b, d)
-            g = torch.sigmoid(torch.einsum("bsnd,tsde->btsne", cb, self.gates[:, :, b]))  # (B, M, S, n_b, d)
-            parts.append((g * cb[:, None]).sum(2))                           # (B, M, n_b, d)
-        fused = torch.einsum("qt,bmqd->bmtd", W, torch.cat(parts, 2))        # inverse DWT: x = W^T c
+        c = torch.matmul(W, x)                                               # (B, M, T, d) coefficients
+        if valid is None:
+            parts = [self._mix(c[:, :, rows], b) for b, rows in enumerate(self.slices)]
+        else:
+            touched = (W != 0).to(x.dtype) @ valid.to(x.dtype).T > 0         # (T, B): coefficient q of row b
+            parts = [self._mix_sparse(c[:, :, rows], b, touched[rows].T) for b, rows in enumerate(self.slices)]
+        fused = torch.matmul(W.T, torch.cat(parts, 2))                       # inverse DWT: x = W^T c
         return (fused - x) * self.weight[None, :, None, None]
+
+    def _mix(self, cb: torch.Tensor, band: int) -> torch.Tensor:
+        """(B, S, n, d) coefficients of one band -> (B, M, n, d): each target's gated sum over the sources."""
+        g = torch.sigmoid(torch.einsum("bsnd,tsde->btsne", cb, self.gates[:, :, band]))  # (B, M, S, n, d)
+        return (g * cb[:, None]).sum(2)
+
+    def _mix_sparse(self, cb: torch.Tensor, band: int, touched: torch.Tensor) -> torch.Tensor:
+        """:meth:`_mix` on the (row, coefficient) pairs of ``touched`` (B, n) only; zero elsewhere."""
+        rows, coef = touched.nonzero(as_tuple=True)
+        picked = cb[rows, :, coef]                                           # (K, S, d)
+        g = torch.sigmoid(torch.einsum("ksd,tsde->ktse", picked, self.gates[:, :, band]))  # (K, M, S, d)
+        mixed = (g * picked[:, None]).sum(2)                                 # (K, M, d)
+        B, S, n, d = cb.shape
+        out = cb.new_zeros(B, n, len(self.weight), d)
+        out = out.index_put((rows, coef), mixed)                             # (B, n, M, d)
+        return out.transpose(1, 2)
 
 
 class ScalingMoE(nn.Module):
@@ -515,7 +536,7 @@ class ATHWEPaperNet(nn.Module):
         x = torch.stack([emb[m] for m in self.mods], 1) + pos                 # (B, M, T, d)
         x = x * valid[:, None, :, None]
         if self.fusion is not None:
-            x = (x + self.fusion(x)) * valid[:, None, :, None]
+            x = (x + self.fusion(x, valid)) * valid[:, None, :, None]
         temb = self.time_emb(self.time_ids(times, valid))                    # (B, T, d)
         routing = self.drop(F.relu(self.route(temb)))                        # (B, T, M d)
         M, d = len(self.mods), x.shape[-1]
