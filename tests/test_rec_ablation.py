@@ -100,7 +100,8 @@ def test_main_run_stands_for_the_full_model_only_when_it_matches(tmp_path):
 def test_ablated_models_must_be_in_the_main_run():
     with pytest.raises(HmsparError, match="'pixelrec' is not in rec.multimodal_models"):
         ablation_config({"rec": {"multimodal_models": ["athwe"], "ablation": {"models": ["athwe", "pixelrec"]}}})
-    assert ablation_config({"rec": {"multimodal_models": ["athwe"], "ablation": {"models": ["athwe"]}}}).models == ["athwe"]
+    cfg = ablation_config({"rec": {"multimodal_models": ["athwe"], "ablation": {"models": ["athwe"]}}})
+    assert cfg.models == ["athwe"]
 
 
 def _scores(section, data, items):
@@ -113,8 +114,9 @@ def test_rec_ablation_variant_really_drops_text(tmp_path):
     feats = tmp_path / "features"
     write_shop(feats / "tiny")
     params = tiny_params({"no_text": "text", "no_price": "price"})
-    main = recommend("tiny", "mtstrec", {"seeds": [0], "rec": {"protocol": PROTOCOL, "recommenders": {"mtstrec": MTST}}},
-                     features_root=feats, results_root=tmp_path / "main", timings_root=tmp_path / "main-timings")
+    run = {"seeds": [0], "rec": {"protocol": PROTOCOL, "recommenders": {"mtstrec": MTST}}}
+    main = recommend("tiny", "mtstrec", run, features_root=feats, results_root=tmp_path / "main",
+                     timings_root=tmp_path / "main-timings")
     out = rec_ablation("tiny", "mtstrec", params, features_root=feats, results_root=tmp_path / "abl",
                        timings_root=tmp_path / "timings", main_root=tmp_path / "main")
     plan = json.loads((out / "variants.json").read_text())

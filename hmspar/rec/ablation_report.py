@@ -3,8 +3,9 @@
 
 Per dataset, model and variant: test NDCG@10, HR@10, cold-item and new-item NDCG@10 (full ranking, mean over
 ``rec.ablation.seeds``), each with its difference to the model's full configuration at the same seeds (the
-main run's fits, or a refit when the ablation's seeds or settings differ), and a paired bootstrap over users (and seeds, when there are several) of the NDCG@10 difference
-(``rec.evaluate``'s bootstrap settings and cold-item threshold). Skipped variants are listed with their reason.
+main run's fits, or a refit when the ablation's seeds or settings differ), and a paired bootstrap over users
+(and seeds, when there are several) of the NDCG@10 difference (``rec.evaluate``'s bootstrap settings and
+cold-item threshold). Skipped variants are listed with their reason.
 
 Outputs: ``metrics/rec_ablation.json``, ``metrics/rec_ablation.md`` and ``plots_rec_ablation/rec_ablation.png``
 (a folder of its own: DVC outputs may not overlap, and ``plots_rec/`` is ``rec_evaluate``'s).

@@ -380,8 +380,8 @@ class TimeWaveletFusion(nn.Module):
         picked = cb[rows, :, coef]                                           # (K, S, d)
         g = torch.sigmoid(torch.einsum("ksd,tsde->ktse", picked, self.gates[:, :, band]))  # (K, M, S, d)
         mixed = (g * picked[:, None]).sum(2)                                 # (K, M, d)
-        B, S, n, d = cb.shape
-        out = cb.new_zeros(B, n, len(self.weight), d)
+        B, _, n, d = cb.shape
+        out = cb.new_zeros(B, n, self.gates.shape[0], d)
         out = out.index_put((rows, coef), mixed)                             # (B, n, M, d)
         return out.transpose(1, 2)
 
