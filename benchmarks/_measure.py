@@ -11,6 +11,16 @@ from pathlib import Path
 OUT = Path("benchmarks/out")
 
 
+def commit_of(source: Path) -> str | None:
+    """The commit checked out at ``source``, with ``+changes`` when its tracked files differ from it (None
+    outside git)."""
+    proc = subprocess.run(["git", "-C", str(source), "rev-parse", "--short", "HEAD"], capture_output=True, text=True)
+    if not proc.stdout.strip():
+        return None
+    dirty = subprocess.run(["git", "-C", str(source), "diff", "--quiet", "HEAD"]).returncode != 0
+    return proc.stdout.strip() + ("+changes" if dirty else "")
+
+
 def measure(cmd: list[str], env: dict | None = None) -> dict:
     """Wall seconds and peak RSS (MiB) of ``cmd``, run as a fresh child (so peaks do not accumulate)."""
     wrapper = [sys.executable, "-c",
@@ -38,6 +48,27 @@ def worker_result(proc: subprocess.Popen) -> dict:
     if proc.returncode != 0:
         raise RuntimeError(f"worker failed:\n{stderr[-3000:]}")
     return json.loads(stdout.strip().splitlines()[-1])
+
+
+def fit_hmspar(params: dict, run: str, overrides: dict, seed: int) -> tuple[dict, float]:
+    """HMSPAR on ``run`` as the train stage fits it (the run's section and the selection policy), with
+    ``overrides`` merged over its model section, at one seed, its outputs in a temporary folder: the run's
+    record and the wall seconds of the fit and prediction."""
+    import tempfile
+    import time
+
+    from hmspar import pipeline
+    from hmspar.pipeline.fit import hmspar_section, selection_config
+    from hmspar.runner import run_model
+
+    spec, entry = pipeline.hmspar_run(params, run)
+    section = pipeline.deep_merge(hmspar_section(params, entry), overrides)
+    with tempfile.TemporaryDirectory() as tmp:
+        start = time.perf_counter()
+        record = run_model("hmspar", section, "model", pipeline.FEATURES_ROOT / spec.dataset, run,
+                           {"dataset": spec.dataset, "task": spec.task, "group": spec.group},
+                           [seed], Path(tmp) / "out", None, progress=False, selection=selection_config(params))[0]
+        return record, time.perf_counter() - start
 
 
 def record_run(path: Path, meta: dict, run, columns: list[str]) -> dict:

@@ -14,11 +14,9 @@ from __future__ import annotations
 import argparse
 import statistics
 import sys
-import tempfile
-import time
 from pathlib import Path
 
-from benchmarks._measure import record_run
+from benchmarks._measure import fit_hmspar, record_run
 
 #: Image settings compared (``model.image`` keys merged over the run's own).
 CONFIGS: dict[str, dict] = {
@@ -35,24 +33,14 @@ OUT = Path("benchmarks/results/image_encoder.json")
 def _fit(run: str, image: dict, seeds: list[int]) -> list[dict]:
     from hmspar import pipeline
     from hmspar.params import load_params
-    from hmspar.pipeline.fit import hmspar_section, selection_config
-    from hmspar.runner import run_model
+    from hmspar.pipeline.fit import hmspar_section
 
     params = load_params()
-    spec, entry = pipeline.hmspar_run(params, run)
-    section = hmspar_section(params, entry)  # the train stage's section and selection policy
-    if "image" not in section["modalities"]:
+    if "image" not in hmspar_section(params, pipeline.hmspar_run(params, run)[1])["modalities"]:
         raise SystemExit(f"{run}: HMSPAR does not read the image on this run (model.modalities)")
-    section["image"] = pipeline.deep_merge(section.get("image") or {}, image)
     rows = []
     for seed in seeds:
-        with tempfile.TemporaryDirectory() as tmp:
-            start = time.perf_counter()
-            rec = run_model("hmspar", section, "model", pipeline.FEATURES_ROOT / spec.dataset, run,
-                            {"dataset": spec.dataset, "task": spec.task, "group": spec.group},
-                            [seed], Path(tmp) / "out", None, progress=False,
-                            selection=selection_config(params))[0]
-            wall = time.perf_counter() - start
+        rec, wall = fit_hmspar(params, run, {"image": image}, seed)
         rows.append({"seed": seed, "fit_s": rec["fit_seconds"], "wall_s": wall,
                      "val_auc": rec["val"]["roc_auc"], "test_auc": rec["test"]["roc_auc"]})
     return rows

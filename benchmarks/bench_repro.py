@@ -30,6 +30,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from benchmarks._measure import commit_of
+
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "benchmarks" / "results"
 #: Stage outputs a fresh clone does not have (left out of the copy).
@@ -82,15 +84,6 @@ def make_clone(dest: Path, params: Path) -> Path:
     return dest
 
 
-def commit_of_checkout() -> str:
-    """This checkout's commit, with ``+changes`` when tracked files differ from it."""
-    head = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True,
-                          check=True).stdout.strip()
-    dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=ROOT, capture_output=True,
-                           text=True, check=True).stdout.strip()
-    return head + ("+changes" if dirty else "")
-
-
 def bench(params: Path, keep: Path | None = None, targets: list[str] | None = None) -> dict:
     """Reproduce ``targets`` (every stage when empty) from cold and from warm in a temporary clone; return the
     record written to repro.json."""
@@ -115,7 +108,7 @@ def bench(params: Path, keep: Path | None = None, targets: list[str] | None = No
         rel = str(params.resolve().relative_to(ROOT))
     except ValueError:
         rel = str(params)
-    return {"params": rel, "targets": list(targets or []), "commit": commit_of_checkout(), "cpus": available_cpus(),
+    return {"params": rel, "targets": list(targets or []), "commit": commit_of(ROOT), "cpus": available_cpus(),
             "load_avg_before": load_before, "load_avg_after": load_after,
             "total_s": round(total, 2), "stage_wall_sum_s": round(sum(s["wall_s"] for s in stages), 2),
             "noop_s": round(noop, 2), "n_stages": len(stages), "stages": stages}

@@ -21,6 +21,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+from benchmarks._measure import commit_of
 from hmspar.io import write_json
 
 DEFAULT_MODELS = ["athwe_paper:40", "mtstrec_paper:40"]
@@ -52,16 +53,6 @@ import hmspar
 print(json.dumps({"fit_s": round(t1 - t0, 2), "s_per_step": round((marks[steps] - marks[warm]) / (steps - warm), 4),
                   "hmspar": str(Path(hmspar.__file__).parent.parent)}))
 """
-
-
-def commit_of(source: Path) -> str | None:
-    """The commit checked out at ``source``, with ``+changes`` when its tracked files differ from it (None
-    outside git)."""
-    proc = subprocess.run(["git", "-C", str(source), "rev-parse", "--short", "HEAD"], capture_output=True, text=True)
-    if not proc.stdout.strip():
-        return None
-    dirty = subprocess.run(["git", "-C", str(source), "diff", "--quiet", "HEAD"]).returncode != 0
-    return proc.stdout.strip() + ("+changes" if dirty else "")
 
 
 def fit(dataset: str, model: str, steps: int, source: Path) -> dict:

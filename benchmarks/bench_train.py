@@ -12,11 +12,9 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-import tempfile
-import time
 from pathlib import Path
 
-from benchmarks._measure import save, table
+from benchmarks._measure import fit_hmspar, save, table
 from hmspar.params import load_params
 
 SLOWER = {"image": {"width": 64, "blocks": 2}}
@@ -37,24 +35,11 @@ def summarise(results: Path = Path("results/hmspar"), live: Path = Path("dvclive
 
 
 def compare(runs: list[str]) -> list[dict]:
-    from hmspar import pipeline
-    from hmspar.pipeline.fit import hmspar_section, selection_config
-    from hmspar.runner import run_model
-
     params = load_params()
     rows = []
     for run in runs:
-        spec, entry = pipeline.hmspar_run(params, run)
-        base = hmspar_section(params, entry)  # the train stage's section and selection policy
-        for label, section in (("default", base), ("slower: ResNet-18 at width 64", pipeline.deep_merge(base, SLOWER))):
-            with tempfile.TemporaryDirectory() as tmp:
-                start = time.perf_counter()
-                records = run_model("hmspar", section, "model", pipeline.FEATURES_ROOT / spec.dataset, run,
-                                    {"dataset": spec.dataset, "task": spec.task, "group": spec.group},
-                                    [params["seeds"][0]], Path(tmp) / "out", None, progress=False,
-                                    selection=selection_config(params))
-                seconds = time.perf_counter() - start
-            rec = records[0]
+        for label, overrides in (("default", {}), ("slower: ResNet-18 at width 64", SLOWER)):
+            rec, seconds = fit_hmspar(params, run, overrides, params["seeds"][0])
             rows.append({"run": run, "config": label, "fit_s": seconds,
                          "val_auc": rec["val"]["roc_auc"], "test_auc": rec["test"]["roc_auc"]})
             print(rows[-1], flush=True)

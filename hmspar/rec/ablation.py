@@ -187,7 +187,4 @@ def copy_main_run(main_dir: Path, dest: Path, seeds: list[int]) -> None:
     for s in seeds:
         shutil.copytree(Path(main_dir) / f"seed_{s}", dest / f"seed_{s}")
     meta = json.loads((Path(main_dir) / "meta.json").read_text())
-    meta["seeds"] = list(seeds)
-    with open(dest / "meta.json", "w") as fh:
-        json.dump(meta, fh, indent=2, sort_keys=True)
-        fh.write("\n")
+    write_json(dest / "meta.json", {**meta, "seeds": list(seeds)})

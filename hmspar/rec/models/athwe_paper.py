@@ -377,9 +377,7 @@ class TimeWaveletFusion(nn.Module):
     def _mix_sparse(self, cb: torch.Tensor, band: int, touched: torch.Tensor) -> torch.Tensor:
         """:meth:`_mix` on the (row, coefficient) pairs of ``touched`` (B, n) only; zero elsewhere."""
         rows, coef = touched.nonzero(as_tuple=True)
-        picked = cb[rows, :, coef]                                           # (K, S, d)
-        g = torch.sigmoid(torch.einsum("ksd,tsde->ktse", picked, self.gates[:, :, band]))  # (K, M, S, d)
-        mixed = (g * picked[:, None]).sum(2)                                 # (K, M, d)
+        mixed = self._mix(cb[rows, :, coef].unsqueeze(2), band)[:, :, 0]     # (K, S, 1, d) -> (K, M, d)
         B, _, n, d = cb.shape
         out = cb.new_zeros(B, n, self.gates.shape[0], d)
         out = out.index_put((rows, coef), mixed)                             # (B, n, M, d)
