@@ -1,6 +1,6 @@
 """DVC stage `evaluate`: leaderboard, significance, headline metrics, plots and the results table.
 
-Reads ``params.yaml: evaluate`` and every run output under ``results/``; see :func:`hmspar.pipeline.evaluate`.
+Reads ``params.yaml: evaluate`` and every run output under ``results/{hmspar,ablation,baselines}``; see :func:`hmspar.pipeline.evaluate`.
 """
 
 from hmspar import cli

@@ -23,6 +23,9 @@ RAW_ROOT = Path("data/raw")
 FEATURES_ROOT = Path("data/features")
 GAF_EXAMPLES_ROOT = Path("data/gaf_examples")  # <dataset>.npz: the GAF figure's entities, picked by convert
 RESULTS_ROOT = Path("results")
+#: The subfolders of ``results/`` the evaluate stage reads (HMSPAR, its modality ablation, the baselines); its
+#: DVC dependencies in pipeline.yaml name exactly these, so it neither reads nor waits for the rec track.
+CLASSIFICATION_RESULTS = ("hmspar", "ablation", "baselines")
 LIVE_ROOT = Path("dvclive")
 TIMINGS_ROOT = Path("timings")  # fit/predict seconds: declared `cache: false` (host facts, not results)
 

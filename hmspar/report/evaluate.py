@@ -12,7 +12,7 @@ import contextlib
 import dataclasses
 import datetime as _dt
 import os
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -44,6 +44,7 @@ def evaluate(
     plots_dir: str | os.PathLike,
     date: str | None = None,
     live_root: str | os.PathLike = "dvclive",
+    result_folders: Sequence[str] | None = None,
 ) -> dict[str, Path]:
     """Run the whole evaluate stage.
 
@@ -72,6 +73,9 @@ def evaluate(
         Date printed under the table (default: today in UTC, or ``$SOURCE_DATE_EPOCH``).
     live_root : path
         DVCLive folder of the train stage; its per-epoch curves go to ``plots/curves/<run>.json``.
+    result_folders : sequence of str, optional
+        Search only these subfolders of ``results_dir`` (the stage passes
+        :data:`hmspar.pipeline.CLASSIFICATION_RESULTS`, the folders its DVC dependencies name).
 
     Returns
     -------
@@ -87,7 +91,7 @@ def evaluate(
         digest_source = dataclasses.asdict(cfg)
     metrics_dir, plots_dir = Path(out_metrics_dir), Path(plots_dir)
 
-    results = discover_results(results_dir)
+    results = discover_results(results_dir, result_folders)
     leaderboard = build_leaderboard(results)
     significance = bootstrap.significance(results, leaderboard, cfg)
     modality_info = modalities.modality_table(results, leaderboard, cfg)

@@ -18,7 +18,7 @@ import hashlib
 import json
 import math
 import os
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -211,8 +211,12 @@ def _load_seed_result(metrics_path: Path) -> SeedResult:
                       selection=(meta.get("selection") or {}).get("regime"))
 
 
-def discover_results(results_dir: str | os.PathLike) -> list[SeedResult]:
+def discover_results(results_dir: str | os.PathLike, folders: Sequence[str] | None = None) -> list[SeedResult]:
     """Load every ``metrics.json`` (and its ``predictions.csv``) found at any depth under ``results_dir``.
+
+    ``folders``, when given, limits the search to those subfolders of ``results_dir`` (a missing one is
+    skipped): the evaluate stage reads ``hmspar``, ``ablation`` and ``baselines`` only, the folders its DVC
+    dependencies name, so that the recommendation track's results are neither read nor waited for.
 
     Returns
     -------
@@ -228,10 +232,13 @@ def discover_results(results_dir: str | os.PathLike) -> list[SeedResult]:
     results_dir = Path(results_dir)
     if not results_dir.is_dir():
         raise HmsparError(f"{results_dir}: results directory not found (run the train and baseline stages first)")
-    paths = sorted(p for p in results_dir.rglob("metrics.json")  # skip hidden (e.g. half-written temp) folders
+    roots = [results_dir] if folders is None else [results_dir / f for f in folders]
+    paths = sorted(p for root in roots if root.is_dir() for p in root.rglob("metrics.json")
+                   # skip hidden (e.g. half-written temp) folders
                    if not any(part.startswith(".") for part in p.relative_to(results_dir).parts))
     if not paths:
-        raise HmsparError(f"{results_dir}: no metrics.json found (run the train and baseline stages first)")
+        where = results_dir if folders is None else ", ".join(str(r) for r in roots)
+        raise HmsparError(f"{where}: no metrics.json found (run the train and baseline stages first)")
     results = [_load_seed_result(p) for p in paths]
     seen: dict[tuple[str, str, int], Path] = {}
     for r in results:
