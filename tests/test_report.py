@@ -357,6 +357,29 @@ def test_mismatched_test_sets_are_rejected(tmp_path):
         leaderboard.discover_results(results)
 
 
+def test_evaluate_reads_only_the_classification_result_folders(tmp_path):
+    """The stage reads results/{hmspar,ablation,baselines} (CLASSIFICATION_RESULTS), the folders its DVC
+    dependencies name: a run folder elsewhere under results/ (the rec track's) is neither read nor required."""
+    import yaml
+
+    from hmspar.pipeline import CLASSIFICATION_RESULTS
+
+    results, _ = _build_tree(tmp_path, with_ablation=True)
+    everything = leaderboard.discover_results(results)
+    stray = results / "rec" / "shop" / "pop" / "seed0"
+    stray.mkdir(parents=True)
+    (stray / "metrics.json").write_text("{not json")  # would fail to load if it were read
+    with pytest.raises(HmsparError, match="rec/shop/pop/seed0/metrics.json"):
+        leaderboard.discover_results(results)
+    picked = leaderboard.discover_results(results, CLASSIFICATION_RESULTS)
+    assert [(r.run, r.model, r.seed) for r in picked] == [(r.run, r.model, r.seed) for r in everything]
+    assert {r.model for r in picked} >= {"hmspar", "lgbm", "hmspar[series+text]"}
+    with pytest.raises(HmsparError, match="no metrics.json found"):
+        leaderboard.discover_results(results, ("rec_global",))
+    deps = yaml.safe_load((ROOT / "pipeline.yaml").read_text())["stages"]["evaluate"]["deps"]
+    assert sorted(d for d in deps if d.startswith("results")) == sorted(f"results/{f}" for f in CLASSIFICATION_RESULTS)
+
+
 def test_stage_exits_2_with_error_message(tmp_path):
     (tmp_path / "params.yaml").write_text("evaluate:\n  bootstrap_samples: 10\n")
     env = dict(os.environ, PYTHONPATH=str(ROOT))
