@@ -102,6 +102,7 @@ COMMANDS: dict[str, tuple[str, object]] = {
     "dvc exp run -S rec.recommenders.sasrec.train.request_time=true": ("exp-run", None),
     "dvc exp run -S rec.recommenders.sasrec.train.lr=0.002": ("exp-run", None),
     "dvc repro rec_evaluate": ("repro", None),
+    "dvc repro evaluate": ("repro", None),
     "dvc exp run -S rec.ablation.seeds=[0,1,2]": ("exp-run", None),
     # Reproduce and experiment
     "dvc exp run -S train.lr=0.001": ("exp-run", None),
