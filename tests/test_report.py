@@ -358,8 +358,8 @@ def test_mismatched_test_sets_are_rejected(tmp_path):
 
 
 def test_evaluate_reads_only_the_classification_result_folders(tmp_path):
-    """The stage reads results/{hmspar,ablation,baselines} (CLASSIFICATION_RESULTS), the folders its DVC
-    dependencies name: a run folder elsewhere under results/ (the rec track's) is neither read nor required."""
+    """The stage reads results/{hmspar,ablation,baselines} (CLASSIFICATION_RESULTS) only: a run folder
+    elsewhere under results/ (the rec track's) is not read."""
     import yaml
 
     from hmspar.pipeline import CLASSIFICATION_RESULTS
@@ -377,7 +377,7 @@ def test_evaluate_reads_only_the_classification_result_folders(tmp_path):
     with pytest.raises(HmsparError, match="no metrics.json found"):
         leaderboard.discover_results(results, ("rec_global",))
     deps = yaml.safe_load((ROOT / "pipeline.yaml").read_text())["stages"]["evaluate"]["deps"]
-    assert sorted(d for d in deps if d.startswith("results")) == sorted(f"results/{f}" for f in CLASSIFICATION_RESULTS)
+    assert "results" in deps  # covers every folder it reads (a folder per name would fail without ablation runs)
 
 
 def test_stage_exits_2_with_error_message(tmp_path):

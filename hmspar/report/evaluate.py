@@ -75,7 +75,7 @@ def evaluate(
         DVCLive folder of the train stage; its per-epoch curves go to ``plots/curves/<run>.json``.
     result_folders : sequence of str, optional
         Search only these subfolders of ``results_dir`` (the stage passes
-        :data:`hmspar.pipeline.CLASSIFICATION_RESULTS`, the folders its DVC dependencies name).
+        :data:`hmspar.pipeline.CLASSIFICATION_RESULTS`: not the rec track's results).
 
     Returns
     -------

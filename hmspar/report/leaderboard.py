@@ -215,8 +215,8 @@ def discover_results(results_dir: str | os.PathLike, folders: Sequence[str] | No
     """Load every ``metrics.json`` (and its ``predictions.csv``) found at any depth under ``results_dir``.
 
     ``folders``, when given, limits the search to those subfolders of ``results_dir`` (a missing one is
-    skipped): the evaluate stage reads ``hmspar``, ``ablation`` and ``baselines`` only, the folders its DVC
-    dependencies name, so that the recommendation track's results are neither read nor waited for.
+    skipped): the evaluate stage reads ``hmspar``, ``ablation`` and ``baselines`` only, not the recommendation
+    track's results.
 
     Returns
     -------
