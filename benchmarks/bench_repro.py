@@ -11,8 +11,10 @@ only), runs ``dvc repro``, then a second, no-op ``dvc repro``, and writes
 * ``benchmarks/results/repro.png``: a bar chart of the slowest 15 stages (wall and CPU seconds).
 
 The default profile takes hours on two cores: try it first with ``--params tests/params_tiny.yaml`` (about a
-minute). ``--target evaluate`` reproduces the classification track alone (the stages ``evaluate`` depends on, and
-it), ``--target rec_evaluate`` the recommendation track; the no-op run repeats the same targets.
+minute). ``--target evaluate`` reproduces the stages ``evaluate`` depends on, and it: the classification track, and the
+recommendation stages too, since ``evaluate`` depends on the whole ``results/`` folder (it reads only
+``results/{hmspar,ablation,baselines}``); ``--target rec_evaluate`` the recommendation track alone; the no-op run
+repeats the same targets.
 ``--compare OLD.json`` prints the slowest stages before (OLD) and after (this run).
 Timings are host facts: quote them with the machine's load (the record keeps the load averages).
 """
